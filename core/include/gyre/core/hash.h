@@ -1,0 +1,161 @@
+// Key hashing and an open-addressing hash map for keyed state.
+//
+// gyre hashes keys with KeyHash<K>: integers and enums through a 64-bit mixer (std::hash of an
+// integer is the identity, which partitions badly), strings and anything with std::hash through
+// std::hash and the mixer, pairs and tuples by combining. Specialise gyre::KeyHash for your type,
+// or give it std::hash. Partitioning uses the high bits of the hash, tables the low bits.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace gyre {
+
+inline constexpr std::uint64_t mix64(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+template <class K, class = void>
+struct KeyHash;
+
+template <class K>
+struct KeyHash<K, std::enable_if_t<std::is_integral_v<K> || std::is_enum_v<K>>> {
+  std::uint64_t operator()(K k) const { return mix64(static_cast<std::uint64_t>(k)); }
+};
+
+template <class K>
+struct KeyHash<K, std::enable_if_t<!std::is_integral_v<K> && !std::is_enum_v<K> &&
+                                   std::is_default_constructible_v<std::hash<K>>>> {
+  std::uint64_t operator()(const K& k) const {
+    return mix64(static_cast<std::uint64_t>(std::hash<K>{}(k)));
+  }
+};
+
+template <class A, class B>
+struct KeyHash<std::pair<A, B>> {
+  std::uint64_t operator()(const std::pair<A, B>& p) const {
+    return mix64(KeyHash<A>{}(p.first) * 31 + KeyHash<B>{}(p.second));
+  }
+};
+
+template <class... Ts>
+struct KeyHash<std::tuple<Ts...>> {
+  std::uint64_t operator()(const std::tuple<Ts...>& t) const {
+    std::uint64_t h = 0x9e3779b97f4a7c15ULL;
+    std::apply([&](const auto&... xs) { ((h = mix64(h * 31 + KeyHash<std::decay_t<decltype(xs)>>{}(xs))), ...); }, t);
+    return h;
+  }
+};
+
+// A type usable as a key: equality comparable, copyable and hashable by KeyHash.
+template <class K>
+concept Key = std::equality_comparable<K> && std::copy_constructible<K> &&
+              requires(const K& k) {
+                { KeyHash<K>{}(k) } -> std::convertible_to<std::uint64_t>;
+              };
+
+template <Key K>
+std::uint64_t hash_key(const K& k) {
+  return KeyHash<K>{}(k);
+}
+
+// 128-bit unsigned (a GCC/Clang extension; __extension__ keeps -Wpedantic quiet).
+__extension__ typedef unsigned __int128 Uint128;  // NOLINT(modernize-use-using)
+
+// Destination partition of a hash in [0, n): uses the high bits (tables use the low ones).
+inline std::size_t hash_partition(std::uint64_t h, std::size_t n) {
+  return static_cast<std::size_t>((static_cast<Uint128>(h) * n) >> 64);
+}
+
+namespace detail {
+
+// Open-addressing (linear probing) map from K to V, one slot array, grows at load 1/2.
+// Not thread-safe; one per partition.
+template <class K, class V>
+class FlatMap {
+ public:
+  FlatMap() { rehash(16); }
+
+  std::size_t size() const { return size_; }
+
+  // Returns the value for `k`, constructing it with make() if absent; `inserted` tells which.
+  template <class Make>
+  V& find_or_insert(const K& k, std::uint64_t h, Make&& make, bool& inserted) {
+    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
+    std::size_t i = static_cast<std::size_t>(h) & mask_;
+    while (true) {
+      auto& s = slots_[i];
+      if (!s) {
+        s.emplace(k, make());
+        ++size_;
+        inserted = true;
+        return s->second;
+      }
+      if (s->first == k) {
+        inserted = false;
+        return s->second;
+      }
+      i = (i + 1) & mask_;
+    }
+  }
+
+  const V* find(const K& k, std::uint64_t h) const {
+    std::size_t i = static_cast<std::size_t>(h) & mask_;
+    while (true) {
+      const auto& s = slots_[i];
+      if (!s) return nullptr;
+      if (s->first == k) return &s->second;
+      i = (i + 1) & mask_;
+    }
+  }
+  V* find(const K& k, std::uint64_t h) {
+    return const_cast<V*>(static_cast<const FlatMap&>(*this).find(k, h));
+  }
+
+  template <class F>
+  void for_each(F&& f) {
+    for (auto& s : slots_)
+      if (s) f(s->first, s->second);
+  }
+
+  void clear() {
+    slots_.clear();
+    size_ = 0;
+    rehash(16);
+  }
+
+ private:
+  void rehash(std::size_t cap) {
+    std::vector<std::optional<std::pair<K, V>>> old;
+    old.swap(slots_);
+    slots_.resize(cap);
+    mask_ = cap - 1;
+    for (auto& s : old) {
+      if (!s) continue;
+      std::size_t i = static_cast<std::size_t>(hash_key(s->first)) & mask_;
+      while (slots_[i]) i = (i + 1) & mask_;
+      slots_[i].emplace(std::move(*s));
+    }
+  }
+
+  std::vector<std::optional<std::pair<K, V>>> slots_;
+  std::size_t size_ = 0;
+  std::size_t mask_ = 0;
+};
+
+}  // namespace detail
+}  // namespace gyre

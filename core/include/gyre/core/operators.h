@@ -1,0 +1,613 @@
+// Typed operator implementations (gyre::detail). Each processes a whole batch per call, with the
+// user function inlined into the loop; an exception from a user function is rethrown as an
+// OperatorError carrying the operator's name.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gyre/core/concepts.h"
+#include "gyre/core/error.h"
+#include "gyre/core/hash.h"
+#include "gyre/core/plan.h"
+#include "gyre/core/writers.h"
+
+namespace gyre::detail {
+
+template <class T>
+inline constexpr bool kTrivialRecord =
+    std::is_trivially_default_constructible_v<T> && std::is_trivially_copyable_v<T>;
+
+// Buffers output records and pushes them downstream a batch at a time.
+template <class Out>
+class OutBuffer {
+ public:
+  OutBuffer(Input<Out>* out, std::size_t batch_bytes)
+      : out_(out), limit_(records_per_batch<Out>(batch_bytes)) {}
+  template <class V>
+  void add(V&& v, std::uint64_t& counter) {
+    buf_.push_back(std::forward<V>(v));
+    ++counter;
+    if (buf_.size() >= limit_) flush();
+  }
+  void flush() {
+    if (!buf_.empty()) {
+      out_->push(std::span<const Out>(buf_));
+      buf_.clear();
+    }
+  }
+  Emit<Out> emitter() { return Emit<Out>(&buf_, out_, limit_); }
+  Input<Out>* out() const { return out_; }
+
+ private:
+  Input<Out>* out_;
+  std::size_t limit_;
+  std::vector<Out> buf_;
+};
+
+template <class In>
+class OneInputOp : public NodeRuntime, public Input<In> {
+ public:
+  explicit OneInputOp(const OpContext& ctx) : name_(ctx.name) {}
+  PortBase* port(int /*i*/) override { return static_cast<Input<In>*>(this); }
+
+ protected:
+  std::string name_;
+};
+
+template <class In, class Out, class F>
+class MapOp final : public OneInputOp<In> {
+ public:
+  MapOp(const OpContext& ctx, F f, Input<Out>* out) : OneInputOp<In>(ctx), f_(std::move(f)), out_(out) {}
+  void push(std::span<const In> in) override {
+    this->records_in += in.size();
+    try {
+      if constexpr (kTrivialRecord<Out>) {
+        buf_.resize(in.size());
+        Out* o = buf_.data();
+        for (std::size_t i = 0; i < in.size(); ++i) o[i] = f_(in[i]);
+      } else {
+        buf_.clear();
+        for (const In& x : in) buf_.push_back(f_(x));
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += buf_.size();
+    out_->push(std::span<const Out>(buf_));
+  }
+  void end() override { out_->end(); }
+
+ private:
+  F f_;
+  Input<Out>* out_;
+  std::vector<Out> buf_;
+};
+
+template <class T, class F>
+class FilterOp final : public OneInputOp<T> {
+ public:
+  FilterOp(const OpContext& ctx, F f, Input<T>* out) : OneInputOp<T>(ctx), f_(std::move(f)), out_(out) {}
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    std::size_t k = 0;
+    try {
+      if constexpr (kTrivialRecord<T>) {
+        // Branch-free compaction: write every record, advance only past kept ones.
+        buf_.resize(in.size());
+        T* o = buf_.data();
+        for (std::size_t i = 0; i < in.size(); ++i) {
+          o[k] = in[i];
+          k += f_(in[i]) ? 1 : 0;
+        }
+      } else {
+        buf_.clear();
+        for (const T& x : in)
+          if (f_(x)) buf_.push_back(x);
+        k = buf_.size();
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += k;
+    if (k > 0) out_->push(std::span<const T>(buf_.data(), k));
+  }
+  void end() override { out_->end(); }
+
+ private:
+  F f_;
+  Input<T>* out_;
+  std::vector<T> buf_;
+};
+
+template <class In, class Out, class F>
+class FlatMapOp final : public OneInputOp<In> {
+ public:
+  FlatMapOp(const OpContext& ctx, F f, Input<Out>* out)
+      : OneInputOp<In>(ctx), f_(std::move(f)), out_(out, ctx.batch_bytes) {}
+  void push(std::span<const In> in) override {
+    this->records_in += in.size();
+    Emit<Out> emit = out_.emitter();
+    try {
+      for (const In& x : in) f_(x, emit);
+      emit.flush();
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += emit.emitted();
+  }
+  void end() override { out_.out()->end(); }
+
+ private:
+  F f_;
+  OutBuffer<Out> out_;
+};
+
+// Identity (union, explicit repartitioning points).
+template <class T>
+class PassOp final : public OneInputOp<T> {
+ public:
+  PassOp(const OpContext& ctx, Input<T>* out) : OneInputOp<T>(ctx), out_(out) {}
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    this->records_out += in.size();
+    out_->push(in);
+  }
+  void end() override { out_->end(); }
+
+ private:
+  Input<T>* out_;
+};
+
+// Keyed fold: reduce and aggregate. State: one V per key in an open-addressing table.
+// Bounded input: one result per key at end of input. Unbounded input: after each batch, the
+// new value of every key that batch touched (an upsert changelog).
+template <class T, class KF, class V, class Out, class First, class Update, class Result>
+class KeyedFoldOp final : public OneInputOp<T> {
+  using K = KeyOf<KF, T>;
+  struct Entry {
+    V value;
+    std::uint64_t epoch;
+  };
+
+ public:
+  KeyedFoldOp(const OpContext& ctx, bool bounded, KF key, First first, Update update,
+              Result result, Input<Out>* out)
+      : OneInputOp<T>(ctx),
+        bounded_(bounded),
+        key_(std::move(key)),
+        first_(std::move(first)),
+        update_(std::move(update)),
+        result_(std::move(result)),
+        out_(out, ctx.batch_bytes) {}
+
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    try {
+      for (const T& x : in) {
+        const K k = key_(x);
+        bool inserted = false;
+        Entry& e = map_.find_or_insert(k, hash_key(k), [&] { return Entry{first_(x), 0}; },
+                                       inserted);
+        if (!inserted) update_(e.value, x);
+        if (!bounded_ && e.epoch != epoch_) {
+          e.epoch = epoch_;
+          touched_.push_back(k);
+        }
+      }
+      if (!bounded_) {
+        for (const K& k : touched_) {
+          const Entry* e = map_.find(k, hash_key(k));
+          out_.add(result_(k, e->value), this->records_out);
+        }
+        touched_.clear();
+        ++epoch_;
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    if (!bounded_) out_.flush();
+  }
+
+  void end() override {
+    if (bounded_) {
+      try {
+        map_.for_each([&](const K& k, Entry& e) { out_.add(result_(k, e.value), this->records_out); });
+        out_.flush();
+      } catch (...) {
+        rethrow_in_operator(this->name_);
+      }
+      map_.clear();
+    }
+    out_.out()->end();
+  }
+
+ private:
+  bool bounded_;
+  KF key_;
+  First first_;
+  Update update_;
+  Result result_;
+  OutBuffer<Out> out_;
+  FlatMap<K, Entry> map_;
+  std::vector<K> touched_;
+  std::uint64_t epoch_ = 1;
+};
+
+// A port that forwards to a member function of a two-input operator.
+template <class T, class Owner, void (Owner::*Push)(std::span<const T>), void (Owner::*End)()>
+class MemberPort final : public Input<T> {
+ public:
+  explicit MemberPort(Owner* o) : o_(o) {}
+  void push(std::span<const T> in) override { (o_->*Push)(in); }
+  void end() override { (o_->*End)(); }
+
+ private:
+  Owner* o_;
+};
+
+// Hash join: input 1 (right) is the build side, input 0 (left) probes. Probe batches that arrive
+// before the build side ended are held, so neither input is ever refused (no deadlock when both
+// sides come from one source).
+template <class L, class R, class LK, class RK, class F>
+class HashJoinOp final : public NodeRuntime {
+  using K = KeyOf<LK, L>;
+  using Out = std::remove_cvref_t<std::invoke_result_t<F&, const L&, const R&>>;
+  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+
+ public:
+  HashJoinOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
+      : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
+        out_(out, ctx.batch_bytes), probe_port_(this), build_port_(this) {}
+
+  PortBase* port(int i) override {
+    return i == 0 ? static_cast<PortBase*>(&probe_port_) : static_cast<PortBase*>(&build_port_);
+  }
+
+  void probe(std::span<const L> in) {
+    records_in += in.size();
+    if (!build_done_) {
+      pending_.insert(pending_.end(), in.begin(), in.end());
+      return;
+    }
+    do_probe(in);
+  }
+  void probe_end() {
+    probe_done_ = true;
+    maybe_end();
+  }
+  void build(std::span<const R> in) {
+    records_in += in.size();
+    try {
+      for (const R& r : in) {
+        GYRE_CHECK(rows_.size() < kNone, "join build side exceeds 4G records in one partition");
+        const auto idx = static_cast<std::uint32_t>(rows_.size());
+        rows_.push_back(r);
+        next_.push_back(kNone);
+        const K k = rk_(r);
+        bool inserted = false;
+        std::uint32_t& head = index_.find_or_insert(k, hash_key(k), [&] { return idx; }, inserted);
+        if (!inserted) {
+          next_[idx] = head;
+          head = idx;
+        }
+      }
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+  }
+  void build_end() {
+    build_done_ = true;
+    if (!pending_.empty()) {
+      do_probe(std::span<const L>(pending_));
+      std::vector<L>().swap(pending_);
+    }
+    maybe_end();
+  }
+
+ private:
+  void do_probe(std::span<const L> in) {
+    try {
+      for (const L& l : in) {
+        const K k = lk_(l);
+        const std::uint32_t* head = index_.find(k, hash_key(k));
+        if (head == nullptr) continue;
+        for (std::uint32_t i = *head; i != kNone; i = next_[i]) out_.add(f_(l, rows_[i]), records_out);
+      }
+      out_.flush();
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+  }
+  void maybe_end() {
+    if (probe_done_ && build_done_ && !ended_) {
+      ended_ = true;
+      out_.out()->end();
+    }
+  }
+
+  std::string name_;
+  LK lk_;
+  RK rk_;
+  F f_;
+  OutBuffer<Out> out_;
+  MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_end> probe_port_;
+  MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_end> build_port_;
+  std::vector<R> rows_;
+  std::vector<std::uint32_t> next_;
+  FlatMap<K, std::uint32_t> index_;
+  std::vector<L> pending_;
+  bool build_done_ = false;
+  bool probe_done_ = false;
+  bool ended_ = false;
+};
+
+// co_group: collects both inputs by key; when both ended, calls f once per key.
+template <class L, class R, class LK, class RK, class Out, class F>
+class CoGroupOp final : public NodeRuntime {
+  using K = KeyOf<LK, L>;
+  struct Group {
+    std::vector<L> left;
+    std::vector<R> right;
+  };
+
+ public:
+  CoGroupOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
+      : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
+        out_(out, ctx.batch_bytes), left_port_(this), right_port_(this) {}
+
+  PortBase* port(int i) override {
+    return i == 0 ? static_cast<PortBase*>(&left_port_) : static_cast<PortBase*>(&right_port_);
+  }
+  void left(std::span<const L> in) {
+    records_in += in.size();
+    try {
+      for (const L& l : in) group(lk_(l)).left.push_back(l);
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+  }
+  void right(std::span<const R> in) {
+    records_in += in.size();
+    try {
+      for (const R& r : in) group(rk_(r)).right.push_back(r);
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+  }
+  void input_end() {
+    if (++ended_ < 2) return;
+    Emit<Out> emit = out_.emitter();
+    try {
+      groups_.for_each([&](const K& k, Group& g) {
+        f_(k, std::span<const L>(g.left), std::span<const R>(g.right), emit);
+      });
+      emit.flush();
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+    records_out += emit.emitted();
+    groups_.clear();
+    out_.out()->end();
+  }
+
+ private:
+  Group& group(const K& k) {
+    bool inserted = false;
+    return groups_.find_or_insert(k, hash_key(k), [] { return Group{}; }, inserted);
+  }
+  std::string name_;
+  LK lk_;
+  RK rk_;
+  F f_;
+  OutBuffer<Out> out_;
+  MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_end> left_port_;
+  MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_end> right_port_;
+  FlatMap<K, Group> groups_;
+  int ended_ = 0;
+};
+
+// ---- sources ----
+
+template <class T>
+class SourceOp : public NodeRuntime, public SourceBase {
+ public:
+  SourceOp(const OpContext& ctx, Input<T>* out)
+      : name_(ctx.name), out_(out), cap_(records_per_batch<T>(ctx.batch_bytes)) {}
+  PortBase* port(int /*i*/) override { return nullptr; }
+  SourceBase* source() override { return this; }
+
+ protected:
+  void emit(std::span<const T> batch) {
+    records_out += batch.size();
+    out_->push(batch);
+  }
+  std::string name_;
+  Input<T>* out_;
+  std::size_t cap_;
+};
+
+// Splits [0, n) evenly: partition p of parallelism k gets [n*p/k, n*(p+1)/k).
+inline std::pair<std::uint64_t, std::uint64_t> split_range(std::uint64_t n, int p, int k) {
+  const auto lo = static_cast<std::uint64_t>((static_cast<Uint128>(n) * static_cast<unsigned>(p)) / static_cast<unsigned>(k));
+  const auto hi = static_cast<std::uint64_t>((static_cast<Uint128>(n) * static_cast<unsigned>(p + 1)) / static_cast<unsigned>(k));
+  return {lo, hi};
+}
+
+// Emits slices of a shared vector directly (no copy).
+template <class T>
+class CollectionSource final : public SourceOp<T> {
+ public:
+  CollectionSource(const OpContext& ctx, std::shared_ptr<const std::vector<T>> data, Input<T>* out)
+      : SourceOp<T>(ctx, out), data_(std::move(data)) {
+    std::tie(pos_, end_) = split_range(data_->size(), ctx.partition, ctx.parallelism);
+  }
+  SourceStatus produce(std::size_t max_batches) override {
+    for (std::size_t b = 0; b < max_batches && pos_ < end_; ++b) {
+      const std::size_t n = std::min<std::size_t>(this->cap_, end_ - pos_);
+      this->emit(std::span<const T>(data_->data() + pos_, n));
+      pos_ += n;
+    }
+    if (pos_ < end_) return SourceStatus::kMore;
+    this->out_->end();
+    return SourceStatus::kDone;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<T>> data_;
+  std::uint64_t pos_ = 0;
+  std::uint64_t end_ = 0;
+};
+
+// Calls fn(i) for i in this partition's share of [0, count).
+template <class T, class F>
+class GeneratorSource final : public SourceOp<T> {
+ public:
+  GeneratorSource(const OpContext& ctx, std::uint64_t count, F f, Input<T>* out)
+      : SourceOp<T>(ctx, out), f_(std::move(f)) {
+    std::tie(pos_, end_) = split_range(count, ctx.partition, ctx.parallelism);
+  }
+  SourceStatus produce(std::size_t max_batches) override {
+    for (std::size_t b = 0; b < max_batches && pos_ < end_; ++b) {
+      const std::size_t n = std::min<std::size_t>(this->cap_, end_ - pos_);
+      try {
+        if constexpr (kTrivialRecord<T>) {
+          buf_.resize(n);
+          for (std::size_t i = 0; i < n; ++i) buf_[i] = f_(pos_ + i);
+        } else {
+          buf_.clear();
+          for (std::size_t i = 0; i < n; ++i) buf_.push_back(f_(pos_ + i));
+        }
+      } catch (...) {
+        rethrow_in_operator(this->name_);
+      }
+      pos_ += n;
+      this->emit(std::span<const T>(buf_));
+    }
+    if (pos_ < end_) return SourceStatus::kMore;
+    this->out_->end();
+    return SourceStatus::kDone;
+  }
+
+ private:
+  F f_;
+  std::uint64_t pos_ = 0;
+  std::uint64_t end_ = 0;
+  std::vector<T> buf_;
+};
+
+// Polls fn(ctx) -> optional<T> forever (until the job is cancelled); nullopt = nothing now.
+template <class T, class F>
+class UnboundedSource final : public SourceOp<T> {
+ public:
+  UnboundedSource(const OpContext& ctx, F f, Input<T>* out) : SourceOp<T>(ctx, out), f_(std::move(f)) {
+    sctx_.partition = ctx.partition;
+    sctx_.parallelism = ctx.parallelism;
+  }
+  SourceStatus produce(std::size_t max_batches) override {
+    for (std::size_t b = 0; b < max_batches; ++b) {
+      buf_.clear();
+      bool idle = false;
+      try {
+        while (buf_.size() < this->cap_) {
+          std::optional<T> v = f_(sctx_);
+          if (!v) {
+            idle = true;
+            break;
+          }
+          buf_.push_back(std::move(*v));
+          ++sctx_.emitted;
+        }
+      } catch (...) {
+        rethrow_in_operator(this->name_);
+      }
+      if (!buf_.empty()) this->emit(std::span<const T>(buf_));
+      if (idle) return SourceStatus::kIdle;
+    }
+    return SourceStatus::kMore;
+  }
+
+ private:
+  F f_;
+  SourceContext sctx_;
+  std::vector<T> buf_;
+};
+
+// ---- sinks ----
+
+template <class T>
+class CollectState {
+ public:
+  std::vector<T>* part(int partition) {
+    std::lock_guard lock(mu_);
+    return &parts_[partition];
+  }
+  void clear() {
+    std::lock_guard lock(mu_);
+    parts_.clear();
+  }
+  // All records, partition 0 first.
+  std::vector<T> values() const {
+    std::lock_guard lock(mu_);
+    std::vector<T> all;
+    for (const auto& [p, v] : parts_) all.insert(all.end(), v.begin(), v.end());
+    return all;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int, std::vector<T>> parts_;
+};
+
+template <class T>
+class CollectSink final : public OneInputOp<T> {
+ public:
+  CollectSink(const OpContext& ctx, std::shared_ptr<CollectState<T>> state)
+      : OneInputOp<T>(ctx), state_(std::move(state)), part_(state_->part(ctx.partition)) {}
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    part_->insert(part_->end(), in.begin(), in.end());
+  }
+  void end() override {}
+  void abort() override { state_->clear(); }
+
+ private:
+  std::shared_ptr<CollectState<T>> state_;
+  std::vector<T>* part_;
+};
+
+template <class T, class F>
+class CallbackSink final : public OneInputOp<T> {
+ public:
+  CallbackSink(const OpContext& ctx, F f) : OneInputOp<T>(ctx), f_(std::move(f)), partition_(ctx.partition) {}
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    try {
+      for (const T& x : in) {
+        if constexpr (std::is_invocable_v<F&, const T&, int>)
+          f_(x, partition_);
+        else
+          f_(x);
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+  }
+  void end() override {}
+
+ private:
+  F f_;
+  int partition_;
+};
+
+}  // namespace gyre::detail

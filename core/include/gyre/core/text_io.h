@@ -1,0 +1,80 @@
+// Text files: the parallel line source and the atomically committed text sink.
+//
+// read_text_file splits a file into byte ranges at line boundaries, one per partition; a line
+// belongs to the partition its first byte falls in. write_text writes to a temporary file beside
+// the target and renames it into place only when the whole job succeeded; a failed or cancelled
+// job leaves no output file behind.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "gyre/core/concepts.h"
+#include "gyre/core/operators.h"
+
+namespace gyre::detail {
+
+// Throws PlanError naming the file if it cannot be opened for reading.
+void check_readable(const std::string& path);
+
+std::unique_ptr<NodeRuntime> make_text_file_source(const OpContext& ctx, const std::string& path,
+                                                   Input<std::string>* out);
+
+// A file written to "<path>.gyre-tmp-<pid>-<n>" and renamed to `path` on commit.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(std::string_view s);
+  void prepare();  // flush, fsync, close; throws gyre::Error naming the file
+  void commit();   // rename into place
+  void abort();    // remove the temporary file
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  std::FILE* f_ = nullptr;
+  bool prepared_ = false;
+  bool committed_ = false;
+};
+
+template <class T, class Fmt>
+class TextSink final : public OneInputOp<T> {
+ public:
+  TextSink(const OpContext& ctx, const std::string& path, Fmt fmt)
+      : OneInputOp<T>(ctx), fmt_(std::move(fmt)), file_(path) {}
+  void push(std::span<const T> in) override {
+    this->records_in += in.size();
+    try {
+      for (const T& x : in) {
+        line_ = fmt_(x);
+        line_.push_back('\n');
+        file_.write(line_);
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+  }
+  void end() override {
+    try {
+      file_.prepare();
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+  }
+  void commit() override { file_.commit(); }
+  void abort() override { file_.abort(); }
+
+ private:
+  Fmt fmt_;
+  AtomicFile file_;
+  std::string line_;
+};
+
+}  // namespace gyre::detail

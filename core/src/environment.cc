@@ -1,0 +1,68 @@
+#include <thread>
+
+#include "gyre/core/error.h"
+#include "gyre/core/stream.h"
+
+namespace gyre {
+
+Environment::Environment(JobConfig config)
+    : Environment(config, detail::make_local_transport()) {}
+
+Environment::Environment(JobConfig config, std::shared_ptr<detail::Transport> transport)
+    : config_(config), transport_(std::move(transport)) {
+  if (config_.parallelism <= 0)
+    config_.parallelism = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (config_.slots <= 0)
+    config_.slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+Environment::~Environment() = default;
+
+int Environment::default_parallelism() const { return config_.parallelism; }
+int Environment::rank() const { return transport_->rank(); }
+int Environment::num_ranks() const { return transport_->num_ranks(); }
+
+int Environment::add_node(detail::NodeSpec spec) {
+  if (started_) throw PlanError("operators added after the job started: build a new Environment");
+  spec.id = static_cast<int>(graph_.nodes.size());
+  graph_.nodes.push_back(std::move(spec));
+  return graph_.nodes.back().id;
+}
+
+void Environment::add_edge(detail::EdgeSpec edge) { graph_.edges.push_back(std::move(edge)); }
+
+Stream<std::string> Environment::read_text_file(std::string path) {
+  auto s = add_source<std::string>("source: text file '" + path + "'", true,
+                                   [path](const detail::OpContext& c, detail::Input<std::string>* out) {
+                                     return detail::make_text_file_source(c, path, out);
+                                   });
+  node(s.node()).validate = [path] { detail::check_readable(path); };
+  return s;
+}
+
+Environment::Compiled Environment::compile() const {
+  detail::validate(graph_);
+  Compiled c;
+  c.jg = detail::compile(graph_);
+  c.eg = detail::place(graph_, c.jg, transport_->num_ranks(), config_.slots);
+  return c;
+}
+
+std::string Environment::explain(ExplainFormat format) const {
+  const Compiled c = compile();
+  return detail::explain(graph_, c.jg, c.eg, format);
+}
+
+std::uint64_t Environment::plan_hash() const { return detail::plan_hash(graph_); }
+
+JobHandle Environment::start() {
+  if (started_)
+    throw PlanError("this Environment already ran its job: build a new Environment for another job");
+  const Compiled c = compile();
+  started_ = true;
+  return JobHandle(detail::start_job(graph_, c.jg, c.eg, config_, transport_));
+}
+
+JobResult Environment::run() { return start().wait(); }
+
+}  // namespace gyre

@@ -1,0 +1,332 @@
+// Plan validation, chaining (StreamGraph -> JobGraph), placement (-> ExecutionGraph), explain.
+#include "gyre/core/plan.h"
+
+#include <algorithm>
+#include <functional>
+#include <sstream>
+
+#include "gyre/core/error.h"
+#include "gyre/core/hash.h"
+
+namespace gyre {
+
+const char* to_string(Partitioning p) {
+  switch (p) {
+    case Partitioning::kAuto: return "auto";
+    case Partitioning::kForward: return "forward";
+    case Partitioning::kHash: return "hash";
+    case Partitioning::kBroadcast: return "broadcast";
+    case Partitioning::kRebalance: return "rebalance";
+    case Partitioning::kGather: return "gather";
+  }
+  return "?";
+}
+
+namespace detail {
+namespace {
+
+std::string describe(const NodeSpec& n) {
+  std::ostringstream s;
+  s << n.kind;
+  if (n.name != n.kind) s << " '" << n.name << "'";
+  s << " (node " << n.id << ")";
+  return s.str();
+}
+
+// The partitioning an edge gets when the user did not choose one.
+Partitioning resolve(const StreamGraph& g, const EdgeSpec& e) {
+  const NodeSpec& from = g.nodes[static_cast<std::size_t>(e.from)];
+  const NodeSpec& to = g.nodes[static_cast<std::size_t>(e.to)];
+  if (e.requested != Partitioning::kAuto) {
+    if (e.requested == Partitioning::kRebalance && to.parallelism == 1) return Partitioning::kGather;
+    return e.requested;
+  }
+  if (e.make_hash_writer) {
+    // A broadcast-build join keeps its probe side where it is.
+    const bool broadcast_build = std::any_of(g.edges.begin(), g.edges.end(), [&](const EdgeSpec& o) {
+      return o.to == e.to && o.port != e.port && o.requested == Partitioning::kBroadcast;
+    });
+    if (!broadcast_build) return Partitioning::kHash;
+  }
+  if (from.parallelism == to.parallelism) return Partitioning::kForward;
+  if (to.parallelism == 1) return Partitioning::kGather;
+  return Partitioning::kRebalance;
+}
+
+}  // namespace
+
+void validate(const StreamGraph& g) {
+  if (g.nodes.empty()) throw PlanError("the plan is empty: add a source, operators and a sink");
+  bool any_sink = false;
+  for (const auto& n : g.nodes) {
+    if (n.parallelism < 1 || n.parallelism > 4096)
+      throw PlanError(describe(n) + " has parallelism " + std::to_string(n.parallelism) +
+                      ": set a parallelism between 1 and 4096");
+    any_sink = any_sink || n.is_sink;
+    bool consumed = false;
+    std::vector<int> inputs(static_cast<std::size_t>(n.num_ports), 0);
+    for (const auto& e : g.edges) {
+      if (e.from == n.id) consumed = true;
+      if (e.to == n.id) ++inputs[static_cast<std::size_t>(e.port)];
+    }
+    if (!n.is_sink && !consumed)
+      throw PlanError(describe(n) + " has no consumer: its output goes nowhere; add a sink "
+                      "(collect, for_each, write_text) or remove it");
+    for (std::size_t p = 0; p < inputs.size(); ++p)
+      if (inputs[p] == 0)
+        throw PlanError(describe(n) + " input " + std::to_string(p) + " is not connected");
+    if (n.validate) n.validate();
+  }
+  if (!any_sink) throw PlanError("the plan has no sink: add collect(), for_each() or write_text()");
+
+  for (const auto& e : g.edges) {
+    const NodeSpec& from = g.nodes[static_cast<std::size_t>(e.from)];
+    const NodeSpec& to = g.nodes[static_cast<std::size_t>(e.to)];
+    const Partitioning k = resolve(g, e);
+    if (k == Partitioning::kForward && from.parallelism != to.parallelism)
+      throw PlanError("forward edge from " + describe(from) + " (parallelism " +
+                      std::to_string(from.parallelism) + ") to " + describe(to) + " (parallelism " +
+                      std::to_string(to.parallelism) +
+                      "): a forward edge needs equal parallelism; set it equal or call "
+                      "rebalance() instead of forward()");
+    if (to.needs_bounded_inputs && !from.bounded)
+      throw PlanError(describe(to) + " needs bounded inputs but input " + std::to_string(e.port) +
+                      " comes from the unbounded " + describe(from) +
+                      ": join and co_group a bounded stream (a collection, a file, a generator "
+                      "with a count)");
+    if (to.keyed && k != Partitioning::kHash) {
+      const bool ok_broadcast_join =
+          to.allows_broadcast_build &&
+          ((e.port == 1 && k == Partitioning::kBroadcast) ||
+           (e.port == 0 && k != Partitioning::kBroadcast && k != Partitioning::kHash));
+      if (!ok_broadcast_join)
+        throw PlanError(describe(to) + " input " + std::to_string(e.port) + " is partitioned by " +
+                        to_string(k) +
+                        ", but a keyed operator needs its inputs hash-partitioned on the key "
+                        "(or, for a join, the build side (input 1) broadcast): remove the "
+                        "explicit " + std::string(to_string(k)) + "()");
+    }
+  }
+
+  // Without feedback edges the graph must be acyclic (loops close only through feedback edges).
+  std::vector<int> indeg(g.nodes.size(), 0);
+  for (const auto& e : g.edges)
+    if (!e.feedback) ++indeg[static_cast<std::size_t>(e.to)];
+  std::vector<int> ready;
+  for (std::size_t i = 0; i < g.nodes.size(); ++i)
+    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
+  std::size_t seen = 0;
+  while (!ready.empty()) {
+    const int n = ready.back();
+    ready.pop_back();
+    ++seen;
+    for (const auto& e : g.edges)
+      if (!e.feedback && e.from == n && --indeg[static_cast<std::size_t>(e.to)] == 0) ready.push_back(e.to);
+  }
+  if (seen != g.nodes.size())
+    throw PlanError("the plan has a cycle that is not closed by a feedback edge: build loops with "
+                    "the iteration API");
+}
+
+JobGraph compile(const StreamGraph& g) {
+  JobGraph jg;
+  const std::size_t n = g.nodes.size();
+  std::vector<int> in_edges(n, 0);
+  for (const auto& e : g.edges) ++in_edges[static_cast<std::size_t>(e.to)];
+
+  jg.edges.resize(g.edges.size());
+  std::vector<int> chained_parent(n, -1);
+  for (std::size_t i = 0; i < g.edges.size(); ++i) {
+    const EdgeSpec& e = g.edges[i];
+    ResolvedEdge& re = jg.edges[i];
+    re.edge = static_cast<int>(i);
+    re.kind = resolve(g, e);
+    const NodeSpec& from = g.nodes[static_cast<std::size_t>(e.from)];
+    const NodeSpec& to = g.nodes[static_cast<std::size_t>(e.to)];
+    // Chain: forward, equal parallelism, the consumer has this one input, not a loop edge.
+    re.chained = re.kind == Partitioning::kForward && from.parallelism == to.parallelism &&
+                 in_edges[static_cast<std::size_t>(e.to)] == 1 && !e.feedback &&
+                 to.num_ports == 1;
+    if (re.chained) chained_parent[static_cast<std::size_t>(e.to)] = e.from;
+  }
+
+  // Topological order over non-feedback edges (node ids are already in creation order, which is
+  // topological for plans built through the API, but do not rely on it).
+  std::vector<int> indeg(n, 0);
+  for (const auto& e : g.edges)
+    if (!e.feedback) ++indeg[static_cast<std::size_t>(e.to)];
+  std::vector<int> order;
+  std::vector<int> ready;
+  for (std::size_t i = n; i-- > 0;)
+    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
+  while (!ready.empty()) {
+    const int v = ready.back();
+    ready.pop_back();
+    order.push_back(v);
+    for (const auto& e : g.edges)
+      if (!e.feedback && e.from == v && --indeg[static_cast<std::size_t>(e.to)] == 0) ready.push_back(e.to);
+  }
+
+  jg.task_of_node.assign(n, -1);
+  for (int v : order) {
+    const int parent = chained_parent[static_cast<std::size_t>(v)];
+    if (parent < 0) {
+      Task t;
+      t.id = static_cast<int>(jg.tasks.size());
+      t.head = v;
+      t.parallelism = g.nodes[static_cast<std::size_t>(v)].parallelism;
+      t.nodes.push_back(v);
+      jg.task_of_node[static_cast<std::size_t>(v)] = t.id;
+      jg.tasks.push_back(std::move(t));
+    } else {
+      const int t = jg.task_of_node[static_cast<std::size_t>(parent)];
+      jg.task_of_node[static_cast<std::size_t>(v)] = t;
+      jg.tasks[static_cast<std::size_t>(t)].nodes.push_back(v);
+    }
+  }
+  return jg;
+}
+
+ExecutionGraph place(const StreamGraph& /*g*/, const JobGraph& jg, int num_ranks, int slots) {
+  ExecutionGraph eg;
+  eg.num_ranks = std::max(1, num_ranks);
+  eg.slots = std::max(1, slots);
+  std::vector<int> next_slot(static_cast<std::size_t>(eg.num_ranks), 0);
+  for (const auto& t : jg.tasks) {
+    eg.first_subtask.push_back(static_cast<int>(eg.subtasks.size()));
+    for (int p = 0; p < t.parallelism; ++p) {
+      SubtaskPlacement pl;
+      pl.task = t.id;
+      pl.partition = p;
+      pl.rank = p % eg.num_ranks;  // partition p of every task on the same rank: forward stays local
+      pl.slot = next_slot[static_cast<std::size_t>(pl.rank)]++ % eg.slots;
+      eg.subtasks.push_back(pl);
+    }
+  }
+  return eg;
+}
+
+namespace {
+
+std::string dot_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string label(const NodeSpec& n) { return n.name == n.kind ? n.kind : n.kind + " '" + n.name + "'"; }
+
+}  // namespace
+
+std::string explain(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg,
+                    ExplainFormat format) {
+  std::ostringstream o;
+  if (format == ExplainFormat::kText) {
+    o << "== StreamGraph (logical plan): " << g.nodes.size() << " operators ==\n";
+    for (const auto& n : g.nodes) {
+      o << "  [" << n.id << "] " << label(n) << "  parallelism=" << n.parallelism
+        << (n.bounded ? "  bounded" : "  unbounded") << "\n";
+      for (std::size_t i = 0; i < g.edges.size(); ++i) {
+        const auto& e = g.edges[i];
+        if (e.to != n.id) continue;
+        o << "        <- [" << e.from << "] " << to_string(jg.edges[i].kind)
+          << (e.feedback ? " (feedback)" : "") << (n.num_ports > 1 ? " into input " + std::to_string(e.port) : "")
+          << "\n";
+      }
+    }
+    o << "== JobGraph: " << jg.tasks.size() << " tasks (chained operators run in one task, "
+      << "no serialisation between them) ==\n";
+    for (const auto& t : jg.tasks) {
+      o << "  task " << t.id << "  parallelism=" << t.parallelism << ": ";
+      for (std::size_t i = 0; i < t.nodes.size(); ++i)
+        o << (i ? " -> " : "") << label(g.nodes[static_cast<std::size_t>(t.nodes[i])]);
+      o << "\n";
+      for (std::size_t i = 0; i < g.edges.size(); ++i) {
+        const auto& e = g.edges[i];
+        if (jg.edges[i].chained || jg.task_of_node[static_cast<std::size_t>(e.from)] != t.id) continue;
+        o << "        => task " << jg.task_of_node[static_cast<std::size_t>(e.to)] << " via "
+          << to_string(jg.edges[i].kind) << (e.feedback ? " (feedback)" : "") << "\n";
+      }
+    }
+    o << "== ExecutionGraph: " << eg.subtasks.size() << " subtasks on " << eg.num_ranks
+      << " rank(s) x " << eg.slots << " slot(s) ==\n";
+    for (const auto& s : eg.subtasks)
+      o << "  task " << s.task << " subtask " << s.partition << " -> rank " << s.rank << " slot "
+        << s.slot << "\n";
+    return o.str();
+  }
+
+  o << "digraph gyre {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n";
+  o << "  subgraph cluster_stream {\n    label=\"StreamGraph\";\n";
+  for (const auto& n : g.nodes)
+    o << "    s" << n.id << " [label=\"" << dot_escape(label(n)) << "\\np=" << n.parallelism << "\"];\n";
+  for (std::size_t i = 0; i < g.edges.size(); ++i) {
+    const auto& e = g.edges[i];
+    o << "    s" << e.from << " -> s" << e.to << " [label=\"" << to_string(jg.edges[i].kind) << "\""
+      << (e.feedback ? ", style=dashed, constraint=false" : "") << "];\n";
+  }
+  o << "  }\n  subgraph cluster_job {\n    label=\"JobGraph\";\n";
+  for (const auto& t : jg.tasks) {
+    std::string l;
+    for (std::size_t i = 0; i < t.nodes.size(); ++i)
+      l += (i ? " -> " : "") + label(g.nodes[static_cast<std::size_t>(t.nodes[i])]);
+    o << "    t" << t.id << " [label=\"task " << t.id << ": " << dot_escape(l) << "\\np=" << t.parallelism
+      << "\"];\n";
+  }
+  for (std::size_t i = 0; i < g.edges.size(); ++i) {
+    if (jg.edges[i].chained) continue;
+    const auto& e = g.edges[i];
+    o << "    t" << jg.task_of_node[static_cast<std::size_t>(e.from)] << " -> t"
+      << jg.task_of_node[static_cast<std::size_t>(e.to)] << " [label=\"" << to_string(jg.edges[i].kind)
+      << "\"" << (e.feedback ? ", style=dashed, constraint=false" : "") << "];\n";
+  }
+  o << "  }\n  subgraph cluster_exec {\n    label=\"ExecutionGraph\";\n";
+  for (std::size_t i = 0; i < eg.subtasks.size(); ++i) {
+    const auto& s = eg.subtasks[i];
+    o << "    x" << i << " [label=\"task " << s.task << "[" << s.partition << "]\\nrank " << s.rank
+      << " slot " << s.slot << "\"];\n";
+  }
+  for (std::size_t i = 0; i < g.edges.size(); ++i) {
+    if (jg.edges[i].chained) continue;
+    const auto& e = g.edges[i];
+    const auto& re = jg.edges[i];
+    const auto& from_t = jg.tasks[static_cast<std::size_t>(jg.task_of_node[static_cast<std::size_t>(e.from)])];
+    const auto& to_t = jg.tasks[static_cast<std::size_t>(jg.task_of_node[static_cast<std::size_t>(e.to)])];
+    for (int p = 0; p < from_t.parallelism; ++p) {
+      std::vector<int> dst;
+      if (re.kind == Partitioning::kForward) dst = {p};
+      else if (re.kind == Partitioning::kGather) dst = {0};
+      else for (int q = 0; q < to_t.parallelism; ++q) dst.push_back(q);
+      for (int q : dst)
+        o << "    x" << eg.subtask_id(from_t.id, p) << " -> x" << eg.subtask_id(to_t.id, q) << ";\n";
+    }
+  }
+  o << "  }\n}\n";
+  return o.str();
+}
+
+std::uint64_t plan_hash(const StreamGraph& g) {
+  std::uint64_t h = 0x6779726570ULL;  // "gyrep"
+  auto add = [&](std::uint64_t v) { h = mix64(h ^ (v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2))); };
+  auto add_str = [&](const std::string& s) { add(std::hash<std::string>{}(s)); };
+  for (const auto& n : g.nodes) {
+    add_str(n.kind);
+    add_str(n.name);
+    add(static_cast<std::uint64_t>(n.parallelism));
+    add(static_cast<std::uint64_t>(n.num_ports));
+  }
+  for (const auto& e : g.edges) {
+    add(static_cast<std::uint64_t>(e.from));
+    add(static_cast<std::uint64_t>(e.to));
+    add(static_cast<std::uint64_t>(e.port));
+    add(static_cast<std::uint64_t>(e.requested));
+    add(e.feedback ? 1 : 0);
+  }
+  return h;
+}
+
+}  // namespace detail
+}  // namespace gyre

@@ -1,0 +1,613 @@
+// Scheduler, channels and job life cycle. See runtime.h for the contract.
+#include "gyre/core/runtime.h"
+
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <sstream>
+#include <thread>
+
+#include "gyre/core/error.h"
+
+namespace gyre::detail {
+
+// ---------------------------------------------------------------- InputGate
+
+void InputGate::push(int port, std::shared_ptr<const BatchBase> batch) {
+  {
+    std::lock_guard lock(mu_);
+    q_.push_back({port, std::move(batch)});
+    ++data_;
+    max_ = std::max(max_, data_);
+  }
+  owner_->notify();
+}
+
+void InputGate::push_end(int port) {
+  {
+    std::lock_guard lock(mu_);
+    q_.push_back({port, nullptr});
+  }
+  owner_->notify();
+}
+
+bool InputGate::pop(Item& item) {
+  std::vector<Notifiable*> wake;
+  {
+    std::lock_guard lock(mu_);
+    if (q_.empty()) return false;
+    item = std::move(q_.front());
+    q_.pop_front();
+    if (item.batch) {
+      --data_;
+      if (data_ < capacity_) wake.swap(waiters_);
+    }
+  }
+  for (auto* w : wake) w->notify();
+  return true;
+}
+
+bool InputGate::empty() const {
+  std::lock_guard lock(mu_);
+  return q_.empty();
+}
+
+bool InputGate::has_credit(Notifiable* waiter) {
+  std::lock_guard lock(mu_);
+  if (data_ < capacity_) return true;
+  if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
+    waiters_.push_back(waiter);
+  return false;
+}
+
+std::size_t InputGate::max_queued() const {
+  std::lock_guard lock(mu_);
+  return max_;
+}
+
+// ---------------------------------------------------------------- local transport
+
+namespace {
+
+class LocalChannel final : public ChannelOut {
+ public:
+  LocalChannel(InputGate* gate, int port) : gate_(gate), port_(port) {}
+  void send(std::shared_ptr<const BatchBase> batch) override { gate_->push(port_, std::move(batch)); }
+  void send_end() override { gate_->push_end(port_); }
+  bool has_credit(Notifiable* waiter) override { return gate_->has_credit(waiter); }
+
+ private:
+  InputGate* gate_;
+  int port_;
+};
+
+class LocalTransport final : public Transport {
+ public:
+  int rank() const override { return 0; }
+  int num_ranks() const override { return 1; }
+  void bind(const ExecutionGraph& /*eg*/, const std::vector<InputGate*>& gates) override {
+    gates_ = gates;
+  }
+  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port) override {
+    GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[dst],
+               "local transport: no gate for consumer subtask");
+    return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port);
+  }
+
+ private:
+  std::vector<InputGate*> gates_;
+};
+
+constexpr std::size_t kBatchesPerActivation = 8;
+
+}  // namespace
+
+std::unique_ptr<Transport> make_local_transport() { return std::make_unique<LocalTransport>(); }
+
+// ---------------------------------------------------------------- subtasks
+
+class Subtask final : public Notifiable {
+ public:
+  enum State : int { kIdle, kScheduled, kRunning, kRunningDirty, kFinished };
+
+  Subtask(JobRuntime* job, int id, int task, int partition, int parallelism)
+      : job_(job), id_(id), task_(task), partition_(partition), parallelism_(parallelism) {}
+
+  void notify() override;
+  void execute();
+
+  JobRuntime* job_;
+  int id_;
+  int task_;
+  int partition_;
+  int parallelism_;
+  std::vector<std::unique_ptr<NodeRuntime>> ops_;
+  std::vector<int> op_nodes_;
+  std::vector<std::unique_ptr<WriterBase>> writers_;
+  std::vector<std::unique_ptr<PortBase>> tees_;
+  std::vector<ChannelOut*> outs_;
+  NodeRuntime* head_ = nullptr;
+  SourceBase* source_ = nullptr;
+  std::unique_ptr<InputGate> gate_;
+  std::vector<int> producers_;  // per port
+  std::vector<int> ended_;      // per port
+  int ports_open_ = 0;
+  bool done_ = false;
+
+  std::atomic<int> state_{kIdle};
+  std::atomic<bool> tick_{false};     // the timer asks for a flush of due buffers
+  std::atomic<bool> pending_{false};  // some writer holds a partly filled buffer
+  std::atomic<bool> idle_{false};     // an unbounded source with nothing to emit
+
+ private:
+  void activation();
+  void flush_due(bool all);
+};
+
+class JobRuntime {
+ public:
+  JobRuntime(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg,
+             const JobConfig& config, std::shared_ptr<Transport> transport);
+  ~JobRuntime();
+
+  void start();
+  JobResult wait();
+  void cancel();
+  bool finished() const {
+    std::lock_guard lock(mu_);
+    return remaining_ == 0 && inflight_ == 0;
+  }
+
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+  void fail(const Subtask& s, const std::string& op, std::exception_ptr cause,
+            const std::string& what);
+  void enqueue(Subtask* s);
+  void subtask_finished();
+  const JobConfig& config() const { return config_; }
+  bool timed() const { return timed_; }
+  int rank() const { return transport_.rank(); }
+  const std::string& node_name(int node) const { return names_[static_cast<std::size_t>(node)]; }
+  const std::string& task_name(int task) const { return task_names_[static_cast<std::size_t>(task)]; }
+
+ private:
+  void build(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg);
+  void timer_loop();
+  void notify_all();
+
+  JobConfig config_;
+  std::shared_ptr<Transport> transport_holder_;  // outlives the job even if the Environment does not
+  Transport& transport_;
+  int slots_;
+  tbb::global_control threads_;
+  tbb::task_arena arena_;
+  std::vector<std::unique_ptr<Subtask>> subtasks_;
+  std::vector<std::unique_ptr<ChannelOut>> channels_;
+  std::vector<std::string> names_;
+  std::vector<std::string> task_names_;
+  bool timed_ = false;  // an unbounded source: buffer timeouts and idle polling apply
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t remaining_ = 0;
+  std::size_t inflight_ = 0;
+  std::atomic<bool> cancelled_{false};
+  bool user_cancelled_ = false;
+  bool failed_ = false;
+  std::string error_;
+  std::string error_op_;
+  std::exception_ptr error_cause_;
+  bool stop_timer_ = false;
+  std::thread timer_;
+  std::chrono::steady_clock::time_point t0_;
+  bool waited_ = false;
+};
+
+void Subtask::notify() {
+  int s = state_.load(std::memory_order_acquire);
+  while (true) {
+    if (s == kIdle) {
+      if (state_.compare_exchange_weak(s, kScheduled, std::memory_order_acq_rel)) {
+        job_->enqueue(this);
+        return;
+      }
+    } else if (s == kRunning) {
+      if (state_.compare_exchange_weak(s, kRunningDirty, std::memory_order_acq_rel)) return;
+    } else {
+      return;  // already scheduled, already dirty, or finished
+    }
+  }
+}
+
+void Subtask::execute() {
+  state_.store(kRunning, std::memory_order_release);
+  try {
+    activation();
+  } catch (const OperatorError& e) {
+    job_->fail(*this, e.op(), e.cause(), e.what());
+    done_ = true;
+  } catch (const std::exception& e) {
+    job_->fail(*this, "", std::current_exception(), e.what());
+    done_ = true;
+  } catch (...) {
+    job_->fail(*this, "", std::current_exception(), "unknown exception");
+    done_ = true;
+  }
+  if (done_) {
+    state_.store(kFinished, std::memory_order_release);
+    job_->subtask_finished();
+    return;
+  }
+  int s = kRunning;
+  if (state_.compare_exchange_strong(s, kIdle, std::memory_order_acq_rel)) return;
+  // Woken while running: go to the back of the queue (fairness between subtasks).
+  state_.store(kScheduled, std::memory_order_release);
+  job_->enqueue(this);
+}
+
+void Subtask::flush_due(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto due = job_->config().buffer_timeout / 2;
+  bool any = false;
+  for (auto& w : writers_) {
+    std::chrono::steady_clock::time_point since;
+    if (!w->pending(since)) continue;
+    if (all || now - since >= due) {
+      w->flush_partial();
+    } else {
+      any = true;
+    }
+  }
+  pending_.store(any, std::memory_order_release);
+}
+
+void Subtask::activation() {
+  if (job_->cancelled()) {
+    done_ = true;
+    return;
+  }
+  for (ChannelOut* c : outs_)
+    if (!c->has_credit(this)) return;  // woken again when credit returns
+  const bool timed = job_->timed();
+  if (timed && tick_.exchange(false, std::memory_order_acq_rel)) flush_due(false);
+
+  if (source_ != nullptr) {
+    idle_.store(false, std::memory_order_release);
+    switch (source_->produce(kBatchesPerActivation)) {
+      case SourceStatus::kDone:
+        done_ = true;
+        return;
+      case SourceStatus::kMore:
+        notify();
+        break;
+      case SourceStatus::kIdle:
+        idle_.store(true, std::memory_order_release);  // the timer polls again
+        break;
+    }
+  } else {
+    for (std::size_t i = 0; i < kBatchesPerActivation; ++i) {
+      InputGate::Item item;
+      if (!gate_->pop(item)) break;
+      const auto port = static_cast<std::size_t>(item.port);
+      if (item.batch) {
+        head_->port(item.port)->push_batch(*item.batch);
+      } else if (++ended_[port] == producers_[port]) {
+        head_->port(item.port)->end();
+        if (--ports_open_ == 0) {
+          done_ = true;
+          return;
+        }
+      }
+    }
+    if (!gate_->empty()) notify();
+  }
+  if (timed) {
+    if (job_->config().buffer_timeout.count() == 0) {
+      flush_due(true);
+    } else {
+      std::chrono::steady_clock::time_point since;
+      bool any = false;
+      for (auto& w : writers_) any = any || w->pending(since);
+      pending_.store(any, std::memory_order_release);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- job
+
+namespace {
+int resolve_slots(const JobConfig& c) {
+  if (c.slots > 0) return c.slots;
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+}  // namespace
+
+JobRuntime::JobRuntime(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg,
+                       const JobConfig& config, std::shared_ptr<Transport> transport)
+    : config_(config),
+      transport_holder_(std::move(transport)),
+      transport_(*transport_holder_),
+      slots_(resolve_slots(config)),
+      threads_(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(slots_) + 1),
+      arena_(slots_, 0) {
+  build(g, jg, eg);
+}
+
+JobRuntime::~JobRuntime() {
+  if (!waited_) {
+    cancel();
+    try {
+      wait();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the failure was the caller's to collect
+    }
+  }
+}
+
+void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg) {
+  const int rank = transport_.rank();
+  for (const auto& n : g.nodes) {
+    names_.push_back(n.name);
+    if (n.num_ports == 0 && !n.bounded) timed_ = true;
+  }
+  for (const auto& t : jg.tasks) {
+    std::string name;
+    for (int n : t.nodes) name += (name.empty() ? "" : " -> ") + g.nodes[static_cast<std::size_t>(n)].name;
+    task_names_.push_back(std::move(name));
+  }
+
+  // Subtasks of this rank, with their input gates.
+  std::vector<InputGate*> gates(eg.subtasks.size(), nullptr);
+  std::vector<Subtask*> by_id(eg.subtasks.size(), nullptr);
+  for (std::size_t sid = 0; sid < eg.subtasks.size(); ++sid) {
+    const auto& pl = eg.subtasks[sid];
+    if (pl.rank != rank) continue;
+    const Task& task = jg.tasks[static_cast<std::size_t>(pl.task)];
+    auto s = std::make_unique<Subtask>(this, static_cast<int>(sid), pl.task, pl.partition,
+                                       task.parallelism);
+    const NodeSpec& head = g.nodes[static_cast<std::size_t>(task.head)];
+    if (head.num_ports > 0) {
+      s->producers_.assign(static_cast<std::size_t>(head.num_ports), 0);
+      s->ended_.assign(static_cast<std::size_t>(head.num_ports), 0);
+      s->ports_open_ = head.num_ports;
+      int total = 0;
+      for (std::size_t e = 0; e < g.edges.size(); ++e) {
+        const EdgeSpec& es = g.edges[e];
+        if (es.to != task.head) continue;
+        const Partitioning kind = jg.edges[e].kind;
+        const int from_par = g.nodes[static_cast<std::size_t>(es.from)].parallelism;
+        const int n = kind == Partitioning::kForward ? 1 : from_par;
+        s->producers_[static_cast<std::size_t>(es.port)] += n;
+        total += n;
+      }
+      s->gate_ = std::make_unique<InputGate>(
+          s.get(), std::max<std::size_t>(1, config_.channel_capacity) * static_cast<std::size_t>(total));
+      gates[sid] = s->gate_.get();
+    }
+    by_id[sid] = s.get();
+    subtasks_.push_back(std::move(s));
+  }
+  transport_.bind(eg, gates);
+
+  // Operators of each subtask, built downstream first so each gets its output port.
+  for (auto& sp : subtasks_) {
+    Subtask& s = *sp;
+    const Task& task = jg.tasks[static_cast<std::size_t>(s.task_)];
+    std::vector<NodeRuntime*> built(g.nodes.size(), nullptr);
+    for (auto it = task.nodes.rbegin(); it != task.nodes.rend(); ++it) {
+      const int node = *it;
+      const NodeSpec& spec = g.nodes[static_cast<std::size_t>(node)];
+      std::vector<PortBase*> targets;
+      for (std::size_t e = 0; e < g.edges.size(); ++e) {
+        const EdgeSpec& es = g.edges[e];
+        if (es.from != node) continue;
+        const ResolvedEdge& re = jg.edges[e];
+        if (re.chained) {
+          targets.push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
+          continue;
+        }
+        const int to_task = jg.task_of_node[static_cast<std::size_t>(es.to)];
+        const int to_par = jg.tasks[static_cast<std::size_t>(to_task)].parallelism;
+        std::vector<int> dsts;
+        if (re.kind == Partitioning::kForward) {
+          dsts.push_back(eg.subtask_id(to_task, s.partition_));
+        } else if (re.kind == Partitioning::kGather) {
+          dsts.push_back(eg.subtask_id(to_task, 0));
+        } else {
+          for (int q = 0; q < to_par; ++q) dsts.push_back(eg.subtask_id(to_task, q));
+        }
+        std::vector<ChannelOut*> chans;
+        for (int d : dsts) {
+          channels_.push_back(transport_.open(s.id_, d, es.port));
+          chans.push_back(channels_.back().get());
+          s.outs_.push_back(chans.back());
+        }
+        const WriterFactory& make =
+            re.kind == Partitioning::kHash ? es.make_hash_writer : spec.make_writer;
+        s.writers_.push_back(make(re.kind, std::move(chans), config_.batch_bytes));
+        targets.push_back(s.writers_.back()->port());
+      }
+      PortBase* out = nullptr;
+      if (targets.size() == 1) {
+        out = targets[0];
+      } else if (targets.size() > 1) {
+        s.tees_.push_back(spec.make_tee(targets));
+        out = s.tees_.back().get();
+      }
+      OpContext ctx;
+      ctx.name = spec.name;
+      ctx.node = node;
+      ctx.partition = s.partition_;
+      ctx.parallelism = s.parallelism_;
+      ctx.rank = rank;
+      ctx.batch_bytes = config_.batch_bytes;
+      ctx.config = &config_;
+      s.ops_.push_back(spec.make(ctx, out));
+      s.op_nodes_.push_back(node);
+      built[static_cast<std::size_t>(node)] = s.ops_.back().get();
+    }
+    s.head_ = built[static_cast<std::size_t>(task.head)];
+    s.source_ = s.head_->source();
+  }
+  remaining_ = subtasks_.size();
+}
+
+void JobRuntime::start() {
+  t0_ = std::chrono::steady_clock::now();
+  if (timed_) timer_ = std::thread([this] { timer_loop(); });
+  if (subtasks_.empty()) return;
+  for (auto& s : subtasks_) s->notify();
+}
+
+void JobRuntime::enqueue(Subtask* s) {
+  {
+    std::lock_guard lock(mu_);
+    ++inflight_;
+  }
+  arena_.enqueue([this, s] {
+    s->execute();
+    std::lock_guard lock(mu_);
+    if (--inflight_ == 0) cv_.notify_all();
+  });
+}
+
+void JobRuntime::subtask_finished() {
+  std::lock_guard lock(mu_);
+  if (--remaining_ == 0) cv_.notify_all();
+}
+
+void JobRuntime::notify_all() {
+  for (auto& s : subtasks_) s->notify();
+}
+
+void JobRuntime::cancel() {
+  {
+    std::lock_guard lock(mu_);
+    if (remaining_ == 0) return;
+    if (!failed_) user_cancelled_ = true;
+  }
+  cancelled_.store(true, std::memory_order_release);
+  notify_all();
+}
+
+void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_ptr cause,
+                      const std::string& what) {
+  {
+    std::lock_guard lock(mu_);
+    if (failed_) return;
+    failed_ = true;
+    user_cancelled_ = false;
+    std::ostringstream msg;
+    msg << "job failed: ";
+    if (!op.empty()) msg << "operator '" << op << "' ";
+    else msg << "task '" << task_name(s.task_) << "' ";
+    msg << "(subtask " << s.partition_ + 1 << " of " << s.parallelism_ << ", rank " << rank()
+        << ") threw: " << what;
+    error_ = msg.str();
+    error_op_ = op;
+    error_cause_ = std::move(cause);
+  }
+  cancelled_.store(true, std::memory_order_release);
+  notify_all();
+}
+
+void JobRuntime::timer_loop() {
+  using namespace std::chrono;
+  auto period = std::min<milliseconds>(config_.idle_poll, config_.buffer_timeout / 2);
+  if (period < milliseconds(1)) period = milliseconds(1);
+  std::unique_lock lock(mu_);
+  while (!stop_timer_ && remaining_ > 0) {
+    cv_.wait_for(lock, period);
+    if (stop_timer_ || remaining_ == 0) break;
+    lock.unlock();
+    for (auto& s : subtasks_) {
+      if (s->pending_.load(std::memory_order_acquire)) {
+        s->tick_.store(true, std::memory_order_release);
+        s->notify();
+      } else if (s->idle_.load(std::memory_order_acquire)) {
+        s->notify();
+      }
+    }
+    lock.lock();
+  }
+}
+
+JobResult JobRuntime::wait() {
+  {
+    std::unique_lock lock(mu_);
+    if (waited_) throw Error("JobHandle::wait called twice");
+    cv_.wait(lock, [&] { return remaining_ == 0 && inflight_ == 0; });
+    waited_ = true;
+    stop_timer_ = true;
+  }
+  cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+  transport_.unbind();
+
+  JobResult result;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  result.cancelled = user_cancelled_;
+  if (failed_ || user_cancelled_) {
+    for (auto& s : subtasks_)
+      for (auto& op : s->ops_) op->abort();
+    if (failed_) throw JobError(error_, error_op_, error_cause_);
+  } else {
+    for (auto& s : subtasks_) {
+      for (auto& op : s->ops_) {
+        try {
+          op->commit();
+        } catch (const std::exception& e) {
+          for (auto& s2 : subtasks_)
+            for (auto& op2 : s2->ops_) op2->abort();
+          throw JobError(std::string("job failed while committing output: ") + e.what(), "",
+                         std::current_exception());
+        }
+      }
+    }
+  }
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    OperatorMetrics m;
+    m.node = static_cast<int>(i);
+    m.name = names_[i];
+    result.operators.push_back(m);
+  }
+  for (auto& s : subtasks_) {
+    for (std::size_t i = 0; i < s->ops_.size(); ++i) {
+      auto& m = result.operators[static_cast<std::size_t>(s->op_nodes_[i])];
+      m.records_in += s->ops_[i]->records_in;
+      m.records_out += s->ops_[i]->records_out;
+    }
+    if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
+  }
+  return result;
+}
+
+std::shared_ptr<JobRuntime> start_job(const StreamGraph& g, const JobGraph& jg,
+                                      const ExecutionGraph& eg, const JobConfig& config,
+                                      std::shared_ptr<Transport> transport) {
+  auto rt = std::make_shared<JobRuntime>(g, jg, eg, config, std::move(transport));
+  rt->start();
+  return rt;
+}
+
+}  // namespace gyre::detail
+
+namespace gyre {
+
+JobHandle::JobHandle(std::shared_ptr<detail::JobRuntime> rt) : rt_(std::move(rt)) {}
+JobHandle::JobHandle(JobHandle&&) noexcept = default;
+JobHandle& JobHandle::operator=(JobHandle&&) noexcept = default;
+JobHandle::~JobHandle() = default;  // JobRuntime's destructor cancels and waits if needed
+
+JobResult JobHandle::wait() {
+  if (!rt_) throw Error("JobHandle::wait on an empty handle");
+  return rt_->wait();
+}
+void JobHandle::cancel() {
+  if (rt_) rt_->cancel();
+}
+bool JobHandle::finished() const { return !rt_ || rt_->finished(); }
+
+}  // namespace gyre

@@ -145,6 +145,7 @@ class Subtask final : public Notifiable {
 
  private:
   void activation();
+  bool outputs_have_credit();
   void flush_due(bool all);
 };
 
@@ -264,31 +265,39 @@ void Subtask::flush_due(bool all) {
   pending_.store(any, std::memory_order_release);
 }
 
+bool Subtask::outputs_have_credit() {
+  for (ChannelOut* c : outs_)
+    if (!c->has_credit(this)) return false;  // woken again when credit returns
+  return true;
+}
+
 void Subtask::activation() {
   if (job_->cancelled()) {
     done_ = true;
     return;
   }
-  for (ChannelOut* c : outs_)
-    if (!c->has_credit(this)) return;  // woken again when credit returns
   const bool timed = job_->timed();
-  if (timed && tick_.exchange(false, std::memory_order_acq_rel)) flush_due(false);
-
-  if (source_ != nullptr) {
-    idle_.store(false, std::memory_order_release);
-    switch (source_->produce(kBatchesPerActivation)) {
-      case SourceStatus::kDone:
+  if (timed && tick_.load(std::memory_order_acquire) && outputs_have_credit()) {
+    tick_.store(false, std::memory_order_release);
+    flush_due(false);
+  }
+  // One batch at a time, each only when every consumer has room: what a producer queues beyond
+  // a channel's capacity is at most the output of one input batch.
+  for (std::size_t i = 0; i < kBatchesPerActivation; ++i) {
+    if (!outputs_have_credit()) break;
+    if (source_ != nullptr) {
+      idle_.store(false, std::memory_order_release);
+      const SourceStatus st = source_->produce(1);
+      if (st == SourceStatus::kDone) {
         done_ = true;
         return;
-      case SourceStatus::kMore:
-        notify();
-        break;
-      case SourceStatus::kIdle:
+      }
+      if (st == SourceStatus::kIdle) {
         idle_.store(true, std::memory_order_release);  // the timer polls again
         break;
-    }
-  } else {
-    for (std::size_t i = 0; i < kBatchesPerActivation; ++i) {
+      }
+      if (i + 1 == kBatchesPerActivation) notify();  // more to produce: yield, then continue
+    } else {
       InputGate::Item item;
       if (!gate_->pop(item)) break;
       const auto port = static_cast<std::size_t>(item.port);
@@ -301,8 +310,8 @@ void Subtask::activation() {
           return;
         }
       }
+      if (i + 1 == kBatchesPerActivation && !gate_->empty()) notify();
     }
-    if (!gate_->empty()) notify();
   }
   if (timed) {
     if (job_->config().buffer_timeout.count() == 0) {

@@ -66,9 +66,12 @@ class Environment {
   int rank() const;
   int num_ranks() const;
 
-  // Bounded sources.
+  // Bounded sources. A collection is split evenly over the source's partitions; the shared_ptr
+  // form reads the vector in place (no copy), so several jobs can share one large input.
   template <Record T>
   Stream<T> from_collection(std::vector<T> data);
+  template <Record T>
+  Stream<T> from_collection(std::shared_ptr<const std::vector<T>> data);
   template <class F>
     requires GeneratorFunction<F>
   Stream<MapResult<F, std::uint64_t>> generate(std::uint64_t count, F fn);
@@ -409,7 +412,11 @@ Stream<T> Environment::add_source(std::string kind, bool bounded, Make make) {
 
 template <Record T>
 Stream<T> Environment::from_collection(std::vector<T> data) {
-  auto shared = std::make_shared<const std::vector<T>>(std::move(data));
+  return from_collection(std::make_shared<const std::vector<T>>(std::move(data)));
+}
+
+template <Record T>
+Stream<T> Environment::from_collection(std::shared_ptr<const std::vector<T>> shared) {
   return add_source<T>("source: collection", true, [shared](const detail::OpContext& c, detail::Input<T>* out) {
     return std::make_unique<detail::CollectionSource<T>>(c, shared, out);
   });

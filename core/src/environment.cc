@@ -10,10 +10,10 @@ Environment::Environment(JobConfig config)
 
 Environment::Environment(JobConfig config, std::shared_ptr<detail::Transport> transport)
     : config_(config), transport_(std::move(transport)) {
-  if (config_.parallelism <= 0)
-    config_.parallelism = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   if (config_.slots <= 0)
     config_.slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  // Default: one partition per slot of every rank.
+  if (config_.parallelism <= 0) config_.parallelism = config_.slots * transport_->num_ranks();
 }
 
 Environment::~Environment() = default;
@@ -60,6 +60,7 @@ JobHandle Environment::start() {
     throw PlanError("this Environment already ran its job: build a new Environment for another job");
   const Compiled c = compile();
   started_ = true;
+  transport_->check_plan(detail::plan_hash(graph_));  // every rank built the same plan?
   return JobHandle(detail::start_job(graph_, c.jg, c.eg, config_, transport_));
 }
 

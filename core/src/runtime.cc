@@ -17,10 +17,10 @@ namespace gyre::detail {
 
 // ---------------------------------------------------------------- InputGate
 
-void InputGate::push(int port, std::shared_ptr<const BatchBase> batch) {
+void InputGate::push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
   {
     std::lock_guard lock(mu_);
-    q_.push_back({port, std::move(batch)});
+    q_.push_back({port, std::move(batch), credit});
     ++data_;
     max_ = std::max(max_, data_);
   }
@@ -30,7 +30,7 @@ void InputGate::push(int port, std::shared_ptr<const BatchBase> batch) {
 void InputGate::push_end(int port) {
   {
     std::lock_guard lock(mu_);
-    q_.push_back({port, nullptr});
+    q_.push_back({port, nullptr, -1});
   }
   owner_->notify();
 }
@@ -48,6 +48,7 @@ bool InputGate::pop(Item& item) {
     }
   }
   for (auto* w : wake) w->notify();
+  if (item.credit >= 0) transport_->return_credit(item.credit);
   return true;
 }
 
@@ -89,10 +90,11 @@ class LocalTransport final : public Transport {
  public:
   int rank() const override { return 0; }
   int num_ranks() const override { return 1; }
-  void bind(const ExecutionGraph& /*eg*/, const std::vector<InputGate*>& gates) override {
+  void bind(const StreamGraph& /*g*/, const ExecutionGraph& /*eg*/,
+            const std::vector<InputGate*>& gates, Hooks /*hooks*/) override {
     gates_ = gates;
   }
-  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port) override {
+  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/) override {
     GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[dst],
                "local transport: no gate for consumer subtask");
     return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port);
@@ -107,6 +109,9 @@ constexpr std::size_t kBatchesPerActivation = 8;
 }  // namespace
 
 std::unique_ptr<Transport> make_local_transport() { return std::make_unique<LocalTransport>(); }
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port) {
+  return std::make_unique<LocalChannel>(gate, port);
+}
 
 // ---------------------------------------------------------------- subtasks
 
@@ -138,6 +143,12 @@ class Subtask final : public Notifiable {
   int ports_open_ = 0;
   bool done_ = false;
 
+  // Time accounting (this subtask only; read after the job).
+  double busy_s_ = 0;
+  double backpressured_s_ = 0;
+  bool blocked_ = false;  // the last activation stopped for lack of credit
+  std::chrono::steady_clock::time_point blocked_since_;
+
   std::atomic<int> state_{kIdle};
   std::atomic<bool> tick_{false};     // the timer asks for a flush of due buffers
   std::atomic<bool> pending_{false};  // some writer holds a partly filled buffer
@@ -166,6 +177,7 @@ class JobRuntime {
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
   void fail(const Subtask& s, const std::string& op, std::exception_ptr cause,
             const std::string& what);
+  void remote_abort(const std::string& message, bool cancel);
   void enqueue(Subtask* s);
   void subtask_finished();
   const JobConfig& config() const { return config_; }
@@ -178,6 +190,7 @@ class JobRuntime {
   void build(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg);
   void timer_loop();
   void notify_all();
+  void abort_sinks();
 
   JobConfig config_;
   std::shared_ptr<Transport> transport_holder_;  // outlives the job even if the Environment does not
@@ -189,6 +202,9 @@ class JobRuntime {
   std::vector<std::unique_ptr<ChannelOut>> channels_;
   std::vector<std::string> names_;
   std::vector<std::string> task_names_;
+  std::vector<std::size_t> in_bytes_;   // per node: sizeof its (first) input record
+  std::vector<std::size_t> out_bytes_;  // per node: sizeof its output record
+  std::vector<int> task_subtasks_;      // per task: parallelism
   bool timed_ = false;  // an unbounded source: buffer timeouts and idle polling apply
 
   mutable std::mutex mu_;
@@ -225,6 +241,11 @@ void Subtask::notify() {
 
 void Subtask::execute() {
   state_.store(kRunning, std::memory_order_release);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (blocked_) {
+    backpressured_s_ += std::chrono::duration<double>(t0 - blocked_since_).count();
+    blocked_ = false;
+  }
   try {
     activation();
   } catch (const OperatorError& e) {
@@ -237,6 +258,9 @@ void Subtask::execute() {
     job_->fail(*this, "", std::current_exception(), "unknown exception");
     done_ = true;
   }
+  const auto t1 = std::chrono::steady_clock::now();
+  busy_s_ += std::chrono::duration<double>(t1 - t0).count();
+  if (blocked_) blocked_since_ = t1;
   if (done_) {
     state_.store(kFinished, std::memory_order_release);
     job_->subtask_finished();
@@ -266,8 +290,12 @@ void Subtask::flush_due(bool all) {
 }
 
 bool Subtask::outputs_have_credit() {
-  for (ChannelOut* c : outs_)
-    if (!c->has_credit(this)) return false;  // woken again when credit returns
+  for (ChannelOut* c : outs_) {
+    if (!c->has_credit(this)) {
+      blocked_ = true;  // woken again when credit returns
+      return false;
+    }
+  }
   return true;
 }
 
@@ -359,9 +387,14 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   const int rank = transport_.rank();
   for (const auto& n : g.nodes) {
     names_.push_back(n.name);
+    out_bytes_.push_back(n.record_bytes);
+    in_bytes_.push_back(0);
     if (n.num_ports == 0 && !n.bounded) timed_ = true;
   }
+  for (const auto& e : g.edges)
+    if (e.port == 0) in_bytes_[static_cast<std::size_t>(e.to)] = g.nodes[static_cast<std::size_t>(e.from)].record_bytes;
   for (const auto& t : jg.tasks) {
+    task_subtasks_.push_back(t.parallelism);
     std::string name;
     for (int n : t.nodes) name += (name.empty() ? "" : " -> ") + g.nodes[static_cast<std::size_t>(n)].name;
     task_names_.push_back(std::move(name));
@@ -392,13 +425,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         total += n;
       }
       s->gate_ = std::make_unique<InputGate>(
-          s.get(), std::max<std::size_t>(1, config_.channel_capacity) * static_cast<std::size_t>(total));
+          s.get(), std::max<std::size_t>(1, config_.channel_capacity) * static_cast<std::size_t>(total),
+          &transport_);
       gates[sid] = s->gate_.get();
     }
     by_id[sid] = s.get();
     subtasks_.push_back(std::move(s));
   }
-  transport_.bind(eg, gates);
+  Transport::Hooks hooks;
+  hooks.remote_abort = [this](const std::string& message, bool cancel) { remote_abort(message, cancel); };
+  transport_.bind(g, eg, gates, std::move(hooks));
 
   // Operators of each subtask, built downstream first so each gets its output port.
   for (auto& sp : subtasks_) {
@@ -429,7 +465,7 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         }
         std::vector<ChannelOut*> chans;
         for (int d : dsts) {
-          channels_.push_back(transport_.open(s.id_, d, es.port));
+          channels_.push_back(transport_.open(s.id_, d, es.port, node));
           chans.push_back(channels_.back().get());
           s.outs_.push_back(chans.back());
         }
@@ -494,10 +530,26 @@ void JobRuntime::notify_all() {
 void JobRuntime::cancel() {
   {
     std::lock_guard lock(mu_);
-    if (remaining_ == 0) return;
+    if (remaining_ == 0 || cancelled_.load()) return;
     if (!failed_) user_cancelled_ = true;
+    cancelled_.store(true, std::memory_order_release);
   }
-  cancelled_.store(true, std::memory_order_release);
+  transport_.abort_others("", true);
+  notify_all();
+}
+
+void JobRuntime::remote_abort(const std::string& message, bool cancel) {
+  {
+    std::lock_guard lock(mu_);
+    if (cancel) {
+      if (!failed_) user_cancelled_ = true;
+    } else if (!failed_) {
+      failed_ = true;
+      user_cancelled_ = false;
+      error_ = message;
+    }
+    cancelled_.store(true, std::memory_order_release);
+  }
   notify_all();
 }
 
@@ -517,8 +569,9 @@ void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_pt
     error_ = msg.str();
     error_op_ = op;
     error_cause_ = std::move(cause);
+    cancelled_.store(true, std::memory_order_release);
   }
-  cancelled_.store(true, std::memory_order_release);
+  transport_.abort_others(error_, false);
   notify_all();
 }
 
@@ -543,6 +596,11 @@ void JobRuntime::timer_loop() {
   }
 }
 
+void JobRuntime::abort_sinks() {
+  for (auto& s : subtasks_)
+    for (auto& op : s->ops_) op->abort();
+}
+
 JobResult JobRuntime::wait() {
   {
     std::unique_lock lock(mu_);
@@ -553,43 +611,82 @@ JobResult JobRuntime::wait() {
   }
   cv_.notify_all();
   if (timer_.joinable()) timer_.join();
-  transport_.unbind();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+
+  // Local sums, then summed over ranks: per node records in/out, per task busy/backpressured.
+  const std::size_t nn = names_.size();
+  const std::size_t nt = task_names_.size();
+  std::vector<double> counters(2 * nn + 2 * nt + 1, 0.0);
+  for (auto& s : subtasks_) {
+    for (std::size_t i = 0; i < s->ops_.size(); ++i) {
+      const auto node = static_cast<std::size_t>(s->op_nodes_[i]);
+      counters[node] += static_cast<double>(s->ops_[i]->records_in);
+      counters[nn + node] += static_cast<double>(s->ops_[i]->records_out);
+    }
+    counters[2 * nn + static_cast<std::size_t>(s->task_)] += s->busy_s_;
+    counters[2 * nn + nt + static_cast<std::size_t>(s->task_)] += s->backpressured_s_;
+  }
+  counters.back() = static_cast<double>(transport_.wire_bytes());
+
+  Transport::Outcome local;
+  {
+    std::lock_guard lock(mu_);
+    local.failed = failed_;
+    local.cancelled = user_cancelled_;
+    local.message = error_;
+  }
+  // Collective: every rank gets here, agrees on the outcome and sums the counters.
+  const Transport::Outcome outcome = transport_.finish(local, counters);
 
   JobResult result;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-  result.cancelled = user_cancelled_;
-  if (failed_ || user_cancelled_) {
-    for (auto& s : subtasks_)
-      for (auto& op : s->ops_) op->abort();
-    if (failed_) throw JobError(error_, error_op_, error_cause_);
+  result.seconds = seconds;
+  result.cancelled = outcome.cancelled && !outcome.failed;
+  result.ranks = transport_.num_ranks();
+  if (outcome.failed) {
+    abort_sinks();
+    // The failing rank keeps the original exception; the others get the message.
+    const bool mine = local.failed && local.message == outcome.message;
+    throw JobError(outcome.message, mine ? error_op_ : "", mine ? error_cause_ : nullptr);
+  }
+  if (outcome.cancelled) {
+    abort_sinks();
   } else {
     for (auto& s : subtasks_) {
       for (auto& op : s->ops_) {
         try {
           op->commit();
         } catch (const std::exception& e) {
-          for (auto& s2 : subtasks_)
-            for (auto& op2 : s2->ops_) op2->abort();
-          throw JobError(std::string("job failed while committing output: ") + e.what(), "",
-                         std::current_exception());
+          abort_sinks();
+          throw JobError(std::string("job failed while committing output on rank ") +
+                             std::to_string(rank()) + ": " + e.what(),
+                         "", std::current_exception());
         }
       }
     }
   }
-  for (std::size_t i = 0; i < names_.size(); ++i) {
+  for (std::size_t i = 0; i < nn; ++i) {
     OperatorMetrics m;
     m.node = static_cast<int>(i);
     m.name = names_[i];
+    m.records_in = static_cast<std::uint64_t>(counters[i]);
+    m.records_out = static_cast<std::uint64_t>(counters[nn + i]);
+    m.bytes_in = m.records_in * in_bytes_[i];
+    m.bytes_out = m.records_out * out_bytes_[i];
     result.operators.push_back(m);
   }
-  for (auto& s : subtasks_) {
-    for (std::size_t i = 0; i < s->ops_.size(); ++i) {
-      auto& m = result.operators[static_cast<std::size_t>(s->op_nodes_[i])];
-      m.records_in += s->ops_[i]->records_in;
-      m.records_out += s->ops_[i]->records_out;
-    }
-    if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
+  for (std::size_t t = 0; t < nt; ++t) {
+    TaskMetrics m;
+    m.task = static_cast<int>(t);
+    m.name = task_names_[t];
+    m.subtasks = task_subtasks_[t];
+    m.busy_seconds = counters[2 * nn + t];
+    m.backpressured_seconds = counters[2 * nn + nt + t];
+    m.idle_seconds = std::max(0.0, seconds * m.subtasks - m.busy_seconds - m.backpressured_seconds);
+    result.tasks.push_back(m);
   }
+  result.wire_bytes = static_cast<std::uint64_t>(counters.back());
+  for (auto& s : subtasks_)
+    if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
   return result;
 }
 

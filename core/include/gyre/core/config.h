@@ -25,20 +25,45 @@ struct JobConfig {
   std::chrono::milliseconds idle_poll{1};
 };
 
-// Records that passed through one operator, summed over its partitions.
+// Records that passed through one operator, summed over its partitions and ranks. Bytes are
+// records x sizeof(record), as held in memory.
 struct OperatorMetrics {
   int node = 0;
   std::string name;
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+// Time of one task (a chain of operators), summed over its subtasks and ranks: busy running,
+// back-pressured (ready but a consumer had no room), idle (the rest of the job's wall time).
+struct TaskMetrics {
+  int task = 0;
+  std::string name;
+  int subtasks = 0;
+  double busy_seconds = 0;
+  double backpressured_seconds = 0;
+  double idle_seconds = 0;
 };
 
 struct JobResult {
   double seconds = 0;
   bool cancelled = false;
+  int ranks = 1;
   std::vector<OperatorMetrics> operators;
-  // Largest number of batches queued at any one input gate during the run.
+  std::vector<TaskMetrics> tasks;
+  // Largest number of batches queued at any one input gate (this rank).
   std::size_t max_queued_batches = 0;
+  // Bytes sent to and received from other ranks, summed over ranks.
+  std::uint64_t wire_bytes = 0;
+
+  // A few lines for people: time, records and busy share per operator / task.
+  std::string summary() const;
+  // The same as JSON (stable field names, for tools).
+  std::string to_json() const;
+  // Writes to_json() to `path` (atomically: temporary file + rename); throws gyre::Error.
+  void write_json(const std::string& path) const;
 };
 
 }  // namespace gyre

@@ -108,6 +108,10 @@ struct NodeSpec {
   WriterFactory make_writer;  // for the output type; forward/rebalance/broadcast/gather
   std::function<std::unique_ptr<PortBase>(std::vector<PortBase*>)> make_tee;
   std::function<void()> validate;  // throws PlanError (missing file, ...)
+  // Output records crossing ranks (unset when the record type has no gyre::Codec).
+  std::function<void(const BatchBase&, std::string&)> encode;
+  std::function<std::shared_ptr<BatchBase>(const char*, const char*, std::size_t)> decode;
+  std::size_t record_bytes = 0;  // sizeof the output record (0 for sinks)
 };
 
 struct EdgeSpec {

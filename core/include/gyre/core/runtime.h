@@ -8,9 +8,12 @@
 // bounded by the channel capacities.
 #pragma once
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "gyre/core/config.h"
@@ -46,6 +49,8 @@ class JobHandle {
 
 namespace detail {
 
+class Transport;
+
 // The consumer side of all channels into one subtask: a bounded queue of batches tagged with
 // the input port. A null batch is one producer's end-of-input marker.
 class InputGate {
@@ -53,10 +58,12 @@ class InputGate {
   struct Item {
     int port = 0;
     std::shared_ptr<const BatchBase> batch;
+    std::int64_t credit = -1;  // >= 0: returned to the transport when popped (remote producer)
   };
-  InputGate(Notifiable* owner, std::size_t capacity) : owner_(owner), capacity_(capacity) {}
+  InputGate(Notifiable* owner, std::size_t capacity, Transport* transport)
+      : owner_(owner), capacity_(capacity), transport_(transport) {}
 
-  void push(int port, std::shared_ptr<const BatchBase> batch);
+  void push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit = -1);
   void push_end(int port);
   bool pop(Item& item);
   bool empty() const;
@@ -66,6 +73,7 @@ class InputGate {
  private:
   Notifiable* owner_;
   std::size_t capacity_;
+  Transport* transport_;
   mutable std::mutex mu_;
   std::deque<Item> q_;
   std::size_t data_ = 0;  // batches (not end markers) in q_
@@ -73,22 +81,50 @@ class InputGate {
   std::vector<Notifiable*> waiters_;
 };
 
-// Connects producer subtasks to consumer subtasks, within a rank and across ranks.
+// Connects producer subtasks to consumer subtasks, within a rank and across ranks, and lets the
+// ranks of one job agree: on the plan before it starts, on failure while it runs, on the
+// outcome and the metrics when it ends. One job at a time per transport.
 class Transport {
  public:
   virtual ~Transport() = default;
   virtual int rank() const = 0;
   virtual int num_ranks() const = 0;
+
+  // Before any data moves (collective): throws PlanError unless every rank built this plan.
+  virtual void check_plan(std::uint64_t /*hash*/) {}
+
+  struct Hooks {
+    // Another rank failed (message) or cancelled the job: end it here too.
+    std::function<void(const std::string& message, bool cancel)> remote_abort;
+  };
   // Before a job starts: the gates of this rank's subtasks, indexed by global subtask id
   // (nullptr for subtasks that run elsewhere).
-  virtual void bind(const ExecutionGraph& eg, const std::vector<InputGate*>& gates) = 0;
-  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port) = 0;
-  // After the job ended on this rank.
-  virtual void unbind() {}
+  virtual void bind(const StreamGraph& g, const ExecutionGraph& eg,
+                    const std::vector<InputGate*>& gates, Hooks hooks) = 0;
+  // The channel from subtask `src` (on this rank) to input `port` of subtask `dst`; records are
+  // the output of node `src_node`. Throws PlanError if they cannot reach `dst`.
+  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int src_node) = 0;
+  // A batch from a remote producer was consumed.
+  virtual void return_credit(std::int64_t /*token*/) {}
+  // This rank failed or was cancelled: end the job on the other ranks too.
+  virtual void abort_others(const std::string& /*message*/, bool /*cancel*/) {}
+
+  struct Outcome {
+    bool failed = false;
+    bool cancelled = false;
+    std::string message;
+  };
+  // After this rank's subtasks ended (collective): waits for every rank, agrees on the outcome
+  // (the failure of the lowest failing rank wins), sums `counters` over ranks, and unbinds.
+  virtual Outcome finish(Outcome local, std::vector<double>& /*counters*/) { return local; }
+  // Bytes this rank sent to and received from other ranks in the last job.
+  virtual std::uint64_t wire_bytes() const { return 0; }
 };
 
 // All partitions in this process.
 std::unique_ptr<Transport> make_local_transport();
+// A channel into a gate of this process.
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port);
 
 std::shared_ptr<JobRuntime> start_job(const StreamGraph& g, const JobGraph& jg,
                                       const ExecutionGraph& eg, const JobConfig& config,

@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "gyre/core/codec.h"
 #include "gyre/core/concepts.h"
 #include "gyre/core/config.h"
 #include "gyre/core/operators.h"
@@ -117,6 +118,13 @@ class Environment {
 namespace detail {
 template <class Out>
 void set_output_type(NodeSpec& spec) {
+  spec.record_bytes = sizeof(Out);
+  if constexpr (Encodable<Out> && std::default_initializable<Out>) {
+    spec.encode = [](const BatchBase& b, std::string& out) {
+      encode_batch<Out>(std::span<const Out>(static_cast<const Batch<Out>&>(b).data), out);
+    };
+    spec.decode = [](const char* p, const char* end, std::size_t n) { return decode_batch<Out>(p, end, n); };
+  }
   spec.make_writer = single_writer_factory<Out>();
   spec.make_tee = [](std::vector<PortBase*> outs) -> std::unique_ptr<PortBase> {
     std::vector<Input<Out>*> typed;
@@ -244,9 +252,11 @@ class Stream {
 
   // ---- sinks ----
 
-  Collected<T> collect() const {
+  // Keeps every record in memory. With several ranks each rank holds the records of its own
+  // partitions; collect(1) gathers everything in partition 0, on rank 0.
+  Collected<T> collect(int parallelism = 0) const {
     auto state = std::make_shared<detail::CollectState<T>>();
-    add_sink("sink: collect", node_parallelism(), [state](const detail::OpContext& c) {
+    add_sink("sink: collect", parallelism > 0 ? parallelism : node_parallelism(), [state](const detail::OpContext& c) {
       return std::make_unique<detail::CollectSink<T>>(c, state);
     });
     return Collected<T>(state);

@@ -370,7 +370,18 @@ JobRuntime::JobRuntime(const StreamGraph& g, const JobGraph& jg, const Execution
       slots_(resolve_slots(config)),
       threads_(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(slots_) + 1),
       arena_(slots_, 0) {
-  build(g, jg, eg);
+  std::string error;
+  try {
+    build(g, jg, eg);
+  } catch (const std::exception& e) {
+    error = std::string("job failed before it started on rank ") + std::to_string(transport_.rank()) +
+            ": " + e.what();
+  }
+  error = transport_.agree(error);  // every rank gives up together
+  if (!error.empty()) {
+    waited_ = true;  // nothing runs, nothing to wait for
+    throw Error(error);
+  }
 }
 
 JobRuntime::~JobRuntime() {
@@ -434,6 +445,7 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   }
   Transport::Hooks hooks;
   hooks.remote_abort = [this](const std::string& message, bool cancel) { remote_abort(message, cancel); };
+  hooks.channel_capacity = std::max<std::size_t>(1, config_.channel_capacity);
   transport_.bind(g, eg, gates, std::move(hooks));
 
   // Operators of each subtask, built downstream first so each gets its output port.
@@ -501,6 +513,7 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
 
 void JobRuntime::start() {
   t0_ = std::chrono::steady_clock::now();
+  transport_.start();
   if (timed_) timer_ = std::thread([this] { timer_loop(); });
   if (subtasks_.empty()) return;
   for (auto& s : subtasks_) s->notify();

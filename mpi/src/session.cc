@@ -3,18 +3,12 @@
 #include <mpi.h>
 
 #include <cstdio>
-#include <stdexcept>
+#include <cstdlib>
+
+#include "mpi_util.h"
 
 namespace gyre::mpi {
 namespace {
-
-void check(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, text, &len);
-  throw std::runtime_error(std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
-}
 
 const char* level_name(int level) {
   switch (level) {
@@ -51,10 +45,24 @@ Session::~Session() {
   }
 }
 
+std::shared_ptr<detail::Transport> Session::transport() const { return make_mpi_transport(); }
+
 long long Session::allreduce_sum(long long v) const {
   long long out = 0;
   check(MPI_Allreduce(&v, &out, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
   return out;
+}
+
+double Session::allreduce_max(double v) const {
+  double out = 0;
+  check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  return out;
+}
+
+void Session::barrier() const { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+
+std::vector<std::string> Session::allgather_bytes(const std::string& local) const {
+  return gather_strings(MPI_COMM_WORLD, local);
 }
 
 void Session::abort(int code, const std::string& message) const {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gyre/core.h"
+#include "../support/test_env.h"
 
 namespace {
 
@@ -49,7 +50,7 @@ class OperatorTest : public ::testing::TestWithParam<int> {
 
 TEST_P(OperatorTest, MapFilterChain) {
   const auto in = random_recs(20000, 1000, seed());
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto out = env.from_collection(in)
                  .map([](const Rec& r) { return Rec{r.key, r.value * 3 + 1}; })
                  .filter([](const Rec& r) { return r.value % 2 == 0; })
@@ -60,7 +61,7 @@ TEST_P(OperatorTest, MapFilterChain) {
     const Rec m{r.key, r.value * 3 + 1};
     if (m.value % 2 == 0) expect.push_back(m);
   }
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, FlatMapWithStrings) {
@@ -72,7 +73,7 @@ TEST_P(OperatorTest, FlatMapWithStrings) {
     for (int w = 0; w < words; ++w) l += "w" + std::to_string(rng() % 50) + " ";
     lines.push_back(l);
   }
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto out = env.from_collection(lines)
                  .flat_map<std::string>([](const std::string& l, gyre::Emit<std::string>& emit) {
                    std::size_t i = 0;
@@ -93,12 +94,12 @@ TEST_P(OperatorTest, FlatMapWithStrings) {
       i = j + 1;
     }
   }
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, KeyByReduce) {
   const auto in = random_recs(50000, 777, seed());
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto out = env.from_collection(in)
                  .key_by([](const Rec& r) { return r.key; })
                  .reduce([](const Rec& a, const Rec& b) { return Rec{a.key, a.value + b.value}; })
@@ -108,12 +109,12 @@ TEST_P(OperatorTest, KeyByReduce) {
   for (const auto& r : in) ref[r.key] += r.value;
   std::vector<Rec> expect;
   for (const auto& [k, v] : ref) expect.push_back({k, v});
-  EXPECT_EQ(sorted(out.values()), expect);
+  EXPECT_EQ(sorted(testenv::values(out)), expect);
 }
 
 TEST_P(OperatorTest, KeyByAggregateWithStringKeys) {
   const auto in = random_recs(30000, 300, seed());
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   struct MinMax {
     std::int64_t lo = INT64_MAX;
     std::int64_t hi = INT64_MIN;
@@ -135,7 +136,7 @@ TEST_P(OperatorTest, KeyByAggregateWithStringKeys) {
     a.hi = std::max(a.hi, r.value);
     ++a.n;
   }
-  auto got = out.values();
+  auto got = testenv::values(out);
   ASSERT_EQ(got.size(), ref.size());
   for (const auto& [k, a] : got) {
     ASSERT_TRUE(ref.count(k)) << k;
@@ -146,7 +147,7 @@ TEST_P(OperatorTest, KeyByAggregateWithStringKeys) {
 }
 
 TEST_P(OperatorTest, GeneratorUnionAndDifferentParallelism) {
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto a = env.generate(10000, [](std::uint64_t i) { return static_cast<std::int64_t>(i); });
   auto b = env.generate(5000, [](std::uint64_t i) { return -static_cast<std::int64_t>(i) - 1; });
   b.parallelism(1);  // a rebalance edge into the union when parallelism > 1
@@ -155,13 +156,13 @@ TEST_P(OperatorTest, GeneratorUnionAndDifferentParallelism) {
   std::vector<std::int64_t> expect;
   for (std::int64_t i = 0; i < 10000; ++i) expect.push_back(i * 2);
   for (std::int64_t i = 0; i < 5000; ++i) expect.push_back((-i - 1) * 2);
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, HashJoin) {
   const auto left = random_recs(20000, 500, seed());
   const auto right = random_recs(3000, 700, seed() + 1);
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto l = env.from_collection(left);
   auto r = env.from_collection(right);
   auto out = l.join(r, [](const Rec& x) { return x.key; }, [](const Rec& y) { return y.key; },
@@ -175,12 +176,12 @@ TEST_P(OperatorTest, HashJoin) {
     auto [lo, hi] = idx.equal_range(x.key);
     for (auto it = lo; it != hi; ++it) expect.push_back({x.key, x.value * 10000 + it->second});
   }
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, BroadcastJoinAndSelfJoinFromOneSource) {
   const auto in = random_recs(8000, 400, seed());
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto src = env.from_collection(in);
   auto small = src.filter([](const Rec& r) { return r.value > 900; });
   // Both join inputs come from one source: the probe side must not be refused while the build
@@ -198,13 +199,13 @@ TEST_P(OperatorTest, BroadcastJoinAndSelfJoinFromOneSource) {
     auto [lo, hi] = idx.equal_range(x.key);
     for (auto it = lo; it != hi; ++it) expect.push_back({x.key, x.value + it->second});
   }
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, CoGroup) {
   const auto left = random_recs(6000, 300, seed());
   const auto right = random_recs(4000, 400, seed() + 7);
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   using Out = std::pair<std::uint64_t, std::pair<std::int64_t, std::int64_t>>;  // key, (sumL, countR)
   auto out = env.from_collection(left)
                  .co_group<Out>(env.from_collection(right), [](const Rec& x) { return x.key; },
@@ -221,11 +222,11 @@ TEST_P(OperatorTest, CoGroup) {
   for (const auto& l : left) ref[l.key].first += l.value;
   for (const auto& r : right) ref[r.key].second += 1;
   std::vector<Out> expect(ref.begin(), ref.end());
-  EXPECT_EQ(sorted(out.values()), expect);
+  EXPECT_EQ(sorted(testenv::values(out)), expect);
 }
 
 TEST_P(OperatorTest, BroadcastDeliversEveryRecordToEveryPartition) {
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto out = env.generate(1000, [](std::uint64_t i) { return i; })
                  .broadcast()
                  .map([](std::uint64_t i) { return i; })
@@ -234,28 +235,29 @@ TEST_P(OperatorTest, BroadcastDeliversEveryRecordToEveryPartition) {
   std::vector<std::uint64_t> expect;
   for (int p = 0; p < GetParam(); ++p)
     for (std::uint64_t i = 0; i < 1000; ++i) expect.push_back(i);
-  EXPECT_EQ(sorted(out.values()), sorted(expect));
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
 }
 
 TEST_P(OperatorTest, RebalanceSpreadsSkewedInput) {
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   std::vector<std::atomic<int>> seen(4);
   auto src = env.generate(20000, [](std::uint64_t i) { return i; });
   src.parallelism(1);  // all records start in one partition
   src.rebalance().for_each([&seen](std::uint64_t, int partition) { seen[static_cast<std::size_t>(partition)]++; },
                            GetParam());
   env.run();
-  int total = 0;
+  long long total = 0;
   for (int p = 0; p < GetParam(); ++p) {
-    total += seen[static_cast<std::size_t>(p)];
-    EXPECT_GT(seen[static_cast<std::size_t>(p)], 0) << "partition " << p << " got nothing";
+    const long long n = testenv::sum_ranks(seen[static_cast<std::size_t>(p)]);
+    total += n;
+    EXPECT_GT(n, 0) << "partition " << p << " got nothing";
   }
   EXPECT_EQ(total, 20000);
 }
 
 TEST_P(OperatorTest, FanOutToTwoConsumers) {
   const auto in = random_recs(5000, 100, seed());
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   auto src = env.from_collection(in);
   auto pos = src.filter([](const Rec& r) { return r.value >= 0; }).collect();
   auto sums = src.key_by([](const Rec& r) { return r.key; })
@@ -268,8 +270,8 @@ TEST_P(OperatorTest, FanOutToTwoConsumers) {
     if (r.value >= 0) expect_pos.push_back(r);
     ref[r.key] += r.value;
   }
-  EXPECT_EQ(sorted(pos.values()), sorted(expect_pos));
-  EXPECT_EQ(sums.values().size(), ref.size());
+  EXPECT_EQ(sorted(testenv::values(pos)), sorted(expect_pos));
+  EXPECT_EQ(testenv::values(sums).size(), ref.size());
 }
 
 TEST_P(OperatorTest, TextFileInTextFileOut) {
@@ -279,7 +281,7 @@ TEST_P(OperatorTest, TextFileInTextFileOut) {
   std::vector<std::string> lines;
   {
     std::mt19937 rng(seed());
-    std::ofstream f(in_path);
+    std::ofstream f(testenv::rank() == 0 ? in_path : "/dev/null");  // one writer, all ranks read
     for (int i = 0; i < 5000; ++i) {
       std::string l = "line " + std::to_string(i) + std::string(rng() % 40, 'x');
       if (i % 37 == 0) l.clear();  // empty lines are lines too
@@ -287,21 +289,26 @@ TEST_P(OperatorTest, TextFileInTextFileOut) {
       f << l << (i % 11 == 0 ? "\r\n" : "\n");
     }
   }
-  gyre::Environment env(config());
+  testenv::barrier();
+  auto env = testenv::make_env(config());
   env.read_text_file(in_path).map([](const std::string& s) { return s + "!"; }).write_text(out_path, [](const std::string& s) { return s; });
   env.run();
+  testenv::barrier();  // rank 0 holds the sink; its file is in place once rank 0 returns
   std::vector<std::string> got;
   std::ifstream f(out_path);
   for (std::string l; std::getline(f, l);) got.push_back(l);
   std::vector<std::string> expect;
   for (const auto& l : lines) expect.push_back(l + "!");
   EXPECT_EQ(sorted(got), sorted(expect));
-  std::remove(in_path.c_str());
-  std::remove(out_path.c_str());
+  testenv::barrier();
+  if (testenv::rank() == 0) {
+    std::remove(in_path.c_str());
+    std::remove(out_path.c_str());
+  }
 }
 
 TEST_P(OperatorTest, MetricsCountRecords) {
-  gyre::Environment env(config());
+  auto env = testenv::make_env(config());
   env.generate(10000, [](std::uint64_t i) { return i; })
       .name("numbers")
       .filter([](std::uint64_t i) { return i % 4 == 0; })
@@ -326,7 +333,7 @@ TEST(Scheduling, ManySubtasksOnOneSlot) {
   c.slots = 1;
   c.batch_bytes = 256;
   const auto in = random_recs(20000, 100, 99);
-  gyre::Environment env(c);
+  auto env = testenv::make_env(c);
   auto out = env.from_collection(in)
                  .key_by([](const Rec& r) { return r.key; })
                  .reduce([](const Rec& a, const Rec& b) { return Rec{a.key, a.value + b.value}; })
@@ -336,7 +343,7 @@ TEST(Scheduling, ManySubtasksOnOneSlot) {
   for (const auto& r : in) ref[r.key] += r.value;
   std::vector<Rec> expect;
   for (const auto& [k, v] : ref) expect.push_back({k, v});
-  EXPECT_EQ(sorted(out.values()), expect);
+  EXPECT_EQ(sorted(testenv::values(out)), expect);
 }
 
 }  // namespace

@@ -96,6 +96,8 @@ class Transport {
   struct Hooks {
     // Another rank failed (message) or cancelled the job: end it here too.
     std::function<void(const std::string& message, bool cancel)> remote_abort;
+    // Batches a producer may have sent to one remote consumer and not yet seen consumed.
+    std::size_t channel_capacity = 4;
   };
   // Before a job starts: the gates of this rank's subtasks, indexed by global subtask id
   // (nullptr for subtasks that run elsewhere).
@@ -104,6 +106,11 @@ class Transport {
   // The channel from subtask `src` (on this rank) to input `port` of subtask `dst`; records are
   // the output of node `src_node`. Throws PlanError if they cannot reach `dst`.
   virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int src_node) = 0;
+  // After this rank built its subtasks (collective): the first build error of any rank (empty if
+  // none), so that every rank gives up together before any data moves.
+  virtual std::string agree(const std::string& local_error) { return local_error; }
+  // Starts moving data (after bind, open and agree).
+  virtual void start() {}
   // A batch from a remote producer was consumed.
   virtual void return_credit(std::int64_t /*token*/) {}
   // This rank failed or was cancelled: end the job on the other ranks too.

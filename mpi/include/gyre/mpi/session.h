@@ -1,9 +1,23 @@
 // MPI session: initialises MPI (MPI_THREAD_MULTIPLE) when the program starts, finalises it at
-// the end. A program started without mpirun is a one-rank job. This is the only module that
-// includes <mpi.h>, and only in its .cc files.
+// the end, and provides the transport that runs gyre jobs across the ranks:
+//
+//   int main(int argc, char** argv) {
+//     gyre::mpi::Session mpi(&argc, &argv);
+//     gyre::Environment env(config, mpi.transport());   // same program on every rank (SPMD)
+//     ...
+//   }
+//
+// A program started without mpirun is a one-rank job. Destroy Environments before the Session.
+// This is the only module that includes <mpi.h>, and only in its .cc files.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "gyre/core/codec.h"
+#include "gyre/core/runtime.h"
 
 namespace gyre::mpi {
 
@@ -20,8 +34,35 @@ class Session {
   // The thread support level MPI granted, as MPI names it.
   const std::string& thread_level() const { return thread_level_; }
 
-  // Sum of `v` over all ranks (collective: every rank must call it).
+  // The transport for gyre::Environment: partitions spread over the ranks of MPI_COMM_WORLD.
+  std::shared_ptr<detail::Transport> transport() const;
+
+  // Collective helpers (every rank must call them).
   long long allreduce_sum(long long v) const;
+  double allreduce_max(double v) const;
+  void barrier() const;
+  // Every rank's `local` records, concatenated in rank order, on every rank.
+  template <Encodable T>
+  std::vector<T> allgather(const std::vector<T>& local) const {
+    std::string bytes;
+    detail::encode_batch<T>(std::span<const T>(local), bytes);
+    std::vector<std::string> parts = allgather_bytes(bytes);
+    std::vector<T> all;
+    for (const auto& p : parts) {
+      std::vector<T> v;
+      const char* q = p.data();
+      const char* end = p.data() + p.size();
+      while (q < end) {
+        T x{};
+        q = Codec<T>::decode(q, end, x);
+        v.push_back(std::move(x));
+      }
+      all.insert(all.end(), v.begin(), v.end());
+    }
+    return all;
+  }
+  std::vector<std::string> allgather_bytes(const std::string& local) const;
+
   // Ends the whole job at once with `code`, after printing `message` on this rank.
   [[noreturn]] void abort(int code, const std::string& message) const;
 

@@ -1,0 +1,428 @@
+// The MPI transport: channels between subtasks on different ranks, and the ranks' agreement on
+// plan, failure and outcome.
+//
+// Threading: during a job one dedicated communication thread per rank makes every MPI call
+// (Isend, Iprobe/Recv, Test, Ibarrier); producers encode batches on their own (oneTBB) threads
+// and hand the bytes over through a queue. When there is nothing to do the thread sleeps with a
+// short back-off instead of spinning, so it never competes with the compute threads. Outside a
+// job (plan check, build agreement, final outcome and metrics) the calling thread makes
+// collective calls while the communication thread is stopped.
+//
+// Flow control: every remote channel may have at most `channel_capacity` batches sent but not yet
+// consumed; the consumer's gate returns a credit message when it pops one. Memory per channel is
+// bounded, and since every consumer always drains its gate, no cycle of full channels can form
+// among the ranks.
+//
+// End of job: each rank, when its own subtasks have ended, joins a non-blocking barrier and keeps
+// serving messages (credits, aborts) until every rank has joined.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "gyre/core/error.h"
+#include "mpi_util.h"
+
+namespace gyre::mpi {
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw Error(std::string(what) + " failed: " + std::string(text, static_cast<std::size_t>(len)));
+}
+
+std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& local) {
+  int size = 1;
+  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const int n = static_cast<int>(local.size());
+  std::vector<int> counts(static_cast<std::size_t>(size));
+  check(MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm), "MPI_Allgather");
+  std::vector<int> displs(static_cast<std::size_t>(size), 0);
+  for (std::size_t i = 1; i < counts.size(); ++i) displs[i] = displs[i - 1] + counts[i - 1];
+  std::string all(static_cast<std::size_t>(displs.back() + counts.back()), '\0');
+  check(MPI_Allgatherv(local.data(), n, MPI_CHAR, all.data(), counts.data(), displs.data(), MPI_CHAR, comm),
+        "MPI_Allgatherv");
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    out.push_back(all.substr(static_cast<std::size_t>(displs[i]), static_cast<std::size_t>(counts[i])));
+  return out;
+}
+
+namespace {
+
+constexpr int kTag = 0x6779;
+enum Kind : std::uint32_t { kData = 1, kEnd = 2, kCredit = 3, kAbort = 4, kCancel = 5 };
+
+struct Header {
+  std::uint32_t kind;
+  std::int32_t dst_subtask;
+  std::int32_t port;
+  std::int32_t src_node;
+  std::int64_t channel;  // the sender's channel id (credits go back to it)
+  std::uint64_t count;   // records in a data message
+};
+
+std::string header_bytes(const Header& h) {
+  return std::string(reinterpret_cast<const char*>(&h), sizeof(Header));
+}
+
+class MpiTransport;
+
+class RemoteChannel final : public detail::ChannelOut {
+ public:
+  RemoteChannel(MpiTransport* t, std::int64_t id, int dst_rank, int dst_subtask, int port, int src_node,
+                std::function<void(const detail::BatchBase&, std::string&)> encode, std::size_t capacity)
+      : t_(t), id_(id), dst_rank_(dst_rank), dst_subtask_(dst_subtask), port_(port), src_node_(src_node),
+        encode_(std::move(encode)), capacity_(capacity) {}
+
+  void send(std::shared_ptr<const detail::BatchBase> batch) override;
+  void send_end() override;
+  bool has_credit(detail::Notifiable* waiter) override {
+    std::lock_guard lock(mu_);
+    if (outstanding_ < capacity_) return true;
+    if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end()) waiters_.push_back(waiter);
+    return false;
+  }
+  void credit() {
+    std::vector<detail::Notifiable*> wake;
+    {
+      std::lock_guard lock(mu_);
+      if (outstanding_ > 0) --outstanding_;
+      wake.swap(waiters_);
+    }
+    for (auto* w : wake) w->notify();
+  }
+
+ private:
+  MpiTransport* t_;
+  std::int64_t id_;
+  int dst_rank_;
+  int dst_subtask_;
+  int port_;
+  int src_node_;
+  std::function<void(const detail::BatchBase&, std::string&)> encode_;
+  std::size_t capacity_;
+  std::mutex mu_;
+  std::size_t outstanding_ = 0;
+  std::vector<detail::Notifiable*> waiters_;
+};
+
+class MpiTransport final : public detail::Transport {
+ public:
+  MpiTransport() {
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
+    check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+  }
+  ~MpiTransport() override { stop_thread(); }
+
+  int rank() const override { return rank_; }
+  int num_ranks() const override { return size_; }
+
+  void check_plan(std::uint64_t hash) override {
+    std::vector<std::uint64_t> all(static_cast<std::size_t>(size_));
+    check(MPI_Allgather(&hash, 1, MPI_UINT64_T, all.data(), 1, MPI_UINT64_T, MPI_COMM_WORLD), "MPI_Allgather");
+    for (int r = 1; r < size_; ++r) {
+      if (all[static_cast<std::size_t>(r)] != all[0]) {
+        std::ostringstream msg;
+        msg << "rank " << r << " built a different plan than rank 0 (plan hash " << std::hex
+            << all[static_cast<std::size_t>(r)] << " vs " << all[0]
+            << "): every rank must build the same operators, names, parallelism and edges, "
+               "in the same order (same program, same arguments)";
+        throw PlanError(msg.str());
+      }
+    }
+  }
+
+  void bind(const detail::StreamGraph& g, const detail::ExecutionGraph& eg,
+            const std::vector<detail::InputGate*>& gates, Hooks hooks) override {
+    stop_thread();
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");  // a fresh channel space per job
+    gates_ = gates;
+    hooks_ = std::move(hooks);
+    rank_of_.clear();
+    for (const auto& s : eg.subtasks) rank_of_.push_back(s.rank);
+    decode_.clear();
+    encode_.clear();
+    names_.clear();
+    for (const auto& n : g.nodes) {
+      decode_.push_back(n.decode);
+      encode_.push_back(n.encode);
+      names_.push_back(n.name);
+    }
+    channels_.clear();
+    capacity_ = hooks_.channel_capacity;
+    wire_bytes_ = 0;
+    finishing_ = false;
+    outq_.clear();
+  }
+
+  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int src_node) override {
+    (void)src;
+    const int dst_rank = rank_of_.at(static_cast<std::size_t>(dst));
+    if (dst_rank == rank_) return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), port);
+    const auto& enc = encode_.at(static_cast<std::size_t>(src_node));
+    if (!enc)
+      throw PlanError("records of operator '" + names_[static_cast<std::size_t>(src_node)] +
+                      "' must go to another rank, but their type has no gyre::Codec: specialise "
+                      "gyre::Codec for it (see gyre/core/codec.h)");
+    const auto id = static_cast<std::int64_t>(channels_.size());
+    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, port, src_node, enc, capacity_);
+    channels_.push_back(ch.get());
+    return ch;
+  }
+
+  std::string agree(const std::string& local_error) override {
+    const std::vector<std::string> all = gather_strings(MPI_COMM_WORLD, local_error);
+    for (const auto& e : all)
+      if (!e.empty()) return e;
+    return {};
+  }
+
+  void start() override {
+    stop_thread();
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  void return_credit(std::int64_t token) override {
+    const auto src_rank = static_cast<int>(token >> 32);
+    Header h{kCredit, 0, 0, 0, token & 0xffffffff, 0};
+    enqueue(src_rank, header_bytes(h));
+  }
+
+  void abort_others(const std::string& message, bool cancel) override {
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      Header h{cancel ? kCancel : kAbort, 0, 0, 0, 0, 0};
+      enqueue(r, header_bytes(h) + message);
+    }
+  }
+
+  Outcome finish(Outcome local, std::vector<double>& counters) override {
+    {
+      std::lock_guard lock(mu_);
+      finishing_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (!comm_error_.empty() && !local.failed) {
+      local.failed = true;
+      local.message = comm_error_;
+    }
+    // Agree on the outcome: the failure of the lowest failing rank wins.
+    const int mine = local.failed ? rank_ : INT_MAX;
+    int first = INT_MAX;
+    check(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    int cancelled = local.cancelled ? 1 : 0;
+    int any_cancelled = 0;
+    check(MPI_Allreduce(&cancelled, &any_cancelled, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    Outcome out;
+    out.cancelled = any_cancelled != 0;
+    if (first != INT_MAX) {
+      out.failed = true;
+      int len = static_cast<int>(local.message.size());
+      check(MPI_Bcast(&len, 1, MPI_INT, first, MPI_COMM_WORLD), "MPI_Bcast");
+      out.message = rank_ == first ? local.message : std::string(static_cast<std::size_t>(len), '\0');
+      check(MPI_Bcast(out.message.data(), len, MPI_CHAR, first, MPI_COMM_WORLD), "MPI_Bcast");
+    }
+    if (!counters.empty()) {
+      check(MPI_Allreduce(MPI_IN_PLACE, counters.data(), static_cast<int>(counters.size()), MPI_DOUBLE,
+                          MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Allreduce");
+    }
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    channels_.clear();
+    gates_.clear();
+    return out;
+  }
+
+  std::uint64_t wire_bytes() const override { return wire_bytes_.load(); }
+
+  void enqueue(int dst_rank, std::string bytes) {
+    wire_bytes_ += bytes.size();
+    {
+      std::lock_guard lock(mu_);
+      outq_.push_back({dst_rank, std::move(bytes)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  struct Out {
+    int dst;
+    std::string bytes;
+  };
+  struct InFlight {
+    MPI_Request req;
+    std::string bytes;
+  };
+
+  void stop_thread() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      finishing_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void handle(int src_rank, const std::string& msg) {
+    if (msg.size() < sizeof(Header)) throw Error("corrupt message from rank " + std::to_string(src_rank));
+    Header h{};
+    std::memcpy(&h, msg.data(), sizeof(Header));
+    const char* payload = msg.data() + sizeof(Header);
+    const char* end = msg.data() + msg.size();
+    switch (h.kind) {
+      case kData: {
+        auto* gate = gates_.at(static_cast<std::size_t>(h.dst_subtask));
+        auto batch = decode_.at(static_cast<std::size_t>(h.src_node))(payload, end, h.count);
+        gate->push(h.port, std::move(batch), (static_cast<std::int64_t>(src_rank) << 32) | h.channel);
+        break;
+      }
+      case kEnd:
+        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_end(h.port);
+        break;
+      case kCredit:
+        channels_.at(static_cast<std::size_t>(h.channel))->credit();
+        break;
+      case kAbort:
+      case kCancel:
+        if (hooks_.remote_abort) hooks_.remote_abort(std::string(payload, end), h.kind == kCancel);
+        break;
+      default:
+        throw Error("corrupt message from rank " + std::to_string(src_rank) + ": unknown kind");
+    }
+  }
+
+  bool receive_all() {
+    bool any = false;
+    while (true) {
+      int flag = 0;
+      MPI_Status st;
+      check(MPI_Iprobe(MPI_ANY_SOURCE, kTag, comm_, &flag, &st), "MPI_Iprobe");
+      if (flag == 0) return any;
+      int n = 0;
+      check(MPI_Get_count(&st, MPI_BYTE, &n), "MPI_Get_count");
+      std::string buf(static_cast<std::size_t>(n), '\0');
+      check(MPI_Recv(buf.data(), n, MPI_BYTE, st.MPI_SOURCE, kTag, comm_, MPI_STATUS_IGNORE), "MPI_Recv");
+      handle(st.MPI_SOURCE, buf);
+      any = true;
+    }
+  }
+
+  void loop() {
+    std::vector<InFlight> sending;
+    sending.reserve(64);
+    bool barrier_started = false;
+    MPI_Request barrier = MPI_REQUEST_NULL;
+    auto backoff = std::chrono::microseconds(0);
+    try {
+      while (true) {
+        bool progress = false;
+        std::deque<Out> out;
+        bool finishing = false;
+        {
+          std::lock_guard lock(mu_);
+          out.swap(outq_);
+          finishing = finishing_;
+        }
+        for (auto& o : out) {
+          sending.push_back({MPI_REQUEST_NULL, std::move(o.bytes)});
+          auto& f = sending.back();
+          check(MPI_Isend(f.bytes.data(), static_cast<int>(f.bytes.size()), MPI_BYTE, o.dst, kTag, comm_, &f.req),
+                "MPI_Isend");
+          progress = true;
+        }
+        progress = receive_all() || progress;
+        for (std::size_t i = 0; i < sending.size();) {
+          int done = 0;
+          check(MPI_Test(&sending[i].req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+          if (done != 0) {
+            sending[i] = std::move(sending.back());
+            sending.pop_back();
+            progress = true;
+          } else {
+            ++i;
+          }
+        }
+        if (finishing && !barrier_started && out.empty()) {
+          check(MPI_Ibarrier(comm_, &barrier), "MPI_Ibarrier");
+          barrier_started = true;
+        }
+        if (barrier_started) {
+          int done = 0;
+          check(MPI_Test(&barrier, &done, MPI_STATUS_IGNORE), "MPI_Test");
+          if (done != 0 && sending.empty()) {
+            receive_all();  // late credits or aborts: nobody waits for them any more
+            break;
+          }
+        }
+        if (progress) {
+          backoff = std::chrono::microseconds(0);
+          continue;
+        }
+        // Idle: sleep a little (longer the longer it stays idle); new outgoing work wakes us.
+        backoff = std::min(std::chrono::microseconds(200), backoff + std::chrono::microseconds(20));
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, backoff, [&] { return !outq_.empty() || (finishing_ && !barrier_started); });
+      }
+    } catch (const std::exception& e) {
+      // A broken message or an MPI error: end the job everywhere.
+      comm_error_ = "rank " + std::to_string(rank_) + ": communication failed: " + e.what();
+      if (hooks_.remote_abort) hooks_.remote_abort(comm_error_, false);
+      std::fprintf(stderr, "[rank %d] %s\n", rank_, comm_error_.c_str());
+      MPI_Abort(MPI_COMM_WORLD, 3);
+    }
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  std::vector<detail::InputGate*> gates_;
+  Hooks hooks_;
+  std::vector<int> rank_of_;
+  std::vector<std::function<std::shared_ptr<detail::BatchBase>(const char*, const char*, std::size_t)>> decode_;
+  std::vector<std::function<void(const detail::BatchBase&, std::string&)>> encode_;
+  std::vector<std::string> names_;
+  std::vector<RemoteChannel*> channels_;
+  std::size_t capacity_ = 4;
+  std::atomic<std::uint64_t> wire_bytes_{0};
+  std::string comm_error_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Out> outq_;
+  bool finishing_ = false;
+  std::thread thread_;
+};
+
+void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
+  {
+    std::lock_guard lock(mu_);
+    ++outstanding_;
+  }
+  Header h{kData, dst_subtask_, port_, src_node_, id_, batch->size()};
+  std::string msg = header_bytes(h);
+  encode_(*batch, msg);
+  t_->enqueue(dst_rank_, std::move(msg));
+}
+
+void RemoteChannel::send_end() {
+  Header h{kEnd, dst_subtask_, port_, src_node_, id_, 0};
+  t_->enqueue(dst_rank_, header_bytes(h));
+}
+
+}  // namespace
+
+std::shared_ptr<detail::Transport> make_mpi_transport() { return std::make_shared<MpiTransport>(); }
+
+}  // namespace gyre::mpi

@@ -1,0 +1,36 @@
+// Lets one test source run in one process (in-process transport) or under mpiexec (MPI
+// transport): build the test with GYRE_TEST_MPI defined and link tests/support/mpi_main.cc.
+#pragma once
+
+#include <vector>
+
+#include "gyre/core.h"
+#ifdef GYRE_TEST_MPI
+#include "gyre/mpi/session.h"
+#endif
+
+namespace testenv {
+
+#ifdef GYRE_TEST_MPI
+gyre::mpi::Session& session();
+inline gyre::Environment make_env(const gyre::JobConfig& c) { return gyre::Environment(c, session().transport()); }
+// Every rank's records, on every rank.
+template <class T>
+std::vector<T> values(const gyre::Collected<T>& c) {
+  return session().allgather(c.values());
+}
+inline long long sum_ranks(long long v) { return session().allreduce_sum(v); }
+inline void barrier() { session().barrier(); }
+inline int rank() { return session().rank(); }
+#else
+inline gyre::Environment make_env(const gyre::JobConfig& c) { return gyre::Environment(c); }
+template <class T>
+std::vector<T> values(const gyre::Collected<T>& c) {
+  return c.values();
+}
+inline long long sum_ranks(long long v) { return v; }
+inline void barrier() {}
+inline int rank() { return 0; }
+#endif
+
+}  // namespace testenv

@@ -445,7 +445,8 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   }
   Transport::Hooks hooks;
   hooks.remote_abort = [this](const std::string& message, bool cancel) { remote_abort(message, cancel); };
-  hooks.channel_capacity = std::max<std::size_t>(1, config_.channel_capacity);
+  hooks.channel_capacity = std::max<std::size_t>(
+      {1, config_.channel_capacity, config_.remote_window_bytes / std::max<std::size_t>(1, config_.batch_bytes)});
   transport_.bind(g, eg, gates, std::move(hooks));
 
   // Operators of each subtask, built downstream first so each gets its output port.

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <set>
 #include <random>
 #include <string>
 #include <unistd.h>
@@ -110,6 +112,30 @@ TEST_P(OperatorTest, KeyByReduce) {
   std::vector<Rec> expect;
   for (const auto& [k, v] : ref) expect.push_back({k, v});
   EXPECT_EQ(sorted(testenv::values(out)), expect);
+}
+
+TEST_P(OperatorTest, KeyByPartitionPutsEveryKeyInOnePartition) {
+  const auto in = random_recs(20000, 500, seed());
+  auto env = testenv::make_env(config());
+  using Seen = std::pair<std::uint64_t, std::int64_t>;  // key, partition that saw it
+  std::mutex mu;
+  std::vector<Seen> seen;
+  env.from_collection(in)
+      .key_by([](const Rec& r) { return r.key; })
+      .partition()
+      .for_each([&](const Rec& r, int part) {
+        std::lock_guard lock(mu);
+        seen.emplace_back(r.key, part);
+      });
+  env.run();
+  const auto all = testenv::gather(seen);
+  ASSERT_EQ(all.size(), in.size());
+  std::map<std::uint64_t, std::set<std::int64_t>> parts;
+  for (const auto& [k, p] : all) parts[k].insert(p);
+  for (const auto& [k, ps] : parts) EXPECT_EQ(ps.size(), 1U) << "key " << k << " in " << ps.size() << " partitions";
+  std::set<std::int64_t> used;
+  for (const auto& [k, ps] : parts) used.insert(*ps.begin());
+  EXPECT_EQ(static_cast<int>(used.size()), GetParam()) << "500 keys should reach every partition";
 }
 
 TEST_P(OperatorTest, KeyByAggregateWithStringKeys) {

@@ -19,6 +19,10 @@ template <class T>
 std::vector<T> values(const gyre::Collected<T>& c) {
   return session().allgather(c.values());
 }
+template <class T>
+std::vector<T> gather(const std::vector<T>& local) {
+  return session().allgather(local);
+}
 inline long long sum_ranks(long long v) { return session().allreduce_sum(v); }
 inline void barrier() { session().barrier(); }
 inline int rank() { return session().rank(); }
@@ -27,6 +31,10 @@ inline gyre::Environment make_env(const gyre::JobConfig& c) { return gyre::Envir
 template <class T>
 std::vector<T> values(const gyre::Collected<T>& c) {
   return c.values();
+}
+template <class T>
+std::vector<T> gather(const std::vector<T>& local) {
+  return local;
 }
 inline long long sum_ranks(long long v) { return v; }
 inline void barrier() {}

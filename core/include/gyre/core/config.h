@@ -18,6 +18,9 @@ struct JobConfig {
   std::size_t batch_bytes = 32 * 1024;
   // Batches a producer may have queued at one consumer before it is back-pressured.
   std::size_t channel_capacity = 4;
+  // Across ranks a batch is acknowledged only after a round trip, so a channel to another rank
+  // may have this many bytes (at least channel_capacity batches) sent and not yet consumed.
+  std::size_t remote_window_bytes = 4 << 20;
   // For jobs with an unbounded source: a partly filled buffer is sent at the latest this long
   // after its first record was written. Zero sends every batch at once.
   std::chrono::milliseconds buffer_timeout{100};

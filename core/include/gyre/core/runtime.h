@@ -96,7 +96,8 @@ class Transport {
   struct Hooks {
     // Another rank failed (message) or cancelled the job: end it here too.
     std::function<void(const std::string& message, bool cancel)> remote_abort;
-    // Batches a producer may have sent to one remote consumer and not yet seen consumed.
+    // Batches a producer may have sent to one remote consumer and not yet seen consumed
+    // (JobConfig::remote_window_bytes / batch_bytes, at least channel_capacity).
     std::size_t channel_capacity = 4;
   };
   // Before a job starts: the gates of this rank's subtasks, indexed by global subtask id

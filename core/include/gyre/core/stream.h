@@ -360,6 +360,15 @@ class KeyedStream {
 
   KeyedStream(Stream<T> in, KF key) : in_(std::move(in)), key_(std::move(key)) {}
 
+  // The records themselves, hash-partitioned on the key (a shuffle): every record of a key ends
+  // up in the same partition of the operators that follow.
+  Stream<T> partition() const {
+    return in_.template one_input<T>(
+        "partition",
+        [](const detail::OpContext& c, detail::Input<T>* out) { return std::make_unique<detail::PassOp<T>>(c, out); },
+        detail::hash_writer_factory<T, KF>(key_));
+  }
+
   // Folds the records of each key with f(acc, record) (f must be associative).
   template <class F>
     requires ReduceFunction<F, T>

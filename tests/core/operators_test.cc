@@ -38,6 +38,25 @@ std::vector<T> sorted(std::vector<T> v) {
   return v;
 }
 
+// Serial reference of a per-key sum.
+std::vector<Rec> key_sums(const std::vector<Rec>& in) {
+  std::map<std::uint64_t, std::int64_t> ref;
+  for (const auto& r : in) ref[r.key] += r.value;
+  std::vector<Rec> out;
+  for (const auto& [k, v] : ref) out.push_back({k, v});
+  return out;
+}
+
+// key_by -> reduce(sum) in `env` against the serial reference.
+void expect_key_sums(gyre::Environment& env, const std::vector<Rec>& in) {
+  auto out = env.from_collection(in)
+                 .key_by([](const Rec& r) { return r.key; })
+                 .reduce([](const Rec& a, const Rec& b) { return Rec{a.key, a.value + b.value}; })
+                 .collect();
+  env.run();
+  EXPECT_EQ(sorted(testenv::values(out)), key_sums(in));
+}
+
 class OperatorTest : public ::testing::TestWithParam<int> {
  protected:
   gyre::JobConfig config() const {
@@ -100,18 +119,8 @@ TEST_P(OperatorTest, FlatMapWithStrings) {
 }
 
 TEST_P(OperatorTest, KeyByReduce) {
-  const auto in = random_recs(50000, 777, seed());
   auto env = testenv::make_env(config());
-  auto out = env.from_collection(in)
-                 .key_by([](const Rec& r) { return r.key; })
-                 .reduce([](const Rec& a, const Rec& b) { return Rec{a.key, a.value + b.value}; })
-                 .collect();
-  env.run();
-  std::map<std::uint64_t, std::int64_t> ref;
-  for (const auto& r : in) ref[r.key] += r.value;
-  std::vector<Rec> expect;
-  for (const auto& [k, v] : ref) expect.push_back({k, v});
-  EXPECT_EQ(sorted(testenv::values(out)), expect);
+  expect_key_sums(env, random_recs(50000, 777, seed()));
 }
 
 TEST_P(OperatorTest, KeyByPartitionPutsEveryKeyInOnePartition) {
@@ -291,13 +300,10 @@ TEST_P(OperatorTest, FanOutToTwoConsumers) {
                   .collect();
   env.run();
   std::vector<Rec> expect_pos;
-  std::map<std::uint64_t, std::int64_t> ref;
-  for (const auto& r : in) {
+  for (const auto& r : in)
     if (r.value >= 0) expect_pos.push_back(r);
-    ref[r.key] += r.value;
-  }
   EXPECT_EQ(sorted(testenv::values(pos)), sorted(expect_pos));
-  EXPECT_EQ(testenv::values(sums).size(), ref.size());
+  EXPECT_EQ(sorted(testenv::values(sums)), key_sums(in));
 }
 
 TEST_P(OperatorTest, TextFileInTextFileOut) {
@@ -358,18 +364,8 @@ TEST(Scheduling, ManySubtasksOnOneSlot) {
   c.parallelism = 4;
   c.slots = 1;
   c.batch_bytes = 256;
-  const auto in = random_recs(20000, 100, 99);
   auto env = testenv::make_env(c);
-  auto out = env.from_collection(in)
-                 .key_by([](const Rec& r) { return r.key; })
-                 .reduce([](const Rec& a, const Rec& b) { return Rec{a.key, a.value + b.value}; })
-                 .collect();
-  env.run();
-  std::map<std::uint64_t, std::int64_t> ref;
-  for (const auto& r : in) ref[r.key] += r.value;
-  std::vector<Rec> expect;
-  for (const auto& [k, v] : ref) expect.push_back({k, v});
-  EXPECT_EQ(sorted(testenv::values(out)), expect);
+  expect_key_sums(env, random_recs(20000, 100, 99));
 }
 
 }  // namespace

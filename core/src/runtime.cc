@@ -95,7 +95,7 @@ class LocalTransport final : public Transport {
     gates_ = gates;
   }
   std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/) override {
-    GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[dst],
+    GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[static_cast<std::size_t>(dst)],
                "local transport: no gate for consumer subtask");
     return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port);
   }

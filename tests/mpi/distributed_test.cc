@@ -25,10 +25,10 @@ TEST(Distributed, ExceptionOnOneRankEndsTheJobOnAllWithItsMessage) {
   c.parallelism = 2 * ranks();
   c.slots = 2;
   auto env = testenv::make_env(c);
-  const std::uint64_t n = 400000;
+  static constexpr std::uint64_t n = 400000;
   // Index n-1 is in the last partition, which runs on the last rank.
   env.generate(n, [](std::uint64_t i) { return i; })
-      .map([n](std::uint64_t i) {
+      .map([](std::uint64_t i) {
         if (i == n - 1) throw std::runtime_error("poisoned record");
         return i;
       })

@@ -27,8 +27,8 @@ class PlanError : public Error {
 // A job that failed while running.
 class JobError : public Error {
  public:
-  JobError(std::string message, std::string op_name, std::exception_ptr cause)
-      : Error(std::move(message)), op_name_(std::move(op_name)), cause_(std::move(cause)) {}
+  JobError(const std::string& message, std::string op_name, std::exception_ptr cause)
+      : Error(message), op_name_(std::move(op_name)), cause_(std::move(cause)) {}
   // Name of the operator whose function threw (empty if the failure was not in an operator).
   const std::string& operator_name() const { return op_name_; }
   // The exception thrown by user code, for rethrow_exception.

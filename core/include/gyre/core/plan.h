@@ -161,7 +161,7 @@ struct ExecutionGraph {
   int slots = 1;
   std::vector<SubtaskPlacement> subtasks;
   std::vector<int> first_subtask;  // per task: index of partition 0 in `subtasks`
-  int subtask_id(int task, int partition) const { return first_subtask[task] + partition; }
+  int subtask_id(int task, int partition) const { return first_subtask[static_cast<std::size_t>(task)] + partition; }
 };
 
 // Checks the plan; throws PlanError naming the operator and what to change.

@@ -161,6 +161,28 @@ TEST(Distributed, MetricsAreSummedOverRanksAndWrittenAsJson) {
   std::remove(path.c_str());
 }
 
+TEST(Distributed, BuildErrorOnOneRankStopsEveryRankBeforeDataMoves) {
+  gyre::JobConfig c;
+  c.parallelism = 2 * ranks();
+  auto env = testenv::make_env(c);
+  std::atomic<int> touched{0};
+  // The text sink (parallelism 1) lives on rank 0 only; only rank 0 fails to create its file.
+  env.generate(1000, [&touched](std::uint64_t i) {
+       ++touched;
+       return i;
+     })
+      .write_text("/nonexistent-dir/out.txt", [](std::uint64_t i) { return std::to_string(i); });
+  try {
+    env.run();
+    FAIL() << "ran although rank 0 could not create its output file";
+  } catch (const gyre::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("on rank 0"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("/nonexistent-dir/out.txt"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(touched.load(), 0) << "data moved on rank " << testenv::rank();
+}
+
 struct NoCodec {
   std::string label;  // not trivially copyable and no gyre::Codec specialisation
 };

@@ -58,7 +58,17 @@ std::uint64_t Environment::plan_hash() const { return detail::plan_hash(graph_);
 JobHandle Environment::start() {
   if (started_)
     throw PlanError("this Environment already ran its job: build a new Environment for another job");
-  const Compiled c = compile();
+  // Validation may fail on one rank only (a file missing there): all ranks must learn of it,
+  // or the others would wait for that rank forever.
+  Compiled c;
+  std::string error;
+  try {
+    c = compile();
+  } catch (const PlanError& e) {
+    error = num_ranks() > 1 ? "rank " + std::to_string(rank()) + ": " + e.what() : e.what();
+  }
+  error = transport_->agree(error);
+  if (!error.empty()) throw PlanError(error);
   started_ = true;
   transport_->check_plan(detail::plan_hash(graph_));  // every rank built the same plan?
   return JobHandle(detail::start_job(graph_, c.jg, c.eg, config_, transport_));

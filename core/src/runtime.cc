@@ -544,7 +544,9 @@ void JobRuntime::notify_all() {
 void JobRuntime::cancel() {
   {
     std::lock_guard lock(mu_);
-    if (remaining_ == 0 || cancelled_.load()) return;
+    // A finished job cannot be cancelled; but with several ranks this rank's part may be done
+    // while others still run, and they must hear of it.
+    if (waited_ || cancelled_.load() || (remaining_ == 0 && transport_.num_ranks() == 1)) return;
     if (!failed_) user_cancelled_ = true;
     cancelled_.store(true, std::memory_order_release);
   }
@@ -569,6 +571,7 @@ void JobRuntime::remote_abort(const std::string& message, bool cancel) {
 
 void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_ptr cause,
                       const std::string& what) {
+  std::string message;
   {
     std::lock_guard lock(mu_);
     if (failed_) return;
@@ -584,8 +587,9 @@ void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_pt
     error_op_ = op;
     error_cause_ = std::move(cause);
     cancelled_.store(true, std::memory_order_release);
+    message = error_;
   }
-  transport_.abort_others(error_, false);
+  transport_.abort_others(message, false);
   notify_all();
 }
 

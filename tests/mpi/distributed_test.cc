@@ -67,6 +67,23 @@ TEST(Distributed, DifferentPlansOnDifferentRanksFailFast) {
   }
 }
 
+TEST(Distributed, CancelFromARankWithoutSubtasksStopsAll) {
+  gyre::JobConfig c;
+  c.parallelism = 1;  // every subtask on rank 0; the last rank has none but may cancel
+  auto env = testenv::make_env(c);
+  env.generate_unbounded<std::uint64_t>([](gyre::SourceContext& ctx) -> std::optional<std::uint64_t> {
+       return ctx.emitted;
+     })
+      .for_each([](std::uint64_t) {});
+  auto job = env.start();
+  if (testenv::rank() == ranks() - 1) {
+    std::this_thread::sleep_for(milliseconds(100));
+    job.cancel();
+  }
+  const auto result = job.wait();
+  EXPECT_TRUE(result.cancelled);
+}
+
 TEST(Distributed, CancelOnOneRankStopsAll) {
   gyre::JobConfig c;
   c.parallelism = 2 * ranks();
@@ -159,6 +176,22 @@ TEST(Distributed, MetricsAreSummedOverRanksAndWrittenAsJson) {
   EXPECT_NE(ss.str().find("\"records_out\": 777"), std::string::npos) << ss.str();
   EXPECT_NE(ss.str().find("\"ranks\": " + std::to_string(ranks())), std::string::npos);
   std::remove(path.c_str());
+}
+
+TEST(Distributed, PlanErrorOnOneRankIsReportedOnEveryRank) {
+  gyre::JobConfig c;
+  c.parallelism = ranks();
+  auto env = testenv::make_env(c);
+  // The last rank's input file does not exist there (as if it were missing on that node).
+  const std::string path = testenv::rank() == ranks() - 1 ? "/nonexistent/input.txt" : "/dev/null";
+  env.read_text_file(path).collect();
+  try {
+    env.run();
+    FAIL() << "ran although the last rank has no input file";
+  } catch (const gyre::PlanError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot read input file '/nonexistent/input.txt'"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Distributed, BuildErrorOnOneRankStopsEveryRankBeforeDataMoves) {

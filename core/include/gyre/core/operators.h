@@ -171,20 +171,27 @@ class PassOp final : public OneInputOp<T> {
 
 // Keyed fold: reduce and aggregate. State: one V per key in an open-addressing table.
 // Bounded input: one result per key at end of input. Unbounded input: after each batch, the
-// new value of every key that batch touched (an upsert changelog).
-template <class T, class KF, class V, class Out, class First, class Update, class Result>
+// new value of every key that batch touched (an upsert changelog); only then does an entry carry
+// the epoch that marks it touched.
+template <class V, bool kBounded>
+struct FoldEntry {
+  V value;
+};
+template <class V>
+struct FoldEntry<V, false> {
+  V value;
+  std::uint64_t epoch = 0;
+};
+
+template <bool kBounded, class T, class KF, class V, class Out, class First, class Update, class Result>
 class KeyedFoldOp final : public OneInputOp<T> {
   using K = KeyOf<KF, T>;
-  struct Entry {
-    V value;
-    std::uint64_t epoch;
-  };
+  using Entry = FoldEntry<V, kBounded>;
 
  public:
-  KeyedFoldOp(const OpContext& ctx, bool bounded, KF key, First first, Update update,
-              Result result, Input<Out>* out)
+  KeyedFoldOp(const OpContext& ctx, KF key, First first, Update update, Result result,
+              Input<Out>* out)
       : OneInputOp<T>(ctx),
-        bounded_(bounded),
         key_(std::move(key)),
         first_(std::move(first)),
         update_(std::move(update)),
@@ -197,15 +204,16 @@ class KeyedFoldOp final : public OneInputOp<T> {
       for (const T& x : in) {
         const K k = key_(x);
         bool inserted = false;
-        Entry& e = map_.find_or_insert(k, hash_key(k), [&] { return Entry{first_(x), 0}; },
-                                       inserted);
+        Entry& e = map_.find_or_insert(k, hash_key(k), [&] { return Entry{first_(x)}; }, inserted);
         if (!inserted) update_(e.value, x);
-        if (!bounded_ && e.epoch != epoch_) {
-          e.epoch = epoch_;
-          touched_.push_back(k);
+        if constexpr (!kBounded) {
+          if (e.epoch != epoch_) {
+            e.epoch = epoch_;
+            touched_.push_back(k);
+          }
         }
       }
-      if (!bounded_) {
+      if constexpr (!kBounded) {
         for (const K& k : touched_) {
           const Entry* e = map_.find(k, hash_key(k));
           out_.add(result_(k, e->value), this->records_out);
@@ -216,11 +224,11 @@ class KeyedFoldOp final : public OneInputOp<T> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    if (!bounded_) out_.flush();
+    if constexpr (!kBounded) out_.flush();
   }
 
   void end() override {
-    if (bounded_) {
+    if constexpr (kBounded) {
       try {
         map_.for_each([&](const K& k, Entry& e) { out_.add(result_(k, e.value), this->records_out); });
         out_.flush();
@@ -233,7 +241,6 @@ class KeyedFoldOp final : public OneInputOp<T> {
   }
 
  private:
-  bool bounded_;
   KF key_;
   First first_;
   Update update_;

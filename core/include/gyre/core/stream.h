@@ -397,15 +397,16 @@ class KeyedStream {
  private:
   template <class V, class Out, class First, class Update, class Result>
   Stream<Out> fold(std::string kind, First first, Update update, Result result) const {
-    const bool bounded = in_.bounded();
     KF key = key_;
-    return in_.template one_input<Out>(
-        std::move(kind),
-        [=](const detail::OpContext& c, detail::Input<Out>* out) {
-          return std::make_unique<detail::KeyedFoldOp<T, KF, V, Out, First, Update, Result>>(
-              c, bounded, key, first, update, result, out);
-        },
-        detail::hash_writer_factory<T, KF>(key_));
+    const bool bounded = in_.bounded();
+    auto make = [=](const detail::OpContext& c, detail::Input<Out>* out) -> std::unique_ptr<detail::NodeRuntime> {
+      if (bounded)
+        return std::make_unique<detail::KeyedFoldOp<true, T, KF, V, Out, First, Update, Result>>(
+            c, key, first, update, result, out);
+      return std::make_unique<detail::KeyedFoldOp<false, T, KF, V, Out, First, Update, Result>>(
+          c, key, first, update, result, out);
+    };
+    return in_.template one_input<Out>(std::move(kind), make, detail::hash_writer_factory<T, KF>(key_));
   }
 
   Stream<T> in_;

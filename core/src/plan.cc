@@ -53,7 +53,35 @@ Partitioning resolve(const StreamGraph& g, const EdgeSpec& e) {
   return Partitioning::kRebalance;
 }
 
+// Nodes in topological order over the non-feedback edges (shorter than the graph if those edges
+// form a cycle).
+std::vector<int> topological_order(const StreamGraph& g) {
+  std::vector<int> indeg(g.nodes.size(), 0);
+  for (const auto& e : g.edges)
+    if (!e.feedback) ++indeg[static_cast<std::size_t>(e.to)];
+  std::vector<int> ready;
+  for (std::size_t i = g.nodes.size(); i-- > 0;)
+    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
+  std::vector<int> order;
+  while (!ready.empty()) {
+    const int v = ready.back();
+    ready.pop_back();
+    order.push_back(v);
+    for (const auto& e : g.edges)
+      if (!e.feedback && e.from == v && --indeg[static_cast<std::size_t>(e.to)] == 0) ready.push_back(e.to);
+  }
+  return order;
+}
+
 }  // namespace
+
+std::vector<int> destinations(Partitioning kind, int p, int consumer_parallelism) {
+  if (kind == Partitioning::kForward) return {p};
+  if (kind == Partitioning::kGather) return {0};
+  std::vector<int> all(static_cast<std::size_t>(consumer_parallelism));
+  for (int q = 0; q < consumer_parallelism; ++q) all[static_cast<std::size_t>(q)] = q;
+  return all;
+}
 
 void validate(const StreamGraph& g) {
   if (g.nodes.empty()) throw PlanError("the plan is empty: add a source, operators and a sink");
@@ -109,21 +137,7 @@ void validate(const StreamGraph& g) {
   }
 
   // Without feedback edges the graph must be acyclic (loops close only through feedback edges).
-  std::vector<int> indeg(g.nodes.size(), 0);
-  for (const auto& e : g.edges)
-    if (!e.feedback) ++indeg[static_cast<std::size_t>(e.to)];
-  std::vector<int> ready;
-  for (std::size_t i = 0; i < g.nodes.size(); ++i)
-    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
-  std::size_t seen = 0;
-  while (!ready.empty()) {
-    const int n = ready.back();
-    ready.pop_back();
-    ++seen;
-    for (const auto& e : g.edges)
-      if (!e.feedback && e.from == n && --indeg[static_cast<std::size_t>(e.to)] == 0) ready.push_back(e.to);
-  }
-  if (seen != g.nodes.size())
+  if (topological_order(g).size() != g.nodes.size())
     throw PlanError("the plan has a cycle that is not closed by a feedback edge: build loops with "
                     "the iteration API");
 }
@@ -150,25 +164,10 @@ JobGraph compile(const StreamGraph& g) {
     if (re.chained) chained_parent[static_cast<std::size_t>(e.to)] = e.from;
   }
 
-  // Topological order over non-feedback edges (node ids are already in creation order, which is
-  // topological for plans built through the API, but do not rely on it).
-  std::vector<int> indeg(n, 0);
-  for (const auto& e : g.edges)
-    if (!e.feedback) ++indeg[static_cast<std::size_t>(e.to)];
-  std::vector<int> order;
-  std::vector<int> ready;
-  for (std::size_t i = n; i-- > 0;)
-    if (indeg[i] == 0) ready.push_back(static_cast<int>(i));
-  while (!ready.empty()) {
-    const int v = ready.back();
-    ready.pop_back();
-    order.push_back(v);
-    for (const auto& e : g.edges)
-      if (!e.feedback && e.from == v && --indeg[static_cast<std::size_t>(e.to)] == 0) ready.push_back(e.to);
-  }
-
+  // Node ids are in creation order, which is topological for plans built through the API, but
+  // do not rely on it.
   jg.task_of_node.assign(n, -1);
-  for (int v : order) {
+  for (int v : topological_order(g)) {
     const int parent = chained_parent[static_cast<std::size_t>(v)];
     if (parent < 0) {
       Task t;
@@ -296,11 +295,7 @@ std::string explain(const StreamGraph& g, const JobGraph& jg, const ExecutionGra
     const auto& from_t = jg.tasks[static_cast<std::size_t>(jg.task_of_node[static_cast<std::size_t>(e.from)])];
     const auto& to_t = jg.tasks[static_cast<std::size_t>(jg.task_of_node[static_cast<std::size_t>(e.to)])];
     for (int p = 0; p < from_t.parallelism; ++p) {
-      std::vector<int> dst;
-      if (re.kind == Partitioning::kForward) dst = {p};
-      else if (re.kind == Partitioning::kGather) dst = {0};
-      else for (int q = 0; q < to_t.parallelism; ++q) dst.push_back(q);
-      for (int q : dst)
+      for (int q : destinations(re.kind, p, to_t.parallelism))
         o << "    x" << eg.subtask_id(from_t.id, p) << " -> x" << eg.subtask_id(to_t.id, q) << ";\n";
     }
   }

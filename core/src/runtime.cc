@@ -468,17 +468,9 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         }
         const int to_task = jg.task_of_node[static_cast<std::size_t>(es.to)];
         const int to_par = jg.tasks[static_cast<std::size_t>(to_task)].parallelism;
-        std::vector<int> dsts;
-        if (re.kind == Partitioning::kForward) {
-          dsts.push_back(eg.subtask_id(to_task, s.partition_));
-        } else if (re.kind == Partitioning::kGather) {
-          dsts.push_back(eg.subtask_id(to_task, 0));
-        } else {
-          for (int q = 0; q < to_par; ++q) dsts.push_back(eg.subtask_id(to_task, q));
-        }
         std::vector<ChannelOut*> chans;
-        for (int d : dsts) {
-          channels_.push_back(transport_.open(s.id_, d, es.port, node));
+        for (int q : destinations(re.kind, s.partition_, to_par)) {
+          channels_.push_back(transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node));
           chans.push_back(channels_.back().get());
           s.outs_.push_back(chans.back());
         }

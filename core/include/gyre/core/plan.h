@@ -164,6 +164,9 @@ struct ExecutionGraph {
   int subtask_id(int task, int partition) const { return first_subtask[static_cast<std::size_t>(task)] + partition; }
 };
 
+// The consumer partitions that producer partition `p` sends to over an edge of this kind.
+std::vector<int> destinations(Partitioning kind, int p, int consumer_parallelism);
+
 // Checks the plan; throws PlanError naming the operator and what to change.
 void validate(const StreamGraph& g);
 JobGraph compile(const StreamGraph& g);

@@ -456,7 +456,7 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
   Header h{kData, dst_subtask_, port_, src_node_, id_, batch->size()};
   std::string msg;
   msg.reserve(sizeof(Header) + batch->size() * record_bytes_);  // exact for fixed-size records
-  msg = header_bytes(h);
+  msg.append(reinterpret_cast<const char*>(&h), sizeof(Header));  // keeps the reserved buffer
   encode_(*batch, msg);
   t_->enqueue(dst_rank_, std::move(msg));
 }

@@ -183,7 +183,6 @@ class JobRuntime {
   const JobConfig& config() const { return config_; }
   bool timed() const { return timed_; }
   int rank() const { return transport_.rank(); }
-  const std::string& node_name(int node) const { return names_[static_cast<std::size_t>(node)]; }
   const std::string& task_name(int task) const { return task_names_[static_cast<std::size_t>(task)]; }
 
  private:

@@ -161,16 +161,9 @@ class MpiTransport final : public detail::Transport {
     hooks_ = std::move(hooks);
     rank_of_.clear();
     for (const auto& s : eg.subtasks) rank_of_.push_back(s.rank);
-    decode_.clear();
-    encode_.clear();
-    names_.clear();
-    record_bytes_.clear();
-    for (const auto& n : g.nodes) {
-      decode_.push_back(n.decode);
-      encode_.push_back(n.encode);
-      names_.push_back(n.name);
-      record_bytes_.push_back(n.record_bytes);
-    }
+    // Copied, not referenced: the job may outlive the Environment that owns the graph.
+    nodes_.clear();
+    for (const auto& n : g.nodes) nodes_.push_back({n.name, n.encode, n.decode, n.record_bytes});
     channels_.clear();
     capacity_ = hooks_.channel_capacity;
     wire_bytes_ = 0;
@@ -182,14 +175,14 @@ class MpiTransport final : public detail::Transport {
     (void)src;
     const int dst_rank = rank_of_.at(static_cast<std::size_t>(dst));
     if (dst_rank == rank_) return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), port);
-    const auto& enc = encode_.at(static_cast<std::size_t>(src_node));
-    if (!enc)
-      throw PlanError("records of operator '" + names_[static_cast<std::size_t>(src_node)] +
+    const NodeCodec& node = nodes_.at(static_cast<std::size_t>(src_node));
+    if (!node.encode)
+      throw PlanError("records of operator '" + node.name +
                       "' must go to another rank, but their type has no gyre::Codec: specialise "
                       "gyre::Codec for it (see gyre/core/codec.h)");
     const auto id = static_cast<std::int64_t>(channels_.size());
-    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, port, src_node, enc, capacity_,
-                                              record_bytes_.at(static_cast<std::size_t>(src_node)));
+    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, port, src_node, node.encode,
+                                              capacity_, node.record_bytes);
     channels_.push_back(ch.get());
     return ch;
   }
@@ -309,7 +302,9 @@ class MpiTransport final : public detail::Transport {
     switch (h.kind) {
       case kData: {
         auto* gate = gates_.at(static_cast<std::size_t>(h.dst_subtask));
-        auto batch = decode_.at(static_cast<std::size_t>(h.src_node))(payload, end, h.count);
+        const auto& decode = nodes_.at(static_cast<std::size_t>(h.src_node)).decode;
+        if (!decode) throw Error("message for an operator whose records have no gyre::Codec");
+        auto batch = decode(payload, end, h.count);
         gate->push(h.port, std::move(batch), (static_cast<std::int64_t>(src_rank) << 32) | h.channel);
         break;
       }
@@ -426,10 +421,14 @@ class MpiTransport final : public detail::Transport {
   std::vector<detail::InputGate*> gates_;
   Hooks hooks_;
   std::vector<int> rank_of_;
-  std::vector<std::function<std::shared_ptr<detail::BatchBase>(const char*, const char*, std::size_t)>> decode_;
-  std::vector<std::function<void(const detail::BatchBase&, std::string&)>> encode_;
-  std::vector<std::string> names_;
-  std::vector<std::size_t> record_bytes_;
+  // What crossing ranks needs of each node (its output records).
+  struct NodeCodec {
+    std::string name;
+    std::function<void(const detail::BatchBase&, std::string&)> encode;
+    std::function<std::shared_ptr<detail::BatchBase>(const char*, const char*, std::size_t)> decode;
+    std::size_t record_bytes = 0;
+  };
+  std::vector<NodeCodec> nodes_;
   std::vector<RemoteChannel*> channels_;
   std::size_t capacity_ = 4;
   std::atomic<std::uint64_t> wire_bytes_{0};

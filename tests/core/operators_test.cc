@@ -307,9 +307,8 @@ TEST_P(OperatorTest, FanOutToTwoConsumers) {
 }
 
 TEST_P(OperatorTest, TextFileInTextFileOut) {
-  const std::string dir = ::testing::TempDir();
-  const std::string in_path = dir + "/gyre_in_" + std::to_string(GetParam()) + ".txt";
-  const std::string out_path = dir + "/gyre_out_" + std::to_string(GetParam()) + ".txt";
+  const std::string in_path = testenv::temp_path("gyre_in_" + std::to_string(GetParam()) + ".txt");
+  const std::string out_path = testenv::temp_path("gyre_out_" + std::to_string(GetParam()) + ".txt");
   std::vector<std::string> lines;
   {
     std::mt19937 rng(seed());

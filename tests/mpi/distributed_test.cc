@@ -168,7 +168,7 @@ TEST(Distributed, MetricsAreSummedOverRanksAndWrittenAsJson) {
   }
   ASSERT_EQ(r.tasks.size(), 2U);
   EXPECT_GT(r.tasks[0].busy_seconds, 0.0);
-  const std::string path = ::testing::TempDir() + "/gyre_metrics_" + std::to_string(testenv::rank()) + ".json";
+  const std::string path = testenv::temp_path("gyre_metrics_" + std::to_string(testenv::rank()) + ".json");
   r.write_json(path);
   std::ifstream f(path);
   std::stringstream ss;

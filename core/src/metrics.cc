@@ -1,4 +1,5 @@
 // JobResult: human summary and JSON.
+#include <cmath>
 #include <cstdio>
 #include <iomanip>
 #include <sstream>
@@ -31,6 +32,14 @@ std::string json_string(const std::string& s) {
   return o.str();
 }
 
+// JSON has no infinities or NaN (an aggregator that saw no value is +-inf): null instead.
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream o;
+  o << std::setprecision(17) << v;
+  return o.str();
+}
+
 }  // namespace
 
 std::string JobResult::summary() const {
@@ -49,6 +58,17 @@ std::string JobResult::summary() const {
       << pct(t.busy_seconds) << "%, back-pressured " << pct(t.backpressured_seconds) << "%, idle "
       << pct(t.idle_seconds) << "%: " << t.name << "\n"
       << std::setprecision(3);
+  }
+  for (const auto& l : loops) {
+    o << "  " << l.kind << " iteration '" << l.name << "': " << l.supersteps << " superstep(s)";
+    if (!l.ended_by.empty()) o << ", ended by " << l.ended_by;
+    o << "\n";
+    for (const auto& st : l.steps) {
+      o << "    superstep " << st.superstep << ": " << std::setprecision(6) << st.seconds * 1e3
+        << " ms, size " << st.size << ", " << st.bytes << " bytes exchanged";
+      for (const auto& [name, v] : st.aggregators) o << ", " << name << " = " << v;
+      o << "\n" << std::setprecision(3);
+    }
   }
   return o.str();
 }
@@ -72,6 +92,22 @@ std::string JobResult::to_json() const {
       << ", \"subtasks\": " << t.subtasks << ", \"busy_seconds\": " << t.busy_seconds
       << ", \"backpressured_seconds\": " << t.backpressured_seconds
       << ", \"idle_seconds\": " << t.idle_seconds << "}";
+  }
+  o << "\n  ],\n  \"loops\": [";
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    const auto& l = loops[i];
+    o << (i ? "," : "") << "\n    {\"name\": " << json_string(l.name) << ", \"kind\": " << json_string(l.kind)
+      << ", \"supersteps\": " << l.supersteps << ", \"ended_by\": " << json_string(l.ended_by)
+      << ", \"steps\": [";
+    for (std::size_t j = 0; j < l.steps.size(); ++j) {
+      const auto& st = l.steps[j];
+      o << (j ? "," : "") << "\n      {\"superstep\": " << st.superstep << ", \"seconds\": " << st.seconds
+        << ", \"size\": " << st.size << ", \"bytes\": " << st.bytes << ", \"aggregators\": {";
+      for (std::size_t k = 0; k < st.aggregators.size(); ++k)
+        o << (k ? ", " : "") << json_string(st.aggregators[k].first) << ": " << json_number(st.aggregators[k].second);
+      o << "}}";
+    }
+    o << "]}";
   }
   o << "\n  ]\n}\n";
   return o.str();

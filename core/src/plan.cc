@@ -73,6 +73,109 @@ std::vector<int> topological_order(const StreamGraph& g) {
   return order;
 }
 
+// Nodes reachable from `from` over edges that pass `ok`, forwards or backwards.
+std::vector<bool> reach(const StreamGraph& g, int from, bool backwards,
+                        const std::function<bool(const EdgeSpec&)>& ok) {
+  std::vector<bool> seen(g.nodes.size(), false);
+  std::vector<int> stack{from};
+  seen[static_cast<std::size_t>(from)] = true;
+  while (!stack.empty()) {
+    const int v = stack.back();
+    stack.pop_back();
+    for (const auto& e : g.edges) {
+      if (!ok(e)) continue;
+      const int a = backwards ? e.to : e.from;
+      const int b = backwards ? e.from : e.to;
+      if (a != v || seen[static_cast<std::size_t>(b)]) continue;
+      seen[static_cast<std::size_t>(b)] = true;
+      stack.push_back(b);
+    }
+  }
+  return seen;
+}
+
+struct LoopScopes {
+  std::vector<int> loop_of;                 // per node: head of its loop or -1
+  std::vector<std::vector<bool>> forward;   // per head (indexed by node): reachable from it
+};
+
+// A loop's body: the nodes reachable from its head (not through its exit edges or any feedback
+// edge) from which the head is reachable again (through the feedback edges).
+LoopScopes loop_scopes(const StreamGraph& g) {
+  LoopScopes ls;
+  ls.loop_of.assign(g.nodes.size(), -1);
+  ls.forward.resize(g.nodes.size());
+  for (const auto& h : g.nodes) {
+    if (!h.loop_head) continue;
+    auto fwd = reach(g, h.id, false, [](const EdgeSpec& e) { return !e.feedback && !e.loop_exit; });
+    const auto back = reach(g, h.id, true, [](const EdgeSpec& e) { return !e.loop_exit; });
+    for (std::size_t v = 0; v < g.nodes.size(); ++v) {
+      if (!fwd[v] || !back[v]) continue;
+      if (ls.loop_of[v] >= 0 && ls.loop_of[v] != h.id)
+        throw PlanError(describe(g.nodes[v]) + " is inside two iterations ('" +
+                        g.nodes[static_cast<std::size_t>(ls.loop_of[v])].name + "' and '" + h.name +
+                        "'): nested or overlapping iterations are not supported");
+      ls.loop_of[v] = h.id;
+    }
+    ls.forward[static_cast<std::size_t>(h.id)] = std::move(fwd);
+  }
+  return ls;
+}
+
+void validate_loops(const StreamGraph& g) {
+  const LoopScopes ls = loop_scopes(g);
+  for (const auto& h : g.nodes) {
+    if (!h.loop_head) continue;
+    const auto& fwd = ls.forward[static_cast<std::size_t>(h.id)];
+    const std::string loop = "iteration '" + h.name + "'";
+    for (const auto& n : g.nodes) {
+      const auto v = static_cast<std::size_t>(n.id);
+      if (!fwd[v] || n.id == h.id) continue;
+      if (ls.loop_of[v] != h.id && h.loop_kind != "streaming")
+        throw PlanError(describe(n) + " in the body of " + loop +
+                        " does not lead back into the loop: a bulk or delta iteration's body may "
+                        "only compute its next state, termination criterion and aggregators; use "
+                        "the iteration's result for anything else");
+    }
+  }
+  for (const auto& e : g.edges) {
+    const NodeSpec& from = g.nodes[static_cast<std::size_t>(e.from)];
+    const NodeSpec& to = g.nodes[static_cast<std::size_t>(e.to)];
+    const int lf = ls.loop_of[static_cast<std::size_t>(e.from)];
+    const int lt = ls.loop_of[static_cast<std::size_t>(e.to)];
+    if (e.feedback) {
+      if (!to.loop_head || lf != to.id)
+        throw PlanError("the feedback stream of iteration '" + to.name + "' (" + describe(from) +
+                        ") is not computed from the loop's head: close the loop with a stream "
+                        "derived from the head");
+      continue;
+    }
+    if (lt < 0 || to.loop_head || lf == lt) continue;
+    // An input from outside the loop into its body.
+    const std::string loop = "iteration '" + g.nodes[static_cast<std::size_t>(lt)].name + "'";
+    if (lf >= 0)
+      throw PlanError(describe(to) + " in " + loop + " reads " + describe(from) +
+                      " of another iteration: use that iteration's result instead");
+    if (!to.accepts_loop_invariant_input)
+      throw PlanError(describe(to) + " in " + loop + " reads " + describe(from) +
+                      " from outside the loop: only a join takes loop-invariant inputs (they are "
+                      "partitioned and indexed once and kept across supersteps)");
+  }
+  for (const auto& n : g.nodes) {
+    if (n.solution_set_of < 0) continue;
+    const NodeSpec& h = g.nodes[static_cast<std::size_t>(n.solution_set_of)];
+    if (ls.loop_of[static_cast<std::size_t>(n.id)] != h.id)
+      throw PlanError(describe(n) + " reads the solution set of iteration '" + h.name +
+                      "' but is not inside its body: join or co_group the solution set only with "
+                      "streams computed from that iteration's workset");
+    if (n.parallelism != h.parallelism)
+      throw PlanError(describe(n) + " reads the solution set of iteration '" + h.name +
+                      "' with parallelism " + std::to_string(n.parallelism) +
+                      ", but the solution set has " + std::to_string(h.parallelism) +
+                      " partitions: do not change the parallelism of solution-set operators");
+  }
+}
+
 }  // namespace
 
 std::vector<int> destinations(Partitioning kind, int p, int consumer_parallelism) {
@@ -140,6 +243,7 @@ void validate(const StreamGraph& g) {
   if (topological_order(g).size() != g.nodes.size())
     throw PlanError("the plan has a cycle that is not closed by a feedback edge: build loops with "
                     "the iteration API");
+  validate_loops(g);
 }
 
 JobGraph compile(const StreamGraph& g) {
@@ -163,6 +267,8 @@ JobGraph compile(const StreamGraph& g) {
                  to.num_ports == 1;
     if (re.chained) chained_parent[static_cast<std::size_t>(e.to)] = e.from;
   }
+
+  jg.loop_of = loop_scopes(g).loop_of;
 
   // Node ids are in creation order, which is topological for plans built through the API, but
   // do not rely on it.
@@ -227,13 +333,41 @@ std::string explain(const StreamGraph& g, const JobGraph& jg, const ExecutionGra
     o << "== StreamGraph (logical plan): " << g.nodes.size() << " operators ==\n";
     for (const auto& n : g.nodes) {
       o << "  [" << n.id << "] " << label(n) << "  parallelism=" << n.parallelism
-        << (n.bounded ? "  bounded" : "  unbounded") << "\n";
+        << (n.bounded ? "  bounded" : "  unbounded");
+      const int loop = jg.loop_of[static_cast<std::size_t>(n.id)];
+      if (n.loop_head) o << "  (loop head)";
+      else if (loop >= 0) o << "  (in iteration '" << g.nodes[static_cast<std::size_t>(loop)].name << "')";
+      o << "\n";
       for (std::size_t i = 0; i < g.edges.size(); ++i) {
         const auto& e = g.edges[i];
         if (e.to != n.id) continue;
         o << "        <- [" << e.from << "] " << to_string(jg.edges[i].kind)
-          << (e.feedback ? " (feedback)" : "") << (n.num_ports > 1 ? " into input " + std::to_string(e.port) : "")
-          << "\n";
+          << (e.feedback ? " (feedback)" : "") << (e.loop_exit ? " (loop result)" : "")
+          << (n.num_ports > 1 ? " into input " + std::to_string(e.port) : "") << "\n";
+      }
+    }
+    // Loops: head, body, tail (the feedback edges' sources), and the loop-invariant sub-plans
+    // (everything upstream of an input that enters the body from outside, computed once).
+    for (const auto& h : g.nodes) {
+      if (!h.loop_head) continue;
+      o << "== " << h.loop_kind << " iteration '" << h.name << "' ==\n  head: [" << h.id << "]\n  body:";
+      for (const auto& n : g.nodes)
+        if (jg.loop_of[static_cast<std::size_t>(n.id)] == h.id && n.id != h.id) o << " [" << n.id << "]";
+      o << "\n";
+      for (const auto& e : g.edges)
+        if (e.feedback && e.to == h.id)
+          o << "  tail: [" << e.from << "] -> feedback edge -> head input " << e.port << "\n";
+      for (const auto& e : g.edges)
+        if (e.loop_exit && e.from == h.id) o << "  result: [" << e.to << "]\n";
+      for (const auto& e : g.edges) {
+        if (jg.loop_of[static_cast<std::size_t>(e.to)] != h.id || e.to == h.id ||
+            jg.loop_of[static_cast<std::size_t>(e.from)] == h.id)
+          continue;
+        const auto up = reach(g, e.from, true, [](const EdgeSpec& x) { return !x.feedback; });
+        o << "  loop-invariant input of [" << e.to << "] (computed once, kept across supersteps):";
+        for (std::size_t v = 0; v < up.size(); ++v)
+          if (up[v]) o << " [" << v << "]";
+        o << "\n";
       }
     }
     o << "== JobGraph: " << jg.tasks.size() << " tasks (chained operators run in one task, "
@@ -261,7 +395,9 @@ std::string explain(const StreamGraph& g, const JobGraph& jg, const ExecutionGra
   o << "digraph gyre {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n";
   o << "  subgraph cluster_stream {\n    label=\"StreamGraph\";\n";
   for (const auto& n : g.nodes)
-    o << "    s" << n.id << " [label=\"" << dot_escape(label(n)) << "\\np=" << n.parallelism << "\"];\n";
+    o << "    s" << n.id << " [label=\"" << dot_escape(label(n)) << "\\np=" << n.parallelism << "\""
+      << (n.loop_head ? ", shape=doubleoctagon" : jg.loop_of[static_cast<std::size_t>(n.id)] >= 0 ? ", style=rounded" : "")
+      << "];\n";
   for (std::size_t i = 0; i < g.edges.size(); ++i) {
     const auto& e = g.edges[i];
     o << "    s" << e.from << " -> s" << e.to << " [label=\"" << to_string(jg.edges[i].kind) << "\""
@@ -319,6 +455,7 @@ std::uint64_t plan_hash(const StreamGraph& g) {
     add(static_cast<std::uint64_t>(e.port));
     add(static_cast<std::uint64_t>(e.requested));
     add(e.feedback ? 1 : 0);
+    add(e.loop_exit ? 1 : 0);
   }
   return h;
 }

@@ -17,34 +17,45 @@ namespace gyre::detail {
 
 // ---------------------------------------------------------------- InputGate
 
-void InputGate::push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
+void InputGate::enqueue(Item item) {
   {
     std::lock_guard lock(mu_);
-    q_.push_back({port, std::move(batch), credit});
-    ++data_;
-    max_ = std::max(max_, data_);
+    if (is_feedback(item.port)) {
+      fq_.push_back(std::move(item));
+    } else {
+      if (item.kind == Kind::kData) {
+        ++data_;
+        max_ = std::max(max_, data_);
+      }
+      q_.push_back(std::move(item));
+    }
   }
   owner_->notify();
 }
 
-void InputGate::push_end(int port) {
-  {
-    std::lock_guard lock(mu_);
-    q_.push_back({port, nullptr, -1});
-  }
-  owner_->notify();
+void InputGate::push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
+  enqueue({port, Kind::kData, std::move(batch), credit});
 }
+
+void InputGate::push_end(int port) { enqueue({port, Kind::kEnd, nullptr, -1}); }
+
+void InputGate::push_marker(int port) { enqueue({port, Kind::kMarker, nullptr, -1}); }
 
 bool InputGate::pop(Item& item) {
   std::vector<Notifiable*> wake;
   {
     std::lock_guard lock(mu_);
-    if (q_.empty()) return false;
-    item = std::move(q_.front());
-    q_.pop_front();
-    if (item.batch) {
-      --data_;
-      if (data_ < capacity_) wake.swap(waiters_);
+    if (!fq_.empty()) {
+      item = std::move(fq_.front());
+      fq_.pop_front();
+    } else {
+      if (q_.empty()) return false;
+      item = std::move(q_.front());
+      q_.pop_front();
+      if (item.kind == Kind::kData) {
+        --data_;
+        if (data_ < capacity_) wake.swap(waiters_);
+      }
     }
   }
   for (auto* w : wake) w->notify();
@@ -54,7 +65,7 @@ bool InputGate::pop(Item& item) {
 
 bool InputGate::empty() const {
   std::lock_guard lock(mu_);
-  return q_.empty();
+  return q_.empty() && fq_.empty();
 }
 
 bool InputGate::has_credit(Notifiable* waiter) {
@@ -76,14 +87,35 @@ namespace {
 
 class LocalChannel final : public ChannelOut {
  public:
-  LocalChannel(InputGate* gate, int port) : gate_(gate), port_(port) {}
+  LocalChannel(InputGate* gate, int port, bool feedback) : gate_(gate), port_(port), feedback_(feedback) {}
   void send(std::shared_ptr<const BatchBase> batch) override { gate_->push(port_, std::move(batch)); }
   void send_end() override { gate_->push_end(port_); }
-  bool has_credit(Notifiable* waiter) override { return gate_->has_credit(waiter); }
+  void send_marker() override { gate_->push_marker(port_); }
+  bool has_credit(Notifiable* waiter) override { return feedback_ || gate_->has_credit(waiter); }
 
  private:
   InputGate* gate_;
   int port_;
+  bool feedback_;
+};
+
+// Counts the bytes (records x record size) sent over an exchange, for per-superstep metrics.
+class CountingChannel final : public ChannelOut {
+ public:
+  CountingChannel(std::unique_ptr<ChannelOut> inner, std::size_t record_bytes, std::atomic<std::uint64_t>* bytes)
+      : inner_(std::move(inner)), record_bytes_(record_bytes), bytes_(bytes) {}
+  void send(std::shared_ptr<const BatchBase> batch) override {
+    bytes_->fetch_add(batch->size() * record_bytes_, std::memory_order_relaxed);
+    inner_->send(std::move(batch));
+  }
+  void send_end() override { inner_->send_end(); }
+  void send_marker() override { inner_->send_marker(); }
+  bool has_credit(Notifiable* waiter) override { return inner_->has_credit(waiter); }
+
+ private:
+  std::unique_ptr<ChannelOut> inner_;
+  std::size_t record_bytes_;
+  std::atomic<std::uint64_t>* bytes_;
 };
 
 class LocalTransport final : public Transport {
@@ -94,10 +126,10 @@ class LocalTransport final : public Transport {
             const std::vector<InputGate*>& gates, Hooks /*hooks*/) override {
     gates_ = gates;
   }
-  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/) override {
+  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/, bool feedback) override {
     GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[static_cast<std::size_t>(dst)],
                "local transport: no gate for consumer subtask");
-    return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port);
+    return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port, feedback);
   }
 
  private:
@@ -109,8 +141,8 @@ constexpr std::size_t kBatchesPerActivation = 8;
 }  // namespace
 
 std::unique_ptr<Transport> make_local_transport() { return std::make_unique<LocalTransport>(); }
-std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port) {
-  return std::make_unique<LocalChannel>(gate, port);
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port, bool feedback) {
+  return std::make_unique<LocalChannel>(gate, port, feedback);
 }
 
 // ---------------------------------------------------------------- subtasks
@@ -140,6 +172,8 @@ class Subtask final : public Notifiable {
   std::unique_ptr<InputGate> gate_;
   std::vector<int> producers_;  // per port
   std::vector<int> ended_;      // per port
+  std::vector<int> marked_;     // per port: producers that ended the current superstep
+  bool in_loop_ = false;        // the head operator is inside an iteration body (or a loop head)
   int ports_open_ = 0;
   bool done_ = false;
 
@@ -205,6 +239,13 @@ class JobRuntime {
   std::vector<std::size_t> out_bytes_;  // per node: sizeof its output record
   std::vector<int> task_subtasks_;      // per task: parallelism
   bool timed_ = false;  // an unbounded source: buffer timeouts and idle polling apply
+  std::atomic<std::uint64_t> exchanged_bytes_{0};  // over all exchanges of this rank
+  struct LoopRef {
+    std::shared_ptr<LoopHook> hook;
+    int channel = 0;
+    int local_heads = 0;
+  };
+  std::vector<LoopRef> loops_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -309,9 +350,11 @@ void Subtask::activation() {
     flush_due(false);
   }
   // One batch at a time, each only when every consumer has room: what a producer queues beyond
-  // a channel's capacity is at most the output of one input batch.
+  // a channel's capacity is at most the output of one input batch. A loop head both emits (as a
+  // source) and consumes its inputs.
   for (std::size_t i = 0; i < kBatchesPerActivation; ++i) {
     if (!outputs_have_credit()) break;
+    bool emitted = false;
     if (source_ != nullptr) {
       idle_.store(false, std::memory_order_release);
       const SourceStatus st = source_->produce(1);
@@ -319,26 +362,41 @@ void Subtask::activation() {
         done_ = true;
         return;
       }
-      if (st == SourceStatus::kIdle) {
+      if (st == SourceStatus::kMore) {
+        emitted = true;
+      } else if (gate_ == nullptr) {
         idle_.store(true, std::memory_order_release);  // the timer polls again
         break;
       }
-      if (i + 1 == kBatchesPerActivation) notify();  // more to produce: yield, then continue
-    } else {
-      InputGate::Item item;
-      if (!gate_->pop(item)) break;
-      const auto port = static_cast<std::size_t>(item.port);
-      if (item.batch) {
-        head_->port(item.port)->push_batch(*item.batch);
-      } else if (++ended_[port] == producers_[port]) {
-        head_->port(item.port)->end();
-        if (--ports_open_ == 0) {
-          done_ = true;
-          return;
-        }
-      }
-      if (i + 1 == kBatchesPerActivation && !gate_->empty()) notify();
     }
+    if (!emitted) {
+      if (gate_ == nullptr) break;
+      InputGate::Item item;
+      if (!head_->accepts_input() || !gate_->pop(item)) break;
+      const auto port = static_cast<std::size_t>(item.port);
+      switch (item.kind) {
+        case InputGate::Kind::kData:
+          head_->port(item.port)->push_batch(*item.batch);
+          break;
+        case InputGate::Kind::kMarker:
+          if (in_loop_ && ++marked_[port] == producers_[port]) {
+            marked_[port] = 0;
+            head_->port(item.port)->superstep_end();
+          }
+          break;
+        case InputGate::Kind::kEnd:
+          if (++ended_[port] == producers_[port]) {
+            head_->port(item.port)->end();
+            // A loop head ends when its source side says so; anything else when its inputs end.
+            if (--ports_open_ == 0 && source_ == nullptr) {
+              done_ = true;
+              return;
+            }
+          }
+          break;
+      }
+    }
+    if (i + 1 == kBatchesPerActivation) notify();  // more may be ready: yield, then continue
   }
   if (timed) {
     if (job_->config().buffer_timeout.count() == 0) {
@@ -421,9 +479,13 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
                                        task.parallelism);
     const NodeSpec& head = g.nodes[static_cast<std::size_t>(task.head)];
     if (head.num_ports > 0) {
-      s->producers_.assign(static_cast<std::size_t>(head.num_ports), 0);
-      s->ended_.assign(static_cast<std::size_t>(head.num_ports), 0);
+      const auto ports = static_cast<std::size_t>(head.num_ports);
+      s->producers_.assign(ports, 0);
+      s->ended_.assign(ports, 0);
+      s->marked_.assign(ports, 0);
       s->ports_open_ = head.num_ports;
+      s->in_loop_ = jg.loop_of[static_cast<std::size_t>(task.head)] >= 0;
+      std::vector<bool> feedback(ports, false);
       int total = 0;
       for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const EdgeSpec& es = g.edges[e];
@@ -432,11 +494,12 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         const int from_par = g.nodes[static_cast<std::size_t>(es.from)].parallelism;
         const int n = kind == Partitioning::kForward ? 1 : from_par;
         s->producers_[static_cast<std::size_t>(es.port)] += n;
+        if (es.feedback) feedback[static_cast<std::size_t>(es.port)] = true;
         total += n;
       }
       s->gate_ = std::make_unique<InputGate>(
           s.get(), std::max<std::size_t>(1, config_.channel_capacity) * static_cast<std::size_t>(total),
-          &transport_);
+          &transport_, std::move(feedback));
       gates[sid] = s->gate_.get();
     }
     by_id[sid] = s.get();
@@ -446,6 +509,17 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   hooks.remote_abort = [this](const std::string& message, bool cancel) { remote_abort(message, cancel); };
   hooks.channel_capacity = std::max<std::size_t>(
       {1, config_.channel_capacity, config_.remote_window_bytes / std::max<std::size_t>(1, config_.batch_bytes)});
+  for (const auto& n : g.nodes) {
+    if (!n.loop_hook) continue;
+    LoopRef ref;
+    ref.hook = n.loop_hook;
+    ref.channel = static_cast<int>(loops_.size());
+    const int t = jg.task_of_node[static_cast<std::size_t>(n.id)];
+    for (int p = 0; p < n.parallelism; ++p)
+      if (eg.subtasks[static_cast<std::size_t>(eg.subtask_id(t, p))].rank == rank) ++ref.local_heads;
+    loops_.push_back(std::move(ref));
+  }
+  hooks.collective_channels = static_cast<int>(loops_.size());
   transport_.bind(g, eg, gates, std::move(hooks));
 
   // Operators of each subtask, built downstream first so each gets its output port.
@@ -457,19 +531,23 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
       const int node = *it;
       const NodeSpec& spec = g.nodes[static_cast<std::size_t>(node)];
       std::vector<PortBase*> targets;
+      std::vector<bool> exits;  // per target: a loop head's exit edge
       for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const EdgeSpec& es = g.edges[e];
         if (es.from != node) continue;
         const ResolvedEdge& re = jg.edges[e];
         if (re.chained) {
           targets.push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
+          exits.push_back(es.loop_exit);
           continue;
         }
         const int to_task = jg.task_of_node[static_cast<std::size_t>(es.to)];
         const int to_par = jg.tasks[static_cast<std::size_t>(to_task)].parallelism;
         std::vector<ChannelOut*> chans;
         for (int q : destinations(re.kind, s.partition_, to_par)) {
-          channels_.push_back(transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node));
+          channels_.push_back(std::make_unique<CountingChannel>(
+              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback),
+              spec.record_bytes, &exchanged_bytes_));
           chans.push_back(channels_.back().get());
           s.outs_.push_back(chans.back());
         }
@@ -477,14 +555,15 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
             re.kind == Partitioning::kHash ? es.make_hash_writer : spec.make_writer;
         s.writers_.push_back(make(re.kind, std::move(chans), config_.batch_bytes));
         targets.push_back(s.writers_.back()->port());
+        exits.push_back(es.loop_exit);
       }
-      PortBase* out = nullptr;
-      if (targets.size() == 1) {
-        out = targets[0];
-      } else if (targets.size() > 1) {
-        s.tees_.push_back(spec.make_tee(targets));
-        out = s.tees_.back().get();
-      }
+      // One port for a list of targets: itself, a tee, or none.
+      auto fan_out = [&](const std::vector<PortBase*>& ts) -> PortBase* {
+        if (ts.empty()) return nullptr;
+        if (ts.size() == 1) return ts[0];
+        s.tees_.push_back(spec.make_tee(ts));
+        return s.tees_.back().get();
+      };
       OpContext ctx;
       ctx.name = spec.name;
       ctx.node = node;
@@ -493,7 +572,20 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
       ctx.rank = rank;
       ctx.batch_bytes = config_.batch_bytes;
       ctx.config = &config_;
-      s.ops_.push_back(spec.make(ctx, out));
+      ctx.in_loop = jg.loop_of[static_cast<std::size_t>(node)] >= 0;
+      ctx.input_in_loop.assign(static_cast<std::size_t>(spec.num_ports), false);
+      for (const auto& es : g.edges)
+        if (es.to == node && jg.loop_of[static_cast<std::size_t>(es.from)] >= 0 &&
+            jg.loop_of[static_cast<std::size_t>(es.from)] == jg.loop_of[static_cast<std::size_t>(node)])
+          ctx.input_in_loop[static_cast<std::size_t>(es.port)] = true;
+      ctx.self = &s;
+      if (spec.make_head) {
+        std::vector<PortBase*> body, exit;
+        for (std::size_t i = 0; i < targets.size(); ++i) (exits[i] ? exit : body).push_back(targets[i]);
+        s.ops_.push_back(spec.make_head(ctx, fan_out(body), fan_out(exit)));
+      } else {
+        s.ops_.push_back(spec.make(ctx, fan_out(targets)));
+      }
       s.op_nodes_.push_back(node);
       built[static_cast<std::size_t>(node)] = s.ops_.back().get();
     }
@@ -506,6 +598,7 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
 void JobRuntime::start() {
   t0_ = std::chrono::steady_clock::now();
   transport_.start();
+  for (auto& l : loops_) l.hook->attach(&transport_, l.channel, l.local_heads, &exchanged_bytes_);
   if (timed_) timer_ = std::thread([this] { timer_loop(); });
   if (subtasks_.empty()) return;
   for (auto& s : subtasks_) s->notify();
@@ -694,6 +787,23 @@ JobResult JobRuntime::wait() {
     result.tasks.push_back(m);
   }
   result.wire_bytes = static_cast<std::uint64_t>(counters.back());
+  if (!outcome.cancelled && !loops_.empty()) {
+    std::vector<double> lc;
+    std::vector<std::size_t> sizes;
+    for (auto& l : loops_) {
+      auto v = l.hook->local_counters();
+      sizes.push_back(v.size());
+      lc.insert(lc.end(), v.begin(), v.end());
+    }
+    transport_.allreduce_sum(lc);  // collective: every rank ran the same supersteps
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      loops_[i].hook->finish(std::vector<double>(lc.begin() + static_cast<std::ptrdiff_t>(at),
+                                                 lc.begin() + static_cast<std::ptrdiff_t>(at + sizes[i])),
+                             result);
+      at += sizes[i];
+    }
+  }
   for (auto& s : subtasks_)
     if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
   return result;

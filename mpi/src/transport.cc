@@ -61,7 +61,43 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& local)
 namespace {
 
 constexpr int kTag = 0x6779;
-enum Kind : std::uint32_t { kData = 1, kEnd = 2, kCredit = 3, kAbort = 4, kCancel = 5 };
+enum Kind : std::uint32_t { kData = 1, kEnd = 2, kCredit = 3, kAbort = 4, kCancel = 5, kMarker = 6 };
+
+// Superstep allreduces carry (op, value) pairs, padded to a fixed length so that a rank can
+// match another's call without knowing what it carried (see MpiTransport::finish).
+constexpr std::size_t kReduceSlots = 64;
+struct ReducePair {
+  double op;
+  double value;
+};
+
+void reduce_pairs(void* in, void* inout, int* len, MPI_Datatype* /*type*/) {
+  const auto* a = static_cast<const ReducePair*>(in);
+  auto* b = static_cast<ReducePair*>(inout);
+  for (int i = 0; i < *len; ++i) {
+    switch (static_cast<int>(b[i].op)) {
+      case 1: b[i].value = std::min(a[i].value, b[i].value); break;
+      case 2: b[i].value = std::max(a[i].value, b[i].value); break;
+      default: b[i].value += a[i].value;
+    }
+  }
+}
+
+// The pair type and the reduction, made once per process (never freed: MPI_Finalize does).
+struct ReduceTypes {
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+  MPI_Op op = MPI_OP_NULL;
+};
+const ReduceTypes& reduce_types() {
+  static const ReduceTypes t = [] {
+    ReduceTypes r;
+    check(MPI_Type_contiguous(2, MPI_DOUBLE, &r.type), "MPI_Type_contiguous");
+    check(MPI_Type_commit(&r.type), "MPI_Type_commit");
+    check(MPI_Op_create(&reduce_pairs, 1, &r.op), "MPI_Op_create");
+    return r;
+  }();
+  return t;
+}
 
 struct Header {
   std::uint32_t kind;
@@ -88,7 +124,9 @@ class RemoteChannel final : public detail::ChannelOut {
 
   void send(std::shared_ptr<const detail::BatchBase> batch) override;
   void send_end() override;
+  void send_marker() override;
   bool has_credit(detail::Notifiable* waiter) override {
+    if (capacity_ == 0) return true;  // a feedback channel: never refused
     std::lock_guard lock(mu_);
     if (outstanding_ < capacity_) return true;
     if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end()) waiters_.push_back(waiter);
@@ -169,12 +207,43 @@ class MpiTransport final : public detail::Transport {
     wire_bytes_ = 0;
     finishing_ = false;
     outq_.clear();
+    for (auto& c : colls_)
+      if (c.comm != MPI_COMM_NULL) MPI_Comm_free(&c.comm);
+    colls_.assign(static_cast<std::size_t>(hooks_.collective_channels), Collective{});
+    if (!colls_.empty()) reduce_types();
+    for (auto& c : colls_) check(MPI_Comm_dup(MPI_COMM_WORLD, &c.comm), "MPI_Comm_dup");
   }
 
-  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int src_node) override {
+  void allreduce_async(int channel, std::vector<double> values, std::vector<ReduceOp> ops,
+                       std::function<void(std::vector<double>)> done) override {
+    GYRE_CHECK(values.size() <= kReduceSlots && ops.size() == values.size(),
+               "superstep allreduce: too many values (an iteration has at most 56 aggregators)");
+    Pending p;
+    p.channel = channel;
+    p.n = values.size();
+    p.buf.assign(kReduceSlots, ReducePair{0, 0});
+    for (std::size_t i = 0; i < values.size(); ++i)
+      p.buf[i] = {static_cast<double>(static_cast<int>(ops[i])), values[i]};
+    p.done = std::move(done);
+    {
+      std::lock_guard lock(mu_);
+      collq_.push_back(std::move(p));
+    }
+    cv_.notify_one();
+  }
+
+  void allreduce_sum(std::vector<double>& values) override {
+    if (values.empty()) return;
+    check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM,
+                        MPI_COMM_WORLD),
+          "MPI_Allreduce");
+  }
+
+  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int src_node, bool feedback) override {
     (void)src;
     const int dst_rank = rank_of_.at(static_cast<std::size_t>(dst));
-    if (dst_rank == rank_) return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), port);
+    if (dst_rank == rank_)
+      return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), port, feedback);
     const NodeCodec& node = nodes_.at(static_cast<std::size_t>(src_node));
     if (!node.encode)
       throw PlanError("records of operator '" + node.name +
@@ -182,7 +251,7 @@ class MpiTransport final : public detail::Transport {
                       "gyre::Codec for it (see gyre/core/codec.h)");
     const auto id = static_cast<std::int64_t>(channels_.size());
     auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, port, src_node, node.encode,
-                                              capacity_, node.record_bytes);
+                                              feedback ? 0 : capacity_, node.record_bytes);
     channels_.push_back(ch.get());
     return ch;
   }
@@ -222,6 +291,7 @@ class MpiTransport final : public detail::Transport {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     running_.store(false, std::memory_order_release);
+    drain_collectives();
     if (!comm_error_.empty() && !local.failed) {
       local.failed = true;
       local.message = comm_error_;
@@ -253,6 +323,43 @@ class MpiTransport final : public detail::Transport {
     return out;
   }
 
+  // A failed or cancelled job may leave iterations' allreduces unmatched (some ranks posted one,
+  // others did not). Every rank posts empty ones up to the largest count of any rank, then
+  // waits for all, so no collective stays open. Results are dropped.
+  void drain_collectives() {
+    std::vector<Pending> queued;
+    {
+      std::lock_guard lock(mu_);
+      queued.swap(collq_);
+    }
+    if (colls_.empty()) return;
+    std::vector<long long> posted(colls_.size());
+    for (std::size_t c = 0; c < colls_.size(); ++c) posted[c] = colls_[c].posted;
+    for (const auto& q : queued) ++posted[static_cast<std::size_t>(q.channel)];  // posted below
+    std::vector<long long> most(colls_.size());
+    check(MPI_Allreduce(posted.data(), most.data(), static_cast<int>(posted.size()), MPI_LONG_LONG, MPI_MAX,
+                        MPI_COMM_WORLD),
+          "MPI_Allreduce");
+    for (auto& q : queued) post(q);
+    for (auto& q : queued) inflight_.push_back(std::move(q));
+    const ReduceTypes& rt = reduce_types();
+    std::vector<std::vector<ReducePair>> dummies;
+    std::vector<MPI_Request> reqs;
+    for (std::size_t c = 0; c < colls_.size(); ++c) {
+      for (long long k = posted[c]; k < most[c]; ++k) {
+        dummies.emplace_back(kReduceSlots, ReducePair{0, 0});
+        reqs.push_back(MPI_REQUEST_NULL);
+        check(MPI_Iallreduce(MPI_IN_PLACE, dummies.back().data(), static_cast<int>(kReduceSlots), rt.type, rt.op,
+                             colls_[c].comm, &reqs.back()),
+              "MPI_Iallreduce");
+      }
+    }
+    for (auto& f : inflight_) reqs.push_back(f.req);
+    if (!reqs.empty()) check(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    inflight_.clear();
+    for (auto& c : colls_) c.posted = 0;
+  }
+
   std::uint64_t wire_bytes() const override { return wire_bytes_.load(); }
 
   void enqueue(int dst_rank, std::string bytes) {
@@ -281,6 +388,54 @@ class MpiTransport final : public detail::Transport {
     MPI_Request req;
     std::string bytes;
   };
+  struct Pending {  // a superstep allreduce
+    int channel = 0;
+    std::size_t n = 0;
+    std::vector<ReducePair> buf;
+    std::function<void(std::vector<double>)> done;
+    MPI_Request req = MPI_REQUEST_NULL;
+  };
+  struct Collective {
+    MPI_Comm comm = MPI_COMM_NULL;
+    long long posted = 0;
+  };
+
+  void post(Pending& p) {
+    const ReduceTypes& rt = reduce_types();
+    auto& c = colls_.at(static_cast<std::size_t>(p.channel));
+    check(MPI_Iallreduce(MPI_IN_PLACE, p.buf.data(), static_cast<int>(kReduceSlots), rt.type, rt.op, c.comm, &p.req),
+          "MPI_Iallreduce");
+    ++c.posted;
+  }
+
+  // Posts queued allreduces and completes finished ones (communication thread).
+  bool progress_collectives() {
+    std::vector<Pending> queued;
+    {
+      std::lock_guard lock(mu_);
+      queued.swap(collq_);
+    }
+    bool any = !queued.empty();
+    for (auto& q : queued) {
+      post(q);
+      inflight_.push_back(std::move(q));
+    }
+    for (std::size_t i = 0; i < inflight_.size();) {
+      int done = 0;
+      check(MPI_Test(&inflight_[i].req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+      if (done == 0) {
+        ++i;
+        continue;
+      }
+      Pending p = std::move(inflight_[i]);
+      inflight_.erase(inflight_.begin() + static_cast<std::ptrdiff_t>(i));
+      std::vector<double> result(p.n);
+      for (std::size_t k = 0; k < p.n; ++k) result[k] = p.buf[k].value;
+      p.done(std::move(result));
+      any = true;
+    }
+    return any;
+  }
 
   void stop_thread() {
     running_.store(false, std::memory_order_release);
@@ -310,6 +465,9 @@ class MpiTransport final : public detail::Transport {
       }
       case kEnd:
         gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_end(h.port);
+        break;
+      case kMarker:
+        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_marker(h.port);
         break;
       case kCredit:
         channels_.at(static_cast<std::size_t>(h.channel))->credit();
@@ -379,6 +537,7 @@ class MpiTransport final : public detail::Transport {
         const bool sends_pending = !sending.empty();
         send_lock.unlock();
         progress = receive_all() || progress;
+        progress = progress_collectives() || progress;
         if (finishing && !barrier_started && out.empty()) {
           check(MPI_Ibarrier(comm_, &barrier), "MPI_Ibarrier");
           barrier_started = true;
@@ -395,7 +554,7 @@ class MpiTransport final : public detail::Transport {
           backoff = std::chrono::microseconds(0);
           continue;
         }
-        if (sends_pending) {
+        if (sends_pending || !inflight_.empty()) {
           // Large messages need the progress engine on both sides (rendezvous): keep polling,
           // but give the core to compute threads that want it.
           std::this_thread::yield();
@@ -404,7 +563,8 @@ class MpiTransport final : public detail::Transport {
         // Idle: sleep a little (longer the longer it stays idle); new outgoing work wakes us.
         backoff = std::min(std::chrono::microseconds(50), backoff + std::chrono::microseconds(10));
         std::unique_lock lock(mu_);
-        cv_.wait_for(lock, backoff, [&] { return !outq_.empty() || (finishing_ && !barrier_started); });
+        cv_.wait_for(lock, backoff,
+                     [&] { return !outq_.empty() || !collq_.empty() || (finishing_ && !barrier_started); });
       }
     } catch (const std::exception& e) {
       // A broken message or an MPI error: end the job everywhere.
@@ -443,6 +603,9 @@ class MpiTransport final : public detail::Transport {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Out> outq_;
+  std::vector<Pending> collq_;    // guarded by mu_: allreduces to post
+  std::vector<Pending> inflight_;  // communication thread (then finish): posted, not complete
+  std::vector<Collective> colls_;  // one per iteration of the job
   bool finishing_ = false;
   std::thread thread_;
 };
@@ -462,6 +625,11 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
 
 void RemoteChannel::send_end() {
   Header h{kEnd, dst_subtask_, port_, src_node_, id_, 0};
+  t_->enqueue(dst_rank_, header_bytes(h));
+}
+
+void RemoteChannel::send_marker() {
+  Header h{kMarker, dst_subtask_, port_, src_node_, id_, 0};
   t_->enqueue(dst_rank_, header_bytes(h));
 }
 

@@ -35,6 +35,10 @@ class PortBase {
   virtual void push_batch(const BatchBase& batch) = 0;
   // End of this input: no more batches will come.
   virtual void end() = 0;
+  // Inside an iteration: every producer finished the current superstep (or termination-detection
+  // round) on this input. Operators in the loop finish the superstep and pass the event on;
+  // operators outside any loop never see it.
+  virtual void superstep_end() = 0;
 };
 
 // Typed input port.
@@ -58,6 +62,9 @@ class Tee final : public Input<T> {
   }
   void end() override {
     for (auto* o : outs_) o->end();
+  }
+  void superstep_end() override {
+    for (auto* o : outs_) o->superstep_end();
   }
 
  private:

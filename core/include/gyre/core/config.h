@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gyre {
@@ -50,6 +51,26 @@ struct TaskMetrics {
   double idle_seconds = 0;
 };
 
+// One superstep of a bulk or delta iteration (or one termination-detection round of a streaming
+// loop), over all ranks.
+struct SuperstepMetrics {
+  int superstep = 0;
+  double seconds = 0;        // wall time on rank 0, from the decision to start it to the next
+  std::uint64_t size = 0;    // bulk: next partial solution; delta: next workset; streaming:
+                             // records that went round the loop in this round
+  std::uint64_t bytes = 0;   // bytes sent over exchanges (local and between ranks)
+  std::vector<std::pair<std::string, double>> aggregators;  // global values after it
+};
+
+struct LoopMetrics {
+  std::string name;
+  std::string kind;  // "bulk", "delta", "streaming"
+  int supersteps = 0;
+  // "max supersteps", "criterion empty", "converged", "empty", "quiescent", or "" if it did not end
+  std::string ended_by;
+  std::vector<SuperstepMetrics> steps;
+};
+
 struct JobResult {
   double seconds = 0;
   bool cancelled = false;
@@ -60,6 +81,8 @@ struct JobResult {
   std::size_t max_queued_batches = 0;
   // Bytes sent to and received from other ranks, summed over ranks.
   std::uint64_t wire_bytes = 0;
+  // Iterations of the job, with per-superstep figures.
+  std::vector<LoopMetrics> loops;
 
   // A few lines for people: time, records and busy share per operator / task.
   std::string summary() const;

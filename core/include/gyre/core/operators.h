@@ -58,11 +58,12 @@ class OutBuffer {
 template <class In>
 class OneInputOp : public NodeRuntime, public Input<In> {
  public:
-  explicit OneInputOp(const OpContext& ctx) : name_(ctx.name) {}
+  explicit OneInputOp(const OpContext& ctx) : name_(ctx.name), in_loop_(ctx.in_loop) {}
   PortBase* port(int /*i*/) override { return static_cast<Input<In>*>(this); }
 
  protected:
   std::string name_;
+  bool in_loop_;  // pass superstep_end() on (outside loops it is dropped)
 };
 
 template <class In, class Out, class F>
@@ -87,6 +88,9 @@ class MapOp final : public OneInputOp<In> {
     out_->push(std::span<const Out>(buf_));
   }
   void end() override { out_->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) out_->superstep_end();
+  }
 
  private:
   F f_;
@@ -123,6 +127,9 @@ class FilterOp final : public OneInputOp<T> {
     if (k > 0) out_->push(std::span<const T>(buf_.data(), k));
   }
   void end() override { out_->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) out_->superstep_end();
+  }
 
  private:
   F f_;
@@ -147,6 +154,9 @@ class FlatMapOp final : public OneInputOp<In> {
     this->records_out += emit.emitted();
   }
   void end() override { out_.out()->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) out_.out()->superstep_end();
+  }
 
  private:
   F f_;
@@ -164,6 +174,9 @@ class PassOp final : public OneInputOp<T> {
     out_->push(in);
   }
   void end() override { out_->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) out_->superstep_end();
+  }
 
  private:
   Input<T>* out_;
@@ -228,16 +241,14 @@ class KeyedFoldOp final : public OneInputOp<T> {
   }
 
   void end() override {
-    if constexpr (kBounded) {
-      try {
-        map_.for_each([&](const K& k, Entry& e) { out_.add(result_(k, e.value), this->records_out); });
-        out_.flush();
-      } catch (...) {
-        rethrow_in_operator(this->name_);
-      }
-      map_.clear();
-    }
+    emit_all();
     out_.out()->end();
+  }
+  // In a loop a bounded fold covers one superstep: emit, forget, pass the event on.
+  void superstep_end() override {
+    if (!this->in_loop_) return;
+    emit_all();
+    out_.out()->superstep_end();
   }
 
  private:
@@ -249,23 +260,42 @@ class KeyedFoldOp final : public OneInputOp<T> {
   FlatMap<K, Entry> map_;
   std::vector<K> touched_;
   std::uint64_t epoch_ = 1;
+
+  void emit_all() {
+    if constexpr (kBounded) {
+      try {
+        map_.for_each([&](const K& k, Entry& e) { out_.add(result_(k, e.value), this->records_out); });
+        out_.flush();
+      } catch (...) {
+        rethrow_in_operator(this->name_);
+      }
+      map_.clear();
+    }
+  }
 };
 
-// A port that forwards to a member function of a two-input operator.
-template <class T, class Owner, void (Owner::*Push)(std::span<const T>), void (Owner::*End)()>
+// A port that forwards to member functions of a two-input operator.
+template <class T, class Owner, void (Owner::*Push)(std::span<const T>), void (Owner::*End)(),
+          void (Owner::*Mark)()>
 class MemberPort final : public Input<T> {
  public:
   explicit MemberPort(Owner* o) : o_(o) {}
   void push(std::span<const T> in) override { (o_->*Push)(in); }
   void end() override { (o_->*End)(); }
+  void superstep_end() override { (o_->*Mark)(); }
 
  private:
   Owner* o_;
 };
 
 // Hash join: input 1 (right) is the build side, input 0 (left) probes. Probe batches that arrive
-// before the build side ended are held, so neither input is ever refused (no deadlock when both
-// sides come from one source).
+// before the build side is complete are held, so neither input is ever refused (no deadlock when
+// both sides come from one source).
+//
+// Inside a loop each input is either loop-scoped (new every superstep) or loop-invariant (read
+// once, kept): an invariant build side is indexed once and probed every superstep; an invariant
+// probe side is kept and probed against every superstep's build side. The superstep ends here
+// when every loop-scoped input ended it and every invariant input ended.
 template <class L, class R, class LK, class RK, class F>
 class HashJoinOp final : public NodeRuntime {
   using K = KeyOf<LK, L>;
@@ -275,7 +305,9 @@ class HashJoinOp final : public NodeRuntime {
  public:
   HashJoinOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
       : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
-        out_(out, ctx.batch_bytes), probe_port_(this), build_port_(this) {}
+        out_(out, ctx.batch_bytes), probe_port_(this), build_port_(this), in_loop_(ctx.in_loop),
+        probe_loop_(ctx.in_loop && ctx.input_in_loop.size() > 0 && ctx.input_in_loop[0]),
+        build_loop_(ctx.in_loop && ctx.input_in_loop.size() > 1 && ctx.input_in_loop[1]) {}
 
   PortBase* port(int i) override {
     return i == 0 ? static_cast<PortBase*>(&probe_port_) : static_cast<PortBase*>(&build_port_);
@@ -283,7 +315,12 @@ class HashJoinOp final : public NodeRuntime {
 
   void probe(std::span<const L> in) {
     records_in += in.size();
-    if (!build_done_) {
+    if (in_loop_ && !probe_loop_) {
+      cached_probe_.insert(cached_probe_.end(), in.begin(), in.end());
+      if (build_ready_) do_probe(in);
+      return;
+    }
+    if (!build_ready_) {
       pending_.insert(pending_.end(), in.begin(), in.end());
       return;
     }
@@ -291,7 +328,12 @@ class HashJoinOp final : public NodeRuntime {
   }
   void probe_end() {
     probe_done_ = true;
+    try_superstep();
     maybe_end();
+  }
+  void probe_mark() {
+    probe_mark_ = true;
+    try_superstep();
   }
   void build(std::span<const R> in) {
     records_in += in.size();
@@ -315,14 +357,38 @@ class HashJoinOp final : public NodeRuntime {
   }
   void build_end() {
     build_done_ = true;
+    build_complete();
+    try_superstep();
+    maybe_end();
+  }
+  void build_mark() {
+    build_mark_ = true;
+    build_complete();
+    try_superstep();
+  }
+
+ private:
+  void build_complete() {
+    if (build_ready_) return;
+    build_ready_ = true;
     if (!pending_.empty()) {
       do_probe(std::span<const L>(pending_));
       std::vector<L>().swap(pending_);
     }
-    maybe_end();
+    if (in_loop_ && !probe_loop_ && !cached_probe_.empty()) do_probe(std::span<const L>(cached_probe_));
   }
-
- private:
+  void try_superstep() {
+    if (!in_loop_ || !(probe_mark_ || build_mark_)) return;
+    if (!(probe_loop_ ? probe_mark_ : probe_done_) || !(build_loop_ ? build_mark_ : build_done_)) return;
+    out_.out()->superstep_end();
+    probe_mark_ = build_mark_ = false;
+    if (build_loop_) {  // next superstep, next build side
+      build_ready_ = false;
+      rows_.clear();
+      next_.clear();
+      index_.clear();
+    }
+  }
   void do_probe(std::span<const L> in) {
     try {
       for (const L& l : in) {
@@ -348,12 +414,19 @@ class HashJoinOp final : public NodeRuntime {
   RK rk_;
   F f_;
   OutBuffer<Out> out_;
-  MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_end> probe_port_;
-  MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_end> build_port_;
+  MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_end, &HashJoinOp::probe_mark> probe_port_;
+  MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_end, &HashJoinOp::build_mark> build_port_;
   std::vector<R> rows_;
   std::vector<std::uint32_t> next_;
   FlatMap<K, std::uint32_t> index_;
   std::vector<L> pending_;
+  std::vector<L> cached_probe_;  // a loop-invariant probe side
+  bool in_loop_;
+  bool probe_loop_;
+  bool build_loop_;
+  bool build_ready_ = false;  // the build side is complete (for this superstep, if loop-scoped)
+  bool probe_mark_ = false;
+  bool build_mark_ = false;
   bool build_done_ = false;
   bool probe_done_ = false;
   bool ended_ = false;
@@ -371,7 +444,7 @@ class CoGroupOp final : public NodeRuntime {
  public:
   CoGroupOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
       : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
-        out_(out, ctx.batch_bytes), left_port_(this), right_port_(this) {}
+        out_(out, ctx.batch_bytes), left_port_(this), right_port_(this), in_loop_(ctx.in_loop) {}
 
   PortBase* port(int i) override {
     return i == 0 ? static_cast<PortBase*>(&left_port_) : static_cast<PortBase*>(&right_port_);
@@ -394,6 +467,19 @@ class CoGroupOp final : public NodeRuntime {
   }
   void input_end() {
     if (++ended_ < 2) return;
+    emit_groups();
+    out_.out()->end();
+  }
+  // Inside a loop (both inputs loop-scoped): one co_group per superstep.
+  void input_mark() {
+    if (!in_loop_ || ++marked_ < 2) return;
+    marked_ = 0;
+    emit_groups();
+    out_.out()->superstep_end();
+  }
+
+ private:
+  void emit_groups() {
     Emit<Out> emit = out_.emitter();
     try {
       groups_.for_each([&](const K& k, Group& g) {
@@ -405,10 +491,7 @@ class CoGroupOp final : public NodeRuntime {
     }
     records_out += emit.emitted();
     groups_.clear();
-    out_.out()->end();
   }
-
- private:
   Group& group(const K& k) {
     bool inserted = false;
     return groups_.find_or_insert(k, hash_key(k), [] { return Group{}; }, inserted);
@@ -418,10 +501,12 @@ class CoGroupOp final : public NodeRuntime {
   RK rk_;
   F f_;
   OutBuffer<Out> out_;
-  MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_end> left_port_;
-  MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_end> right_port_;
+  MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_end, &CoGroupOp::input_mark> left_port_;
+  MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_end, &CoGroupOp::input_mark> right_port_;
   FlatMap<K, Group> groups_;
+  bool in_loop_;
   int ended_ = 0;
+  int marked_ = 0;
 };
 
 // ---- sources ----
@@ -586,6 +671,7 @@ class CollectSink final : public OneInputOp<T> {
     part_->insert(part_->end(), in.begin(), in.end());
   }
   void end() override {}
+  void superstep_end() override {}
   void abort() override { state_->clear(); }
 
  private:
@@ -611,6 +697,7 @@ class CallbackSink final : public OneInputOp<T> {
     }
   }
   void end() override {}
+  void superstep_end() override {}
 
  private:
   F f_;

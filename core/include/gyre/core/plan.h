@@ -7,6 +7,7 @@
 // (iterations, mpi), not for users.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -40,10 +41,14 @@ class ChannelOut {
   virtual ~ChannelOut() = default;
   virtual void send(std::shared_ptr<const BatchBase> batch) = 0;
   virtual void send_end() = 0;
+  // The producer finished the current superstep (iterations only); follows its last batch.
+  virtual void send_marker() = 0;
   // True if the consumer can take another batch now. Otherwise registers `waiter` to be
   // notified when it can, and returns false (check again after registering: no lost wake-up).
   virtual bool has_credit(Notifiable* waiter) = 0;
 };
+
+class Transport;
 
 // What an operator instance knows about where it runs.
 struct OpContext {
@@ -54,6 +59,13 @@ struct OpContext {
   int rank = 0;
   std::size_t batch_bytes = 0;
   const JobConfig* config = nullptr;
+  // Inside an iteration body (between a loop head and its feedback edges): the operator passes
+  // superstep_end() on. `input_in_loop[i]`: input i comes from inside the loop (reset every
+  // superstep) rather than from a loop-invariant stream (kept).
+  bool in_loop = false;
+  std::vector<bool> input_in_loop;
+  // The subtask running this operator (loop heads are woken by their loop's coordinator).
+  Notifiable* self = nullptr;
 };
 
 // Result of one call to a source.
@@ -71,7 +83,10 @@ class NodeRuntime {
  public:
   virtual ~NodeRuntime() = default;
   virtual PortBase* port(int i) = 0;
+  // A source, or a loop head that emits on its own as well as consuming its inputs.
   virtual SourceBase* source() { return nullptr; }
+  // False while a loop head waits for its loop's decision: its input stays queued.
+  virtual bool accepts_input() { return true; }
   // Sinks: called after the whole job succeeded (make output visible) or failed (discard it).
   virtual void commit() {}
   virtual void abort() {}
@@ -88,6 +103,21 @@ class WriterBase {
   virtual bool pending(std::chrono::steady_clock::time_point& since) const = 0;
   virtual void flush_partial() = 0;
   virtual const std::vector<ChannelOut*>& channels() const = 0;
+};
+
+// The coordinator of one iteration on one rank, shared by the loop head's partitions there. The
+// runtime attaches it before the job runs and asks it for its metrics after the job ended.
+class LoopHook {
+ public:
+  virtual ~LoopHook() = default;
+  // Before any subtask runs: the transport, this loop's collective channel, the number of
+  // head partitions on this rank, and the job's count of bytes sent over exchanges.
+  virtual void attach(Transport* transport, int channel, int local_heads,
+                      const std::atomic<std::uint64_t>* exchanged_bytes) = 0;
+  // After a successful job: values summed over ranks (same length on every rank) ...
+  virtual std::vector<double> local_counters() = 0;
+  // ... and the sums, to complete this loop's metrics.
+  virtual void finish(const std::vector<double>& global_counters, JobResult& result) = 0;
 };
 
 using WriterFactory = std::function<std::unique_ptr<WriterBase>(
@@ -112,6 +142,19 @@ struct NodeSpec {
   std::function<void(const BatchBase&, std::string&)> encode;
   std::function<std::shared_ptr<BatchBase>(const char*, const char*, std::size_t)> decode;
   std::size_t record_bytes = 0;  // sizeof the output record (0 for sinks)
+
+  // ---- iterations ----
+  // A loop head: made by make_head with two outputs, `body` (edges into the loop) and `exit`
+  // (edges marked loop_exit: the loop's result). Its inputs include the loop's feedback edges.
+  bool loop_head = false;
+  std::string loop_kind;  // "bulk", "delta", "streaming"
+  std::function<std::unique_ptr<NodeRuntime>(const OpContext&, PortBase* body, PortBase* exit)> make_head;
+  std::shared_ptr<LoopHook> loop_hook;
+  // Inside a loop, inputs from outside it are allowed (join: kept across supersteps).
+  bool accepts_loop_invariant_input = false;
+  // Reads the solution set of the delta iteration whose head is this node (-1: none): must be
+  // inside that loop, at its parallelism.
+  int solution_set_of = -1;
 };
 
 struct EdgeSpec {
@@ -121,6 +164,9 @@ struct EdgeSpec {
   Partitioning requested = Partitioning::kAuto;
   bool feedback = false;
   WriterFactory make_hash_writer;  // set when the consumer hashes this input on a key
+  bool loop_exit = false;          // from a loop head to its result (not into the body)
+  // Feedback edges are unbounded (never refuse a batch) and read before other inputs, so a loop
+  // cannot deadlock on its own back edge.
 };
 
 struct StreamGraph {
@@ -147,6 +193,8 @@ struct JobGraph {
   std::vector<Task> tasks;
   std::vector<int> task_of_node;
   std::vector<ResolvedEdge> edges;  // same order as StreamGraph::edges
+  // Per node: the head node of the loop whose body it is in (the head itself included), or -1.
+  std::vector<int> loop_of;
 };
 
 struct SubtaskPlacement {

@@ -52,31 +52,43 @@ namespace detail {
 class Transport;
 
 // The consumer side of all channels into one subtask: a bounded queue of batches tagged with
-// the input port. A null batch is one producer's end-of-input marker.
+// the input port, plus control items (a producer's end of input, a producer's end of superstep).
+// Items on feedback ports (a loop's back edges) are never refused and are popped first.
 class InputGate {
  public:
+  enum class Kind : std::uint8_t { kData, kEnd, kMarker };
   struct Item {
     int port = 0;
+    Kind kind = Kind::kData;
     std::shared_ptr<const BatchBase> batch;
     std::int64_t credit = -1;  // >= 0: returned to the transport when popped (remote producer)
   };
-  InputGate(Notifiable* owner, std::size_t capacity, Transport* transport)
-      : owner_(owner), capacity_(capacity), transport_(transport) {}
+  InputGate(Notifiable* owner, std::size_t capacity, Transport* transport,
+            std::vector<bool> feedback_ports = {})
+      : owner_(owner), capacity_(capacity), transport_(transport), feedback_(std::move(feedback_ports)) {}
 
   void push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit = -1);
   void push_end(int port);
+  void push_marker(int port);
   bool pop(Item& item);
   bool empty() const;
   bool has_credit(Notifiable* waiter);
   std::size_t max_queued() const;
 
  private:
+  bool is_feedback(int port) const {
+    return static_cast<std::size_t>(port) < feedback_.size() && feedback_[static_cast<std::size_t>(port)];
+  }
+  void enqueue(Item item);
+
   Notifiable* owner_;
   std::size_t capacity_;
   Transport* transport_;
+  std::vector<bool> feedback_;
   mutable std::mutex mu_;
   std::deque<Item> q_;
-  std::size_t data_ = 0;  // batches (not end markers) in q_
+  std::deque<Item> fq_;   // feedback ports
+  std::size_t data_ = 0;  // batches (not control items) in q_
   std::size_t max_ = 0;
   std::vector<Notifiable*> waiters_;
 };
@@ -99,14 +111,18 @@ class Transport {
     // Batches a producer may have sent to one remote consumer and not yet seen consumed
     // (JobConfig::remote_window_bytes / batch_bytes, at least channel_capacity).
     std::size_t channel_capacity = 4;
+    // Iterations in the plan: each gets its own channel for allreduce_async.
+    int collective_channels = 0;
   };
   // Before a job starts: the gates of this rank's subtasks, indexed by global subtask id
   // (nullptr for subtasks that run elsewhere).
   virtual void bind(const StreamGraph& g, const ExecutionGraph& eg,
                     const std::vector<InputGate*>& gates, Hooks hooks) = 0;
   // The channel from subtask `src` (on this rank) to input `port` of subtask `dst`; records are
-  // the output of node `src_node`. Throws PlanError if they cannot reach `dst`.
-  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int src_node) = 0;
+  // the output of node `src_node`. A feedback channel (a loop's back edge) never runs out of
+  // credit. Throws PlanError if the records cannot reach `dst`.
+  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int src_node,
+                                           bool feedback) = 0;
   // After this rank built its subtasks (collective): the first build error of any rank (empty if
   // none), so that every rank gives up together before any data moves.
   virtual std::string agree(const std::string& local_error) { return local_error; }
@@ -116,6 +132,18 @@ class Transport {
   virtual void return_credit(std::int64_t /*token*/) {}
   // This rank failed or was cancelled: end the job on the other ranks too.
   virtual void abort_others(const std::string& /*message*/, bool /*cancel*/) {}
+
+  // Superstep coordination of iteration `channel` (non-blocking, callable from any thread):
+  // combines `values` element-wise over ranks with `ops` and calls done(result) on some thread
+  // once every rank contributed. Each channel's calls are matched in order across ranks; one
+  // outstanding call per channel.
+  enum class ReduceOp : int { kSum = 0, kMin = 1, kMax = 2 };
+  virtual void allreduce_async(int /*channel*/, std::vector<double> values, std::vector<ReduceOp> /*ops*/,
+                               std::function<void(std::vector<double>)> done) {
+    done(std::move(values));
+  }
+  // After finish (collective, only when the job succeeded): sums `values` over ranks.
+  virtual void allreduce_sum(std::vector<double>& /*values*/) {}
 
   struct Outcome {
     bool failed = false;
@@ -132,7 +160,7 @@ class Transport {
 // All partitions in this process.
 std::unique_ptr<Transport> make_local_transport();
 // A channel into a gate of this process.
-std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port);
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port, bool feedback);
 
 std::shared_ptr<JobRuntime> start_job(const StreamGraph& g, const JobGraph& jg,
                                       const ExecutionGraph& eg, const JobConfig& config,

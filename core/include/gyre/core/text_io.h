@@ -68,6 +68,7 @@ class TextSink final : public OneInputOp<T> {
       rethrow_in_operator(this->name_);
     }
   }
+  void superstep_end() override {}
   void commit() override { file_.commit(); }
   void abort() override { file_.abort(); }
 

@@ -42,6 +42,10 @@ class SingleWriter final : public Input<T>, public WriterBase {
     if (cur_ && !cur_->data.empty()) send();
     for (auto* c : channels_) c->send_end();
   }
+  void superstep_end() override {
+    if (cur_ && !cur_->data.empty()) send();
+    for (auto* c : channels_) c->send_marker();
+  }
   PortBase* port() override { return static_cast<Input<T>*>(this); }
   bool pending(std::chrono::steady_clock::time_point& since) const override {
     if (!cur_ || cur_->data.empty()) return false;
@@ -83,8 +87,16 @@ class SingleWriter final : public Input<T>, public WriterBase {
   std::size_t next_ = 0;
 };
 
+// Where a key goes: by default the high bits of its hash.
+struct HashPartitioner {
+  template <class K>
+  static std::size_t of(const K& k, std::size_t n) {
+    return hash_partition(hash_key(k), n);
+  }
+};
+
 // Hash partitioning on a key: one buffer per destination.
-template <class T, class KF>
+template <class T, class KF, class Part = HashPartitioner>
 class HashWriter final : public Input<T>, public WriterBase {
  public:
   HashWriter(KF key, std::vector<ChannelOut*> channels, std::size_t batch_bytes)
@@ -96,7 +108,7 @@ class HashWriter final : public Input<T>, public WriterBase {
   void push(std::span<const T> records) override {
     const std::size_t n = channels_.size();
     for (const T& r : records) {
-      const std::size_t d = hash_partition(hash_key(key_(r)), n);
+      const std::size_t d = Part::of(key_(r), n);
       auto& b = bufs_[d];
       if (!b) start(d);
       b->data.push_back(r);
@@ -104,9 +116,12 @@ class HashWriter final : public Input<T>, public WriterBase {
     }
   }
   void end() override {
-    for (std::size_t d = 0; d < bufs_.size(); ++d)
-      if (bufs_[d]) send(d);
+    flush_partial();
     for (auto* c : channels_) c->send_end();
+  }
+  void superstep_end() override {
+    flush_partial();
+    for (auto* c : channels_) c->send_marker();
   }
   PortBase* port() override { return static_cast<Input<T>*>(this); }
   bool pending(std::chrono::steady_clock::time_point& since) const override {
@@ -149,11 +164,11 @@ WriterFactory single_writer_factory() {
   };
 }
 
-template <class T, class KF>
+template <class T, class KF, class Part = HashPartitioner>
 WriterFactory hash_writer_factory(KF key) {
   return [key](Partitioning, std::vector<ChannelOut*> channels,
                std::size_t batch_bytes) -> std::unique_ptr<WriterBase> {
-    return std::make_unique<HashWriter<T, KF>>(key, std::move(channels), batch_bytes);
+    return std::make_unique<HashWriter<T, KF, Part>>(key, std::move(channels), batch_bytes);
   };
 }
 

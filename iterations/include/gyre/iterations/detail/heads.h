@@ -1,0 +1,427 @@
+// Loop heads: the operators at the top of an iteration body. A head holds the loop state of its
+// partition (partial solution, or solution set + workset), emits it into the body at the start
+// of every superstep followed by a superstep-end event, collects what comes back over the
+// feedback edges, reports to its LoopController when every feedback input ended the superstep,
+// and waits for the global decision. It both consumes inputs and emits on its own, so the
+// runtime runs it as a source with an input gate.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "gyre/core/operators.h"
+#include "gyre/iterations/controller.h"
+#include "gyre/iterations/detail/solution_set.h"
+
+namespace gyre::detail {
+
+// An input port that calls back into its head.
+template <class T>
+class HeadPort final : public Input<T> {
+ public:
+  std::function<void(std::span<const T>)> on_push;
+  std::function<void()> on_end;
+  std::function<void()> on_mark;
+  void push(std::span<const T> in) override { on_push(in); }
+  void end() override { on_end(); }
+  void superstep_end() override { on_mark(); }
+};
+
+// Port layout of a head, fixed when the plan is built.
+struct HeadLayout {
+  int criterion_port = -1;     // bulk: counts of the termination criterion stream
+  std::vector<int> agg_ports;  // one per aggregator, in the controller's order
+};
+
+// What all heads share: ports ended, feedback inputs marked, the decision protocol.
+class HeadBase : public NodeRuntime, public SourceBase {
+ public:
+  HeadBase(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, int feedback_ports,
+           const HeadLayout& layout)
+      : ctl_(std::move(ctl)), partition_(ctx.partition), num_ports_(num_ports), feedback_ports_(feedback_ports),
+        layout_(layout) {
+    ctl_->register_head(ctx.self);
+    agg_ports_.resize(layout_.agg_ports.size());
+    for (std::size_t i = 0; i < agg_ports_.size(); ++i) {
+      auto& p = agg_ports_[i];
+      const auto& state = ctl_->aggregators().at(i);
+      p.on_push = [this, i, state](std::span<const double> in) {
+        records_in += in.size();
+        for (double v : in) aggs_[i] = fold(state->op, aggs_[i], v);
+      };
+      p.on_end = [this] { port_ended(); };
+      p.on_mark = [this] { marked(); };
+    }
+    crit_port_.on_push = [this](std::span<const std::uint64_t> in) {
+      records_in += in.size();
+      criterion_ += in.size();
+    };
+    crit_port_.on_end = [this] { port_ended(); };
+    crit_port_.on_mark = [this] { marked(); };
+    reset_aggregates();
+  }
+  SourceBase* source() override { return this; }
+  bool accepts_input() override { return !waiting_; }
+
+ protected:
+  // Ports shared by bulk and delta heads (criterion, aggregators); nullptr if not one of them.
+  PortBase* common_port(int i) {
+    if (i == layout_.criterion_port) return &crit_port_;
+    for (std::size_t k = 0; k < layout_.agg_ports.size(); ++k)
+      if (layout_.agg_ports[k] == i) return &agg_ports_[k];
+    return nullptr;
+  }
+  static double fold(ReduceOp op, double a, double b) {
+    return op == ReduceOp::kMin ? std::min(a, b) : op == ReduceOp::kMax ? std::max(a, b) : a + b;
+  }
+  void reset_aggregates() {
+    aggs_.clear();
+    for (const auto& a : ctl_->aggregators()) aggs_.push_back(a->identity());
+    criterion_ = 0;
+  }
+  void port_ended() { ++ports_ended_; }
+  // One feedback input ended the superstep; when all have, report it.
+  void marked() {
+    if (++marks_ < feedback_ports_) return;
+    marks_ = 0;
+    LocalReport r;
+    r.size = next_size();
+    r.criterion = criterion_;
+    r.aggregates = aggs_;
+    report(epoch_, r);
+  }
+  // Sets the waiting state first: with one rank the decision may come back inside report().
+  void report(int epoch, const LocalReport& r) {
+    reported_ = epoch;
+    waiting_ = true;
+    ctl_->report(epoch, r);
+  }
+  // The decision for the reported epoch, if it came: consumes it.
+  bool take_decision(bool& stop) {
+    if (!waiting_) return false;
+    const auto d = ctl_->decision(reported_);
+    if (!d.taken) return false;
+    waiting_ = false;
+    stop = d.stop;
+    return true;
+  }
+  bool all_ports_ended() const { return ports_ended_ == num_ports_; }
+  virtual std::uint64_t next_size() const = 0;
+
+  std::shared_ptr<LoopController> ctl_;
+  int partition_;
+  int num_ports_;
+  int feedback_ports_;  // inputs that carry superstep-end events
+  HeadLayout layout_;
+  int ports_ended_ = 0;
+  int marks_ = 0;
+  int epoch_ = 0;       // the superstep running (0: collecting the initial input)
+  int reported_ = -1;
+  bool waiting_ = false;
+  std::vector<double> aggs_;
+  std::uint64_t criterion_ = 0;
+  HeadPort<std::uint64_t> crit_port_;
+  std::vector<HeadPort<double>> agg_ports_;
+};
+
+// Emits a vector in batches, one batch per call.
+template <class T>
+class BatchedEmitter {
+ public:
+  explicit BatchedEmitter(std::size_t batch_bytes) : cap_(records_per_batch<T>(batch_bytes)) {}
+  // True while records remain after this call.
+  bool step(const std::vector<T>& v, Input<T>* out, std::uint64_t& counter) {
+    const std::size_t n = std::min(cap_, v.size() - pos_);
+    if (n > 0 && out != nullptr) out->push(std::span<const T>(v.data() + pos_, n));
+    counter += n;
+    pos_ += n;
+    return pos_ < v.size();
+  }
+  void reset() { pos_ = 0; }
+
+ private:
+  std::size_t cap_;
+  std::size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------- bulk
+
+// Inputs: 0 initial partial solution, 1 next partial solution (feedback), then the criterion and
+// aggregator inputs (feedback) of the layout.
+template <class T>
+class BulkHead final : public HeadBase {
+ public:
+  BulkHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
+           Input<T>* body, Input<T>* exit)
+      : HeadBase(ctx, std::move(ctl), num_ports, num_ports - 1, layout), body_(body), exit_(exit),
+        emitter_(ctx.batch_bytes) {
+    initial_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      cur_.insert(cur_.end(), in.begin(), in.end());
+    };
+    initial_.on_end = [this] {
+      port_ended();
+      LocalReport r;
+      r.size = cur_.size();
+      report(0, r);
+    };
+    initial_.on_mark = [] {};
+    feedback_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      next_.insert(next_.end(), in.begin(), in.end());
+    };
+    feedback_.on_end = [this] { port_ended(); };
+    feedback_.on_mark = [this] { marked(); };
+  }
+  PortBase* port(int i) override {
+    if (i == 0) return &initial_;
+    if (i == 1) return &feedback_;
+    return common_port(i);
+  }
+  SourceStatus produce(std::size_t /*max_batches*/) override {
+    if (phase_ == Phase::kEmitting) {
+      if (emitter_.step(cur_, body_, records_out)) return SourceStatus::kMore;
+      phase_ = Phase::kRunning;
+      body_->superstep_end();
+      return SourceStatus::kMore;
+    }
+    if (phase_ == Phase::kFinal) {
+      // The result: the last superstep's output (or the initial input if none ran).
+      std::vector<T>& result = epoch_ == 0 ? cur_ : next_;
+      if (emitter_.step(result, exit_, records_out)) return SourceStatus::kMore;
+      if (exit_ != nullptr) exit_->end();
+      body_->end();
+      phase_ = Phase::kDone;
+      return SourceStatus::kMore;
+    }
+    if (phase_ == Phase::kDone) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
+    bool stop = false;
+    if (!take_decision(stop)) return SourceStatus::kIdle;
+    emitter_.reset();
+    if (stop) {
+      phase_ = Phase::kFinal;
+      return SourceStatus::kMore;
+    }
+    if (epoch_ > 0) {
+      cur_.swap(next_);
+      next_.clear();
+    }
+    ++epoch_;
+    reset_aggregates();
+    phase_ = Phase::kEmitting;
+    return SourceStatus::kMore;
+  }
+
+ private:
+  enum class Phase { kRunning, kEmitting, kFinal, kDone };
+  std::uint64_t next_size() const override { return next_.size(); }
+
+  Input<T>* body_;
+  Input<T>* exit_;
+  BatchedEmitter<T> emitter_;
+  HeadPort<T> initial_;
+  HeadPort<T> feedback_;
+  std::vector<T> cur_;
+  std::vector<T> next_;
+  Phase phase_ = Phase::kRunning;
+};
+
+// ---------------------------------------------------------------- delta
+
+// Inputs: 0 initial workset, 1 next workset (feedback), 2 initial solution set (partitioned by
+// key), 3 solution-set deltas (feedback, partitioned by key), then aggregators (feedback).
+// Deltas are applied between supersteps, so every superstep reads the solution set as the
+// previous one left it, whatever the order records arrive in.
+template <class S, class W, class Index>
+class DeltaHead final : public HeadBase {
+ public:
+  DeltaHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
+            std::shared_ptr<SolutionSetState<Index>> state, Input<W>* body, Input<S>* exit)
+      : HeadBase(ctx, std::move(ctl), num_ports, num_ports - 2, layout), state_(std::move(state)),
+        body_(body), exit_(exit), ws_emitter_(ctx.batch_bytes), name_(ctx.name), batch_bytes_(ctx.batch_bytes) {
+    index_ = &state_->create(ctx.partition, ctx.parallelism);
+    initial_ws_.on_push = [this](std::span<const W> in) {
+      records_in += in.size();
+      cur_.insert(cur_.end(), in.begin(), in.end());
+    };
+    initial_ws_.on_end = [this] { initial_ended(); };
+    initial_ws_.on_mark = [] {};
+    next_ws_.on_push = [this](std::span<const W> in) {
+      records_in += in.size();
+      next_.insert(next_.end(), in.begin(), in.end());
+    };
+    next_ws_.on_end = [this] { port_ended(); };
+    next_ws_.on_mark = [this] { marked(); };
+    initial_ss_.on_push = [this](std::span<const S> in) {
+      records_in += in.size();
+      try {
+        for (const S& s : in) index_->upsert(s);
+      } catch (...) {
+        rethrow_in_operator(name_);
+      }
+    };
+    initial_ss_.on_end = [this] { initial_ended(); };
+    initial_ss_.on_mark = [] {};
+    deltas_.on_push = [this](std::span<const S> in) {
+      records_in += in.size();
+      pending_.insert(pending_.end(), in.begin(), in.end());
+    };
+    deltas_.on_end = [this] { port_ended(); };
+    deltas_.on_mark = [this] { marked(); };
+  }
+  PortBase* port(int i) override {
+    switch (i) {
+      case 0: return &initial_ws_;
+      case 1: return &next_ws_;
+      case 2: return &initial_ss_;
+      case 3: return &deltas_;
+      default: return common_port(i);
+    }
+  }
+  SourceStatus produce(std::size_t /*max_batches*/) override {
+    if (phase_ == Phase::kEmitting) {
+      if (ws_emitter_.step(cur_, body_, records_out)) return SourceStatus::kMore;
+      phase_ = Phase::kRunning;
+      body_->superstep_end();
+      return SourceStatus::kMore;
+    }
+    if (phase_ == Phase::kFinal) {
+      if (exit_ != nullptr) {
+        std::vector<S> out;
+        out.reserve(records_per_batch<S>(batch_bytes_));
+        index_->for_each([&](const S& s) {
+          out.push_back(s);
+          if (out.size() >= records_per_batch<S>(batch_bytes_)) {
+            exit_->push(std::span<const S>(out));
+            records_out += out.size();
+            out.clear();
+          }
+        });
+        if (!out.empty()) exit_->push(std::span<const S>(out));
+        records_out += out.size();
+        exit_->end();
+      }
+      body_->end();
+      phase_ = Phase::kDone;
+      return SourceStatus::kMore;
+    }
+    if (phase_ == Phase::kDone) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
+    bool stop = false;
+    if (!take_decision(stop)) return SourceStatus::kIdle;
+    apply_deltas();
+    if (stop) {
+      phase_ = Phase::kFinal;
+      return SourceStatus::kMore;
+    }
+    if (epoch_ > 0) {
+      cur_.swap(next_);
+      next_.clear();
+    }
+    ++epoch_;
+    reset_aggregates();
+    ws_emitter_.reset();
+    phase_ = Phase::kEmitting;
+    return SourceStatus::kMore;
+  }
+
+ private:
+  enum class Phase { kRunning, kEmitting, kFinal, kDone };
+  std::uint64_t next_size() const override { return next_.size(); }
+  void initial_ended() {
+    port_ended();
+    if (++initial_ended_ < 2) return;
+    LocalReport r;
+    r.size = cur_.size();
+    report(0, r);
+  }
+  void apply_deltas() {
+    try {
+      for (const S& s : pending_) index_->upsert(s);
+    } catch (...) {
+      rethrow_in_operator(name_);
+    }
+    pending_.clear();
+  }
+
+  std::shared_ptr<SolutionSetState<Index>> state_;
+  Index* index_ = nullptr;
+  Input<W>* body_;
+  Input<S>* exit_;
+  BatchedEmitter<W> ws_emitter_;
+  std::string name_;
+  std::size_t batch_bytes_;
+  HeadPort<W> initial_ws_;
+  HeadPort<W> next_ws_;
+  HeadPort<S> initial_ss_;
+  HeadPort<S> deltas_;
+  std::vector<W> cur_;
+  std::vector<W> next_;
+  std::vector<S> pending_;  // deltas of the running superstep
+  int initial_ended_ = 0;
+  Phase phase_ = Phase::kRunning;
+};
+
+// ---------------------------------------------------------------- streaming
+
+// Inputs: 0 the loop's input, 1 the feedback. Records pass straight through. Once the input
+// ended everywhere the loop runs termination-detection rounds: the head emits a superstep-end
+// event, keeps forwarding feedback records (counting them) until the event came back over the
+// feedback edge from every producer, then reports the count and holds further feedback until
+// the decision. A round in which no head forwarded anything proves the loop empty: every record
+// a head emitted before its event was processed, and its results delivered, before the event
+// came back. Then the heads end the body.
+template <class T>
+class StreamingHead final : public HeadBase {
+ public:
+  StreamingHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, Input<T>* body)
+      : HeadBase(ctx, std::move(ctl), 2, 1, HeadLayout{}), body_(body) {
+    input_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      records_out += in.size();
+      body_->push(in);
+    };
+    input_.on_end = [this] {
+      port_ended();
+      report(0, LocalReport{});
+    };
+    input_.on_mark = [] {};
+    feedback_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      records_out += in.size();
+      forwarded_ += in.size();
+      body_->push(in);
+    };
+    feedback_.on_end = [this] { port_ended(); };
+    feedback_.on_mark = [this] { marked(); };
+  }
+  PortBase* port(int i) override { return i == 0 ? static_cast<PortBase*>(&input_) : &feedback_; }
+  SourceStatus produce(std::size_t /*max_batches*/) override {
+    if (done_) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
+    bool stop = false;
+    if (!take_decision(stop)) return SourceStatus::kIdle;
+    if (stop) {
+      body_->end();
+      done_ = true;
+      return SourceStatus::kMore;
+    }
+    ++epoch_;
+    forwarded_ = 0;
+    body_->superstep_end();
+    return SourceStatus::kMore;
+  }
+
+ private:
+  std::uint64_t next_size() const override { return forwarded_; }
+
+  Input<T>* body_;
+  HeadPort<T> input_;
+  HeadPort<T> feedback_;
+  std::uint64_t forwarded_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace gyre::detail

@@ -1,0 +1,483 @@
+// Iterations: bulk, delta (workset + solution set) and streaming feedback loops.
+//
+// Bulk: the body maps the partial solution to the next one, superstep by superstep.
+//
+//   auto result = gyre::iterate(initial, 100, [](gyre::Stream<P> x, gyre::LoopContext& loop) {
+//     auto next = x.map(step);
+//     loop.terminate_when_empty(next.filter(not_converged));  // optional
+//     return next;
+//   });
+//
+// Delta: the solution set is partitioned and indexed by key; the body joins (or co_groups) the
+// workset with it and returns the deltas (which replace solution-set entries between
+// supersteps) and the next workset; the loop ends when the workset is empty everywhere.
+//
+//   auto labels = gyre::iterate_delta(vertices, initial_ws, key, 100,
+//       [&](gyre::SolutionSet<V, Key>& ss, gyre::Stream<M> ws, gyre::LoopContext&) {
+//         auto delta = ss.co_group<V>(ws, msg_key, improve);
+//         return gyre::DeltaStep<V, M>{delta, delta.join(edges, ...)};
+//       });
+//
+// Streaming: the head is an ordinary stream; close_with() connects the feedback; records leave
+// through ordinary operators. With bounded input the loop ends when nothing is left in it.
+//
+//   auto loop = gyre::iterate(numbers);
+//   auto next = loop.head().map(step);
+//   next.filter(done).collect();
+//   loop.close_with(next.filter(not_done));
+//
+// Every superstep is a global step: all partitions on all ranks finish it before the next
+// starts. Streams from outside the loop that the body joins with are loop-invariant: they are
+// partitioned and indexed once and kept. Per-superstep figures go to JobResult::loops.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gyre/core/stream.h"
+#include "gyre/iterations/controller.h"
+#include "gyre/iterations/detail/heads.h"
+#include "gyre/iterations/detail/solution_set.h"
+
+namespace gyre {
+
+struct IterationOptions {
+  std::string name = "iteration";
+  int parallelism = 0;  // 0: the environment's default
+  // Called on rank 0 after every superstep (bytes: rank 0's share; the job result has the sum).
+  std::function<void(const SuperstepMetrics&)> on_superstep;
+};
+
+struct DeltaOptions : IterationOptions {
+  SolutionSetIndex index = SolutionSetIndex::kHash;
+};
+
+// A global value per superstep (sum, min or max over all records of a stream in the body). In
+// user functions, value() is the value after the previous superstep (the identity before the
+// first: 0, +inf or -inf); after the job, the value after the last one.
+class Aggregator {
+ public:
+  explicit Aggregator(std::shared_ptr<detail::AggregatorState> s) : s_(std::move(s)) {}
+  double value() const { return s_->value.load(std::memory_order_relaxed); }
+  const std::string& name() const { return s_->name; }
+
+ private:
+  std::shared_ptr<detail::AggregatorState> s_;
+};
+
+// The number of the superstep running now (1-based), readable in user functions.
+class SuperstepNumber {
+ public:
+  explicit SuperstepNumber(std::shared_ptr<detail::LoopController> c) : c_(std::move(c)) {}
+  int value() const { return c_->superstep_ref().load(std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<detail::LoopController> c_;
+};
+
+// Given to bulk and delta bodies: termination criterion, aggregators, convergence.
+class LoopContext {
+ public:
+  LoopContext(Environment* env, int head, std::shared_ptr<detail::LoopController> ctl,
+              std::shared_ptr<detail::HeadLayout> layout, int first_free_port)
+      : env_(env), head_(head), ctl_(std::move(ctl)), layout_(std::move(layout)), next_port_(first_free_port) {}
+
+  // Bulk only: the loop ends after a superstep in which `s` (computed in the body) is empty on
+  // every rank.
+  template <Record U>
+  void terminate_when_empty(const Stream<U>& s) {
+    if (ctl_->kind() != LoopKind::kBulk)
+      throw PlanError("iteration '" + ctl_->name() + "': terminate_when_empty is for bulk iterations (a delta "
+                      "iteration ends when its workset is empty)");
+    if (layout_->criterion_port >= 0)
+      throw PlanError("iteration '" + ctl_->name() + "' already has a termination criterion");
+    auto counts = s.map([](const U&) { return std::uint64_t{1}; });
+    counts.name("termination criterion");
+    layout_->criterion_port = next_port_;
+    connect(counts.node(), counts.next_partitioning());
+    ctl_->set_criterion();
+  }
+
+  Aggregator sum(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kSum); }
+  Aggregator min(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kMin); }
+  Aggregator max(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kMax); }
+
+  // Evaluated after every superstep on the global aggregator values (every rank gets the same
+  // values, so every rank decides the same): true ends the loop.
+  void converge_when(std::function<bool()> converged) { ctl_->set_convergence(std::move(converged)); }
+
+  SuperstepNumber superstep() const { return SuperstepNumber(ctl_); }
+
+  int ports() const { return next_port_; }
+
+ private:
+  Aggregator aggregate(std::string name, const Stream<double>& s, detail::ReduceOp op) {
+    auto state = ctl_->add_aggregator(std::move(name), op);
+    layout_->agg_ports.push_back(next_port_);
+    connect(s.node(), s.next_partitioning());
+    return Aggregator(state);
+  }
+  void connect(int from, Partitioning p) {
+    env_->add_edge({from, head_, next_port_++, p, true, {}, false});
+  }
+
+  Environment* env_;
+  int head_;
+  std::shared_ptr<detail::LoopController> ctl_;
+  std::shared_ptr<detail::HeadLayout> layout_;
+  int next_port_;
+};
+
+namespace detail {
+
+template <class T>
+NodeSpec head_spec(const Stream<T>& in, const IterationOptions& opts, const char* kind) {
+  NodeSpec spec;
+  spec.kind = std::string("iteration head (") + kind + ")";
+  spec.name = opts.name;
+  spec.parallelism = opts.parallelism > 0 ? opts.parallelism : in.env().default_parallelism();
+  spec.bounded = in.bounded();
+  spec.loop_head = true;
+  spec.loop_kind = kind;
+  return spec;
+}
+
+// The loop's result: a pass-through after the head's exit edge.
+template <class T>
+Stream<T> exit_node(Environment& env, int head, int parallelism, bool bounded, const std::string& name) {
+  NodeSpec spec;
+  spec.kind = "iteration result";
+  spec.name = name + " result";
+  spec.parallelism = parallelism;
+  spec.bounded = bounded;
+  spec.num_ports = 1;
+  spec.make = [](const OpContext& c, PortBase* out) -> std::unique_ptr<NodeRuntime> {
+    return std::make_unique<PassOp<T>>(c, static_cast<Input<T>*>(out));
+  };
+  set_output_type<T>(spec);
+  const int id = env.add_node(std::move(spec));
+  env.add_edge({head, id, 0, Partitioning::kForward, false, {}, true});
+  return Stream<T>(&env, id);
+}
+
+template <class B, class T>
+concept BulkBodyWithContext = requires(B b, Stream<T> s, LoopContext& c) {
+  { b(s, c) } -> std::convertible_to<Stream<T>>;
+};
+template <class B, class T>
+concept BulkBodyPlain = requires(B b, Stream<T> s) {
+  { b(s) } -> std::convertible_to<Stream<T>>;
+};
+
+}  // namespace detail
+
+// ---------------------------------------------------------------- bulk
+
+// body(Stream<T> partial) or body(Stream<T> partial, LoopContext&) returns the next partial
+// solution. Runs at most max_supersteps supersteps; also ends early when the partial solution
+// becomes empty, the termination criterion is empty, or the convergence test says so. The
+// result is the last superstep's partial solution (the initial one if none ran).
+template <Record T, class Body>
+  requires detail::BulkBodyWithContext<Body, T> || detail::BulkBodyPlain<Body, T>
+Stream<T> iterate(const Stream<T>& initial, int max_supersteps, Body body, IterationOptions opts = {}) {
+  Environment& env = initial.env();
+  auto ctl = std::make_shared<detail::LoopController>(LoopKind::kBulk, opts.name, max_supersteps);
+  if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
+  auto layout = std::make_shared<detail::HeadLayout>();
+  detail::NodeSpec spec = detail::head_spec(initial, opts, "bulk");
+  spec.loop_hook = ctl;
+  spec.num_ports = 2;
+  detail::set_output_type<T>(spec);
+  const int parallelism = spec.parallelism;
+  const bool bounded = spec.bounded;
+  const int head = env.add_node(std::move(spec));
+  env.add_edge({initial.node(), head, 0, initial.next_partitioning(), false, {}, false});
+
+  LoopContext ctx(&env, head, ctl, layout, 2);
+  Stream<T> partial(&env, head);
+  Stream<T> next = [&] {
+    if constexpr (detail::BulkBodyWithContext<Body, T>) return Stream<T>(body(partial, ctx));
+    else return Stream<T>(body(partial));
+  }();
+  env.add_edge({next.node(), head, 1, next.next_partitioning(), true, {}, false});
+  const int ports = ctx.ports();
+  env.node(head).num_ports = ports;
+  env.node(head).make_head = [ctl, layout, ports](const detail::OpContext& c, detail::PortBase* body_out,
+                                                   detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::BulkHead<T>>(c, ctl, ports, *layout, static_cast<detail::Input<T>*>(body_out),
+                                                 static_cast<detail::Input<T>*>(exit_out));
+  };
+  return detail::exit_node<T>(env, head, parallelism, bounded, opts.name);
+}
+
+// ---------------------------------------------------------------- delta
+
+template <Record S, Record W>
+struct DeltaStep {
+  Stream<S> delta;         // replaces solution-set entries of the same key
+  Stream<W> next_workset;  // the next superstep's workset
+};
+
+namespace detail {
+
+// Joins workset-derived records with the solution set of their partition.
+template <class W, class Index, class KF, class F, class Out>
+class SolutionJoinOp final : public OneInputOp<W> {
+ public:
+  SolutionJoinOp(const OpContext& ctx, std::shared_ptr<SolutionSetState<Index>> state, KF key, F f,
+                 Input<Out>* out)
+      : OneInputOp<W>(ctx), state_(std::move(state)), partition_(ctx.partition), key_(std::move(key)),
+        f_(std::move(f)), out_(out, ctx.batch_bytes) {}
+  void push(std::span<const W> in) override {
+    this->records_in += in.size();
+    if (index_ == nullptr) index_ = &state_->get(partition_);
+    Emit<Out> emit = out_.emitter();
+    try {
+      for (const W& w : in) {
+        const auto* s = index_->find(key_(w));
+        if (s != nullptr) f_(w, *s, emit);
+      }
+      emit.flush();
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += emit.emitted();
+  }
+  void end() override { out_.out()->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) out_.out()->superstep_end();
+  }
+
+ private:
+  std::shared_ptr<SolutionSetState<Index>> state_;
+  int partition_;
+  Index* index_ = nullptr;
+  KF key_;
+  F f_;
+  OutBuffer<Out> out_;
+};
+
+// Groups a superstep's workset-derived records by key and calls f(key, group, entry or nullptr).
+template <class W, class Index, class KF, class F, class Out>
+class SolutionCoGroupOp final : public OneInputOp<W> {
+  using K = KeyOf<KF, W>;
+
+ public:
+  SolutionCoGroupOp(const OpContext& ctx, std::shared_ptr<SolutionSetState<Index>> state, KF key, F f,
+                    Input<Out>* out)
+      : OneInputOp<W>(ctx), state_(std::move(state)), partition_(ctx.partition), key_(std::move(key)),
+        f_(std::move(f)), out_(out, ctx.batch_bytes) {}
+  void push(std::span<const W> in) override {
+    this->records_in += in.size();
+    try {
+      for (const W& w : in) {
+        const K k = key_(w);
+        bool inserted = false;
+        groups_.find_or_insert(k, hash_key(k), [] { return std::vector<W>{}; }, inserted).push_back(w);
+      }
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+  }
+  void end() override {
+    flush_groups();
+    out_.out()->end();
+  }
+  void superstep_end() override {
+    flush_groups();
+    if (this->in_loop_) out_.out()->superstep_end();
+  }
+
+ private:
+  void flush_groups() {
+    if (groups_.size() == 0) return;
+    if (index_ == nullptr) index_ = &state_->get(partition_);
+    Emit<Out> emit = out_.emitter();
+    try {
+      groups_.for_each([&](const K& k, std::vector<W>& g) {
+        f_(k, std::span<const W>(g), index_->find(k), emit);
+      });
+      emit.flush();
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += emit.emitted();
+    groups_.clear();
+  }
+
+  std::shared_ptr<SolutionSetState<Index>> state_;
+  int partition_;
+  Index* index_ = nullptr;
+  KF key_;
+  F f_;
+  OutBuffer<Out> out_;
+  FlatMap<K, std::vector<W>> groups_;
+};
+
+}  // namespace detail
+
+// The solution set inside a delta iteration's body. It is not a stream: it is read only through
+// join and co_group on its key, in the partition that holds the key.
+template <Record S, class SKF, SolutionSetIndex kIndex = SolutionSetIndex::kHash>
+class SolutionSet {
+ public:
+  using Key = KeyOf<SKF, S>;
+  using Index = std::conditional_t<kIndex == SolutionSetIndex::kDense, detail::DenseSolutionIndex<S, SKF>,
+                                   detail::HashSolutionIndex<S, SKF>>;
+  using Partitioner = typename Index::Partitioner;
+
+  SolutionSet(Environment* env, int head, int parallelism, std::string name,
+              std::shared_ptr<detail::SolutionSetState<Index>> state)
+      : env_(env), head_(head), parallelism_(parallelism), name_(std::move(name)), state_(std::move(state)) {}
+
+  // f(const W& w, const S& entry, Emit<Out>& emit) for every w whose key(w) is in the solution set.
+  template <Record Out, Record W, class KF, class F>
+    requires KeyFunction<KF, W> && std::same_as<KeyOf<KF, W>, Key> &&
+             std::invocable<F&, const W&, const S&, Emit<Out>&>
+  Stream<Out> join(const Stream<W>& in, KF key, F f) const {
+    auto state = state_;
+    return add<Out, W, KF>("solution-set join", in, key, [state, key, f](const detail::OpContext& c, detail::Input<Out>* out) {
+      return std::make_unique<detail::SolutionJoinOp<W, Index, KF, F, Out>>(c, state, key, f, out);
+    });
+  }
+
+  // f(const Key& k, span<const W> group, const S* entry_or_null, Emit<Out>& emit) once per key
+  // present in the superstep's `in`.
+  template <Record Out, Record W, class KF, class F>
+    requires KeyFunction<KF, W> && std::same_as<KeyOf<KF, W>, Key> &&
+             std::invocable<F&, const Key&, std::span<const W>, const S*, Emit<Out>&>
+  Stream<Out> co_group(const Stream<W>& in, KF key, F f) const {
+    auto state = state_;
+    return add<Out, W, KF>("solution-set co_group", in, key, [state, key, f](const detail::OpContext& c, detail::Input<Out>* out) {
+      return std::make_unique<detail::SolutionCoGroupOp<W, Index, KF, F, Out>>(c, state, key, f, out);
+    });
+  }
+
+ private:
+  template <class Out, class W, class KF, class Make>
+  Stream<Out> add(std::string kind, const Stream<W>& in, KF key, Make make) const {
+    detail::NodeSpec spec;
+    spec.kind = std::move(kind);
+    spec.name = spec.kind;
+    spec.parallelism = parallelism_;
+    spec.bounded = in.bounded();
+    spec.num_ports = 1;
+    spec.keyed = true;
+    spec.solution_set_of = head_;
+    spec.make = [make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+      return make(c, static_cast<detail::Input<Out>*>(out));
+    };
+    detail::set_output_type<Out>(spec);
+    if (in.next_partitioning() != Partitioning::kAuto)
+      throw PlanError("the input of a " + spec.kind + " in iteration '" + name_ +
+                      "' is partitioned explicitly: it is always partitioned by the solution-set key; "
+                      "remove the broadcast()/rebalance()/forward()");
+    const int id = env_->add_node(std::move(spec));
+    env_->add_edge({in.node(), id, 0, Partitioning::kAuto, false,
+                    detail::hash_writer_factory<W, KF, Partitioner>(key), false});
+    return Stream<Out>(env_, id);
+  }
+
+  Environment* env_;
+  int head_;
+  int parallelism_;
+  std::string name_;
+  std::shared_ptr<detail::SolutionSetState<Index>> state_;
+};
+
+// body(SolutionSet<S, KF, kIndex>& ss, Stream<W> workset, LoopContext& loop) -> DeltaStep<S, W>.
+// The solution set starts as `solution_set` (one entry per key; a later duplicate replaces an
+// earlier one), the workset as `workset`. Runs until the workset is empty on every rank, at most
+// max_supersteps supersteps; the result is the final solution set. With kDense the keys must be
+// non-negative integers (the index is an array per partition).
+template <SolutionSetIndex kIndex = SolutionSetIndex::kHash, Record S, Record W, class SKF, class Body>
+  requires KeyFunction<SKF, S>
+Stream<S> iterate_delta(const Stream<S>& solution_set, const Stream<W>& workset, SKF key, int max_supersteps,
+                        Body body, IterationOptions opts = {}) {
+  using SS = SolutionSet<S, SKF, kIndex>;
+  using Index = typename SS::Index;
+  Environment& env = solution_set.env();
+  auto ctl = std::make_shared<detail::LoopController>(LoopKind::kDelta, opts.name, max_supersteps);
+  if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
+  auto layout = std::make_shared<detail::HeadLayout>();
+  auto state = std::make_shared<detail::SolutionSetState<Index>>(key);
+  detail::NodeSpec spec = detail::head_spec(workset, opts, "delta");
+  spec.loop_hook = ctl;
+  spec.num_ports = 4;
+  spec.bounded = workset.bounded() && solution_set.bounded();
+  detail::set_output_type<W>(spec);  // into the body: the workset
+  const int parallelism = spec.parallelism;
+  const bool bounded = spec.bounded;
+  const int head = env.add_node(std::move(spec));
+  auto by_key = detail::hash_writer_factory<S, SKF, typename SS::Partitioner>(key);
+  env.add_edge({workset.node(), head, 0, workset.next_partitioning(), false, {}, false});
+  env.add_edge({solution_set.node(), head, 2, Partitioning::kAuto, false, by_key, false});
+
+  LoopContext ctx(&env, head, ctl, layout, 4);
+  SS ss(&env, head, parallelism, opts.name, state);
+  DeltaStep<S, W> step = body(ss, Stream<W>(&env, head), ctx);
+  env.add_edge({step.next_workset.node(), head, 1, step.next_workset.next_partitioning(), true, {}, false});
+  env.add_edge({step.delta.node(), head, 3, Partitioning::kAuto, true, by_key, false});
+  const int ports = ctx.ports();
+  env.node(head).num_ports = ports;
+  env.node(head).make_head = [ctl, layout, ports, state](const detail::OpContext& c, detail::PortBase* body_out,
+                                                          detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::DeltaHead<S, W, Index>>(c, ctl, ports, *layout, state,
+                                                            static_cast<detail::Input<W>*>(body_out),
+                                                            static_cast<detail::Input<S>*>(exit_out));
+  };
+  // The result stream carries S, not the head's W: its exit node decodes S.
+  return detail::exit_node<S>(env, head, parallelism, bounded, opts.name);
+}
+
+// ---------------------------------------------------------------- streaming
+
+template <Record T>
+class StreamingIteration {
+ public:
+  StreamingIteration(Environment* env, int head) : env_(env), head_(head) {}
+  // The loop's records: the input's and the feedback's.
+  Stream<T> head() const { return Stream<T>(env_, head_); }
+  // Connects the feedback: these records go round again.
+  void close_with(const Stream<T>& feedback) {
+    if (closed_) throw PlanError("streaming iteration closed twice");
+    closed_ = true;
+    env_->add_edge({feedback.node(), head_, 1, feedback.next_partitioning(), true, {}, false});
+  }
+
+ private:
+  Environment* env_;
+  int head_;
+  bool closed_ = false;
+};
+
+// A feedback loop over `input`. Records computed from head() circulate until they leave through
+// ordinary operators (filter). With bounded input the loop ends once the input ended and no
+// record is left in the loop on any rank (distributed termination detection, no timeout); with
+// unbounded input it runs until cancelled. Streams computed from the head are unbounded.
+template <Record T>
+StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}) {
+  Environment& env = input.env();
+  auto ctl = std::make_shared<detail::LoopController>(LoopKind::kStreaming, opts.name, 0);
+  if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
+  detail::NodeSpec spec = detail::head_spec(input, opts, "streaming");
+  spec.loop_hook = ctl;
+  spec.num_ports = 2;
+  spec.bounded = false;  // records keep coming back: operators in the loop stream
+  detail::set_output_type<T>(spec);
+  spec.make_head = [ctl](const detail::OpContext& c, detail::PortBase* body_out,
+                         detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::StreamingHead<T>>(c, ctl, static_cast<detail::Input<T>*>(body_out));
+  };
+  const int head = env.add_node(std::move(spec));
+  env.add_edge({input.node(), head, 0, input.next_partitioning(), false, {}, false});
+  return StreamingIteration<T>(&env, head);
+}
+
+}  // namespace gyre

@@ -207,6 +207,7 @@ class MpiTransport final : public detail::Transport {
     wire_bytes_ = 0;
     finishing_ = false;
     outq_.clear();
+    collq_.clear();
     for (auto& c : colls_)
       if (c.comm != MPI_COMM_NULL) MPI_Comm_free(&c.comm);
     colls_.assign(static_cast<std::size_t>(hooks_.collective_channels), Collective{});
@@ -356,7 +357,19 @@ class MpiTransport final : public detail::Transport {
     }
     for (auto& f : inflight_) reqs.push_back(f.req);
     if (!reqs.empty()) check(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
-    inflight_.clear();
+    // A rank with no part in a loop may end its job before it saw the loop's last allreduce
+    // complete: deliver it (and, after a failure, whatever the others posted; then nobody uses it).
+    std::vector<Pending> done;
+    done.swap(inflight_);
+    for (auto& p : done) {
+      std::vector<double> result(p.n);
+      for (std::size_t k = 0; k < p.n; ++k) result[k] = p.buf[k].value;
+      p.done(std::move(result));
+    }
+    {
+      std::lock_guard lock(mu_);
+      collq_.clear();  // anything a late callback queued: the job is over
+    }
     for (auto& c : colls_) c.posted = 0;
   }
 

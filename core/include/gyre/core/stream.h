@@ -209,6 +209,7 @@ class Stream {
     spec.needs_bounded_inputs = true;
     spec.keyed = true;
     spec.allows_broadcast_build = true;
+    spec.accepts_loop_invariant_input = true;  // in a loop: indexed once, probed every superstep
     spec.make = [=](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
       return std::make_unique<detail::HashJoinOp<T, R, LK, RK, F>>(c, left_key, right_key, f,
                                                                    static_cast<detail::Input<Out>*>(out));

@@ -47,15 +47,16 @@
 
 namespace gyre {
 
+// Options of an iteration; a plain string names it: iterate(x, 10, body, "pagerank").
 struct IterationOptions {
+  IterationOptions() = default;
+  IterationOptions(std::string n) : name(std::move(n)) {}  // NOLINT(google-explicit-constructor)
+  IterationOptions(const char* n) : name(n) {}             // NOLINT(google-explicit-constructor)
+
   std::string name = "iteration";
   int parallelism = 0;  // 0: the environment's default
   // Called on rank 0 after every superstep (bytes: rank 0's share; the job result has the sum).
   std::function<void(const SuperstepMetrics&)> on_superstep;
-};
-
-struct DeltaOptions : IterationOptions {
-  SolutionSetIndex index = SolutionSetIndex::kHash;
 };
 
 // A global value per superstep (sum, min or max over all records of a stream in the body). In

@@ -101,6 +101,11 @@ TEST_P(IterationTest, BulkFixedPointWithTerminationCriterion) {
   EXPECT_GT(steps, 20);
   ASSERT_EQ(r.loops[0].steps.size(), static_cast<std::size_t>(steps));
   for (const auto& st : r.loops[0].steps) EXPECT_EQ(st.size, in.size());
+  const std::string json = r.to_json();
+  EXPECT_NE(json.find("\"kind\": \"bulk\", \"supersteps\": " + std::to_string(steps) + ", \"ended_by\": \"criterion empty\""),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("{\"superstep\": " + std::to_string(steps) + ", \"seconds\": "), std::string::npos);
 }
 
 TEST_P(IterationTest, BulkStopsAtMaxSupersteps) {
@@ -143,6 +148,9 @@ TEST_P(IterationTest, BulkAggregatorsAndConvergence) {
 
   auto e = env();
   std::vector<gyre::Aggregator> aggs;
+  std::vector<gyre::SuperstepMetrics> seen;  // the metrics sink (rank 0)
+  gyre::IterationOptions opts("aggregators");
+  opts.on_superstep = [&seen](const gyre::SuperstepMetrics& m) { seen.push_back(m); };
   auto out = gyre::iterate(e.from_collection(in), 100, [&](gyre::Stream<Iv> x, gyre::LoopContext& loop) {
     auto sum_prev = std::make_shared<std::optional<gyre::Aggregator>>();
     auto next = x.map([step, sum_prev](const Iv& r) { return step(r, (*sum_prev)->value()); });
@@ -154,7 +162,7 @@ TEST_P(IterationTest, BulkAggregatorsAndConvergence) {
     auto max = aggs.back();
     loop.converge_when([max] { return max.value() <= 12; });
     return next;
-  }).collect();
+  }, opts).collect();
   const auto r = e.run();
 
   // Serial reference.
@@ -184,6 +192,16 @@ TEST_P(IterationTest, BulkAggregatorsAndConvergence) {
     EXPECT_EQ(loop.steps[s].aggregators[2].second, ref[s][2]);
   }
   EXPECT_EQ(aggs[0].value(), ref.back()[0]);  // after the job: the last superstep's value
+  if (testenv::rank() == 0) {
+    ASSERT_EQ(seen.size(), ref.size());
+    for (std::size_t s = 0; s < seen.size(); ++s) {
+      EXPECT_EQ(seen[s].superstep, static_cast<int>(s) + 1);
+      EXPECT_EQ(seen[s].size, in.size());
+      EXPECT_EQ(seen[s].aggregators.at(0).second, ref[s][0]);
+    }
+  } else {
+    EXPECT_TRUE(seen.empty());
+  }
 }
 
 // k-means: the points are a loop-invariant input (partitioned once, kept in the join); the

@@ -524,11 +524,11 @@ TEST_P(IterationTest, StreamingFeedbackUnderBackpressure) {
   c.batch_bytes = 64;
   c.channel_capacity = 1;
   auto e = testenv::make_env(c);
-  const std::uint64_t n = 2000, rounds = 200;
+  constexpr std::uint64_t n = 2000, rounds = 200;
   auto loop = gyre::iterate(e.generate(n, [](std::uint64_t i) { return Kv{i, 0}; }));
   auto next = loop.head().map([](const Kv& r) { return Kv{r.k, r.v + 1}; }).rebalance().map([](const Kv& r) { return r; });
-  auto out = next.filter([rounds](const Kv& r) { return r.v == rounds; }).collect();
-  loop.close_with(next.filter([rounds](const Kv& r) { return r.v < rounds; }));
+  auto out = next.filter([](const Kv& r) { return r.v == rounds; }).collect();
+  loop.close_with(next.filter([](const Kv& r) { return r.v < rounds; }));
   e.run();
   std::vector<Kv> want;
   for (std::uint64_t i = 0; i < n; ++i) want.push_back({i, rounds});

@@ -396,7 +396,8 @@ void Subtask::activation() {
           break;
       }
     }
-    if (i + 1 == kBatchesPerActivation) notify();  // more may be ready: yield, then continue
+    // More to do: yield to other subtasks, then continue.
+    if (i + 1 == kBatchesPerActivation && (emitted || (gate_ != nullptr && !gate_->empty()))) notify();
   }
   if (timed) {
     if (job_->config().buffer_timeout.count() == 0) {
@@ -750,6 +751,24 @@ JobResult JobRuntime::wait() {
     const bool mine = local.failed && local.message == outcome.message;
     throw JobError(outcome.message, mine ? error_op_ : "", mine ? error_cause_ : nullptr);
   }
+  // Collective, so before anything that may throw on one rank only (commits).
+  if (!outcome.cancelled && !loops_.empty()) {
+    std::vector<double> lc;
+    std::vector<std::size_t> sizes;
+    for (auto& l : loops_) {
+      auto v = l.hook->local_counters();
+      sizes.push_back(v.size());
+      lc.insert(lc.end(), v.begin(), v.end());
+    }
+    transport_.allreduce_sum(lc);  // collective: every rank ran the same supersteps
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < loops_.size(); ++i) {
+      loops_[i].hook->finish(std::vector<double>(lc.begin() + static_cast<std::ptrdiff_t>(at),
+                                                 lc.begin() + static_cast<std::ptrdiff_t>(at + sizes[i])),
+                             result);
+      at += sizes[i];
+    }
+  }
   if (outcome.cancelled) {
     abort_sinks();
   } else {
@@ -787,23 +806,6 @@ JobResult JobRuntime::wait() {
     result.tasks.push_back(m);
   }
   result.wire_bytes = static_cast<std::uint64_t>(counters.back());
-  if (!outcome.cancelled && !loops_.empty()) {
-    std::vector<double> lc;
-    std::vector<std::size_t> sizes;
-    for (auto& l : loops_) {
-      auto v = l.hook->local_counters();
-      sizes.push_back(v.size());
-      lc.insert(lc.end(), v.begin(), v.end());
-    }
-    transport_.allreduce_sum(lc);  // collective: every rank ran the same supersteps
-    std::size_t at = 0;
-    for (std::size_t i = 0; i < loops_.size(); ++i) {
-      loops_[i].hook->finish(std::vector<double>(lc.begin() + static_cast<std::ptrdiff_t>(at),
-                                                 lc.begin() + static_cast<std::ptrdiff_t>(at + sizes[i])),
-                             result);
-      at += sizes[i];
-    }
-  }
   for (auto& s : subtasks_)
     if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
   return result;

@@ -518,6 +518,7 @@ class MpiTransport final : public detail::Transport {
     bool barrier_started = false;
     MPI_Request barrier = MPI_REQUEST_NULL;
     auto backoff = std::chrono::microseconds(0);
+    auto last_progress = std::chrono::steady_clock::now();
     try {
       while (true) {
         bool progress = false;
@@ -565,9 +566,14 @@ class MpiTransport final : public detail::Transport {
         }
         if (progress) {
           backoff = std::chrono::microseconds(0);
+          last_progress = std::chrono::steady_clock::now();
           continue;
         }
-        if (sends_pending || !inflight_.empty()) {
+        // A loop's allreduce is open: poll without sleeping for a while (superstep latency),
+        // then fall back to the back-off (a loop over an unbounded input may wait forever).
+        const bool collective_soon =
+            !inflight_.empty() && std::chrono::steady_clock::now() - last_progress < std::chrono::milliseconds(2);
+        if (sends_pending || collective_soon) {
           // Large messages need the progress engine on both sides (rendezvous): keep polling,
           // but give the core to compute threads that want it.
           std::this_thread::yield();

@@ -42,10 +42,12 @@ Partitioning resolve(const StreamGraph& g, const EdgeSpec& e) {
     return e.requested;
   }
   if (e.make_hash_writer) {
-    // A broadcast-build join keeps its probe side where it is.
-    const bool broadcast_build = std::any_of(g.edges.begin(), g.edges.end(), [&](const EdgeSpec& o) {
-      return o.to == e.to && o.port != e.port && o.requested == Partitioning::kBroadcast;
-    });
+    // A broadcast-build join keeps its probe side where it is (other operators with a broadcast
+    // input still hash their keyed inputs).
+    const bool broadcast_build = to.allows_broadcast_build &&
+                                 std::any_of(g.edges.begin(), g.edges.end(), [&](const EdgeSpec& o) {
+                                   return o.to == e.to && o.port != e.port && o.requested == Partitioning::kBroadcast;
+                                 });
     if (!broadcast_build) return Partitioning::kHash;
   }
   if (from.parallelism == to.parallelism) return Partitioning::kForward;

@@ -1,0 +1,73 @@
+// The graph layer: a graph loaded from a file into partitions, vertex ids compacted to dense
+// ranges, in-edge CSR and out-degrees per partition, kept in memory on the rank that owns the
+// partition. Algorithms then run iterations over it (the CSR is their loop-invariant index).
+//
+// Vertex v (any 64-bit id) belongs to partition hash(v) of P, like key_by(v); inside a partition
+// vertices are numbered in id order, and partition p's vertices get the global dense ids
+// [first(p), first(p) + size(p)). Loading is one gyre job: ids are shuffled to their owners and
+// sorted; edges go to the owner of their source (out-degree, source's dense id) and then of their
+// target (in-edge CSR).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gyre/core/config.h"
+#include "gyre/core/runtime.h"
+
+namespace gyre::graph {
+
+struct Partition {
+  std::vector<std::uint64_t> ids;         // original ids, sorted; local vertex i is ids[i]
+  std::vector<std::uint32_t> out_degree;  // per local vertex
+  std::vector<std::uint64_t> in_offsets;  // CSR: in-edges of local vertex i are
+  std::vector<std::uint32_t> in_sources;  //   in_sources[in_offsets[i] .. in_offsets[i+1]) (dense ids)
+  std::uint64_t first = 0;                // dense id of local vertex 0
+};
+
+class Graph {
+ public:
+  explicit Graph(int partitions) : parts_(static_cast<std::size_t>(partitions)) {}
+  int partitions() const { return static_cast<int>(parts_.size()); }
+  // The partition if this rank holds it (rank p % ranks), else nullptr.
+  Partition* part(int p) { return parts_.at(static_cast<std::size_t>(p)).get(); }
+  const Partition* part(int p) const { return parts_.at(static_cast<std::size_t>(p)).get(); }
+  Partition& make_part(int p) {
+    std::lock_guard lock(mu_);
+    auto& slot = parts_.at(static_cast<std::size_t>(p));
+    if (!slot) slot = std::make_unique<Partition>();
+    return *slot;
+  }
+
+  void set_first(const std::vector<std::uint64_t>& first_ids) {
+    std::lock_guard lock(mu_);
+    if (first.empty()) first = first_ids;
+  }
+
+  std::uint64_t vertices = 0;           // N
+  std::uint64_t edges = 0;              // arcs after symmetrisation (undirected: both directions)
+  bool directed = true;
+  std::vector<std::uint64_t> first;     // per partition, plus N at the end
+  double load_seconds = 0;
+  JobResult load_metrics;
+
+ private:
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Partition>> parts_;
+};
+
+struct LoadOptions {
+  std::string path;                // edge list (SNAP/.e, plain or gzip) or Graphalytics .properties
+  std::optional<bool> directed;    // default: the .properties flag; edge lists are directed
+};
+
+// Loads the graph in one job over `transport` (every rank calls it; each keeps its partitions).
+// Throws gyre::PlanError / gyre::JobError (malformed file: file and line) on every rank alike.
+std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
+                            std::shared_ptr<detail::Transport> transport);
+
+}  // namespace gyre::graph

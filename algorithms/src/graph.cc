@@ -1,0 +1,296 @@
+// Loading a graph into partitions. See graph.h.
+#include "gyre/algorithms/graph.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+#include "gyre/core/error.h"
+#include "gyre/core/stream.h"
+#include "gyre/io/graph_files.h"
+
+namespace gyre::graph {
+namespace {
+
+using io::Edge;
+
+struct Count {
+  std::uint64_t partition;
+  std::uint64_t n;
+};
+
+// Dense ids of all partitions, once every partition's count arrived.
+struct Offsets {
+  explicit Offsets(int parts) : counts(static_cast<std::size_t>(parts), 0), seen(static_cast<std::size_t>(parts), false) {}
+  bool add(std::span<const Count> in) {
+    for (const Count& c : in) {
+      counts.at(c.partition) = c.n;
+      if (!seen[c.partition]) {
+        seen[c.partition] = true;
+        ++received;
+      }
+    }
+    if (received < counts.size()) return false;
+    first.assign(counts.size() + 1, 0);
+    for (std::size_t p = 0; p < counts.size(); ++p) first[p + 1] = first[p] + counts[p];
+    return true;
+  }
+  std::vector<std::uint64_t> counts;
+  std::vector<bool> seen;
+  std::size_t received = 0;
+  std::vector<std::uint64_t> first;
+};
+
+std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* role, const Edge& e) {
+  const auto it = std::lower_bound(part.ids.begin(), part.ids.end(), id);
+  if (it == part.ids.end() || *it != id)
+    throw Error("edge " + std::to_string(e.src) + " -> " + std::to_string(e.dst) + ": its " + role + " " +
+                std::to_string(id) + " is not in the vertex file");
+  return static_cast<std::uint32_t>(it - part.ids.begin());
+}
+
+// Collects the ids its partition owns, sorts them, and announces the count to everyone.
+class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uint64_t> {
+ public:
+  OwnersOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Count>* out)
+      : g_(std::move(g)), p_(c.partition), out_(out) {}
+  detail::PortBase* port(int) override { return this; }
+  void push(std::span<const std::uint64_t> in) override {
+    records_in += in.size();
+    ids_.insert(ids_.end(), in.begin(), in.end());
+  }
+  void end() override {
+    std::sort(ids_.begin(), ids_.end());
+    ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
+    Partition& part = g_->make_part(p_);
+    part.ids = std::move(ids_);
+    part.out_degree.assign(part.ids.size(), 0);
+    const Count c{static_cast<std::uint64_t>(p_), part.ids.size()};
+    out_->push(std::span<const Count>(&c, 1));
+    records_out += 1;
+    out_->end();
+  }
+  void superstep_end() override {}
+
+ private:
+  std::shared_ptr<Graph> g_;
+  int p_;
+  detail::Input<Count>* out_;
+  std::vector<std::uint64_t> ids_;
+};
+
+// Input 0: edges by source; input 1: every partition's count. Resolves sources to dense ids and
+// counts out-degrees; emits (dense source, original target).
+class OutResolveOp final : public detail::NodeRuntime {
+ public:
+  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Edge>* out)
+      : g_(std::move(g)), p_(c.partition), out_(out), batch_(detail::records_per_batch<Edge>(c.batch_bytes)),
+        offsets_(g_->partitions()), edges_(this), counts_(this) {}
+  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&edges_) : &counts_; }
+
+  void on_edges(std::span<const Edge> in) {
+    records_in += in.size();
+    if (!ready_) {
+      pending_.insert(pending_.end(), in.begin(), in.end());
+      return;
+    }
+    resolve(in);
+  }
+  void on_counts(std::span<const Count> in) {
+    records_in += in.size();
+    if (!offsets_.add(in)) return;
+    ready_ = true;
+    part_ = g_->part(p_);
+    resolve(pending_);
+    std::vector<Edge>().swap(pending_);
+  }
+  void on_end() {
+    if (++ended_ < 2) return;
+    out_->end();
+  }
+  void ignore() {}
+
+ private:
+  void resolve(std::span<const Edge> in) {
+    const std::uint64_t first = offsets_.first[static_cast<std::size_t>(p_)];
+    for (const Edge& e : in) {
+      const std::uint32_t l = local_index(*part_, e.src, "source", e);
+      ++part_->out_degree[l];
+      buf_.push_back(Edge{first + l, e.dst});
+      if (buf_.size() >= batch_) flush();
+    }
+    flush();
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    records_out += buf_.size();
+    out_->push(std::span<const Edge>(buf_));
+    buf_.clear();
+  }
+  std::shared_ptr<Graph> g_;
+  int p_;
+  detail::Input<Edge>* out_;
+  std::size_t batch_;
+  Offsets offsets_;
+  bool ready_ = false;
+  Partition* part_ = nullptr;
+  std::vector<Edge> pending_;
+  std::vector<Edge> buf_;
+  int ended_ = 0;
+  detail::MemberPort<Edge, OutResolveOp, &OutResolveOp::on_edges, &OutResolveOp::on_end, &OutResolveOp::ignore> edges_;
+  detail::MemberPort<Count, OutResolveOp, &OutResolveOp::on_counts, &OutResolveOp::on_end, &OutResolveOp::ignore> counts_;
+};
+
+// Input 0: (dense source, original target) by target; input 1: counts. Builds the in-edge CSR.
+class InBuildOp final : public detail::NodeRuntime {
+ public:
+  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g)
+      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), edges_(this), counts_(this) {}
+  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&edges_) : &counts_; }
+
+  void on_edges(std::span<const Edge> in) {
+    records_in += in.size();
+    if (!ready_) {
+      pending_.insert(pending_.end(), in.begin(), in.end());
+      return;
+    }
+    resolve(in);
+  }
+  void on_counts(std::span<const Count> in) {
+    records_in += in.size();
+    if (!offsets_.add(in)) return;
+    ready_ = true;
+    part_ = g_->part(p_);
+    resolve(pending_);
+    std::vector<Edge>().swap(pending_);
+  }
+  void on_end() {
+    if (++ended_ < 2) return;
+    // Counting sort by local target.
+    const std::size_t n = part_->ids.size();
+    part_->in_offsets.assign(n + 1, 0);
+    for (const auto& [dst, src] : arcs_) ++part_->in_offsets[dst + 1];
+    for (std::size_t i = 0; i < n; ++i) part_->in_offsets[i + 1] += part_->in_offsets[i];
+    part_->in_sources.resize(arcs_.size());
+    std::vector<std::uint64_t> at(part_->in_offsets.begin(), part_->in_offsets.end() - 1);
+    for (const auto& [dst, src] : arcs_) part_->in_sources[at[dst]++] = src;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(arcs_);
+    part_->first = offsets_.first[static_cast<std::size_t>(p_)];
+    g_->set_first(offsets_.first);
+  }
+  void ignore() {}
+
+ private:
+  void resolve(std::span<const Edge> in) {
+    GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
+               "graphs of more than 4G vertices are not supported");
+    for (const Edge& e : in) {
+      const std::uint32_t l = local_index(*part_, e.dst, "target", e);
+      arcs_.emplace_back(l, static_cast<std::uint32_t>(e.src));
+    }
+  }
+  std::shared_ptr<Graph> g_;
+  int p_;
+  Offsets offsets_;
+  bool ready_ = false;
+  Partition* part_ = nullptr;
+  std::vector<Edge> pending_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> arcs_;  // (local target, dense source)
+  int ended_ = 0;
+  detail::MemberPort<Edge, InBuildOp, &InBuildOp::on_edges, &InBuildOp::on_end, &InBuildOp::ignore> edges_;
+  detail::MemberPort<Count, InBuildOp, &InBuildOp::on_counts, &InBuildOp::on_end, &InBuildOp::ignore> counts_;
+};
+
+detail::NodeSpec spec(Environment& env, std::string kind, int ports) {
+  detail::NodeSpec s;
+  s.kind = kind;
+  s.name = std::move(kind);
+  s.parallelism = env.default_parallelism();
+  s.num_ports = ports;
+  return s;
+}
+
+}  // namespace
+
+std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
+                            std::shared_ptr<detail::Transport> transport) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Environment env(config, std::move(transport));
+  const int parts = env.default_parallelism();
+  if (parts < env.num_ranks())  // the same on every rank: all refuse alike
+    throw PlanError("graph load with " + std::to_string(parts) + " partitions on " + std::to_string(env.num_ranks()) +
+                    " ranks: use at least one partition per rank");
+  auto g = std::make_shared<Graph>(parts);
+
+  std::string edge_file = opts.path;
+  std::string vertex_file;
+  bool directed = true;
+  if (io::guess_format(opts.path) == io::GraphFormat::kGraphalytics) {
+    const auto props = io::read_properties(opts.path);
+    edge_file = props.edge_file;
+    vertex_file = props.vertex_file;
+    directed = props.directed;
+  } else if (io::guess_format(opts.path) == io::GraphFormat::kHdf5) {
+    throw PlanError("'" + opts.path + "': the HDF5 graph format is not implemented yet; use an edge list or a "
+                    "Graphalytics .properties file");
+  }
+  if (opts.directed) directed = *opts.directed;
+  g->directed = directed;
+
+  Stream<Edge> edges = io::read_edge_list(env, edge_file);
+  if (!directed) {
+    edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {
+      emit(e);
+      if (e.src != e.dst) emit(Edge{e.dst, e.src});
+    });
+  }
+  Stream<std::uint64_t> ids =
+      vertex_file.empty() ? edges.flat_map<std::uint64_t>([](const Edge& e, Emit<std::uint64_t>& emit) {
+        emit(e.src);
+        emit(e.dst);
+      })
+                          : io::read_vertex_file(env, vertex_file);
+  auto identity = [](const std::uint64_t& v) { return v; };
+  auto by_src = [](const Edge& e) { return e.src; };
+  auto by_dst = [](const Edge& e) { return e.dst; };
+
+  detail::NodeSpec owners = spec(env, "graph: vertex owners", 1);
+  owners.keyed = true;
+  owners.make = [g](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(out));
+  };
+  detail::set_output_type<Count>(owners);
+  const int owners_id = env.add_node(std::move(owners));
+  env.add_edge({ids.node(), owners_id, 0, Partitioning::kAuto, false,
+                detail::hash_writer_factory<std::uint64_t, decltype(identity)>(identity), false});
+
+  detail::NodeSpec out_resolve = spec(env, "graph: out-degrees", 2);
+  out_resolve.make = [g](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Edge>*>(out));
+  };
+  detail::set_output_type<Edge>(out_resolve);
+  const int out_id = env.add_node(std::move(out_resolve));
+  env.add_edge({edges.node(), out_id, 0, Partitioning::kAuto, false,
+                detail::hash_writer_factory<Edge, decltype(by_src)>(by_src), false});
+  env.add_edge({owners_id, out_id, 1, Partitioning::kBroadcast, false, {}, false});
+
+  detail::NodeSpec in_build = spec(env, "graph: in-edge CSR", 2);
+  in_build.is_sink = true;
+  in_build.make = [g](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<InBuildOp>(c, g);
+  };
+  const int in_id = env.add_node(std::move(in_build));
+  env.add_edge({out_id, in_id, 0, Partitioning::kAuto, false,
+                detail::hash_writer_factory<Edge, decltype(by_dst)>(by_dst), false});
+  env.add_edge({owners_id, in_id, 1, Partitioning::kBroadcast, false, {}, false});
+
+  g->load_metrics = env.run();
+  for (const auto& op : g->load_metrics.operators)
+    if (op.node == out_id) g->edges = op.records_out;
+  GYRE_CHECK(!g->first.empty(), "graph load: no partition boundaries on this rank");
+  g->vertices = g->first.back();
+  g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return g;
+}
+
+}  // namespace gyre::graph

@@ -1,0 +1,150 @@
+// PageRank: a bulk iteration over rank blocks. See algorithms.h.
+#include <algorithm>
+#include <cmath>
+
+#include "gyre/algorithms/algorithms.h"
+#include "gyre/core/error.h"
+#include "gyre/iterations.h"
+
+namespace gyre::graph {
+namespace {
+
+// One partition's ranks (or contributions), plus one trailing value: the block's L1 change
+// (ranks) or its dangling mass (contributions).
+using Block = std::pair<std::uint64_t, std::vector<double>>;
+
+// Input 0: every partition's contributions (broadcast); input 1: this partition's ranks. At the
+// end of a superstep: pulls over the in-edge CSR and emits the new ranks.
+class PullOp final : public detail::NodeRuntime {
+ public:
+  PullOp(const detail::OpContext& c, const Graph* g, double damping, detail::Input<Block>* out)
+      : g_(g), part_(g->part(c.partition)), p_(c.partition), damping_(damping), out_(out), contrib_port_(this),
+        rank_port_(this) {
+    contrib_.resize(g_->vertices);
+  }
+  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&contrib_port_) : &rank_port_; }
+
+  void on_contrib(std::span<const Block> in) {
+    records_in += in.size();
+    for (const Block& b : in) {
+      const auto q = static_cast<std::size_t>(b.first);
+      std::copy(b.second.begin(), b.second.end() - 1, contrib_.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
+      dangling_ += b.second.back();
+    }
+  }
+  void on_rank(std::span<const Block> in) {
+    records_in += in.size();
+    for (const Block& b : in) old_ = b.second;
+  }
+  void on_mark() {
+    if (++marks_ < 2) return;
+    marks_ = 0;
+    const std::size_t n = part_->ids.size();
+    const double nv = static_cast<double>(g_->vertices);
+    const double base = (1.0 - damping_) / nv + damping_ * dangling_ / nv;
+    Block next{static_cast<std::uint64_t>(p_), std::vector<double>(n + 1)};
+    double l1 = 0;
+    const std::uint64_t* off = part_->in_offsets.data();
+    const std::uint32_t* src = part_->in_sources.data();
+    const double* c = contrib_.data();
+    for (std::size_t v = 0; v < n; ++v) {
+      double sum = 0;
+      for (std::uint64_t e = off[v]; e < off[v + 1]; ++e) sum += c[src[e]];
+      const double r = base + damping_ * sum;
+      l1 += std::abs(r - old_[v]);
+      next.second[v] = r;
+    }
+    next.second[n] = l1;
+    dangling_ = 0;
+    records_out += 1;
+    out_->push(std::span<const Block>(&next, 1));
+    out_->superstep_end();
+  }
+  void on_end() {
+    if (++ended_ == 2) out_->end();
+  }
+
+ private:
+  const Graph* g_;
+  const Partition* part_;
+  int p_;
+  double damping_;
+  detail::Input<Block>* out_;
+  std::vector<double> contrib_;  // all vertices, by dense id
+  std::vector<double> old_;
+  double dangling_ = 0;
+  int marks_ = 0;
+  int ended_ = 0;
+  detail::MemberPort<Block, PullOp, &PullOp::on_contrib, &PullOp::on_end, &PullOp::on_mark> contrib_port_;
+  detail::MemberPort<Block, PullOp, &PullOp::on_rank, &PullOp::on_end, &PullOp::on_mark> rank_port_;
+};
+
+}  // namespace
+
+Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
+                std::shared_ptr<detail::Transport> transport, JobResult* metrics) {
+  if (!(opts.damping >= 0 && opts.damping <= 1)) throw PlanError("damping must be in [0, 1]");
+  if (opts.iterations < 0) throw PlanError("the number of iterations must not be negative");
+  JobConfig c = config;
+  c.parallelism = g.partitions();
+  Environment env(c, std::move(transport));
+  const Graph* gp = &g;
+  const double n = static_cast<double>(g.vertices);
+
+  // Superstep 0: 1/N everywhere (the trailing value, the L1 change, starts at 0).
+  auto initial = env.generate(static_cast<std::uint64_t>(g.partitions()), [gp, n](std::uint64_t p) {
+    const std::size_t size = gp->part(static_cast<int>(p))->ids.size();
+    Block b{p, std::vector<double>(size + 1, 1.0 / n)};
+    b.second.back() = 0;
+    return b;
+  });
+  const double damping = opts.damping;
+  const double tolerance = opts.tolerance;
+  auto ranks = iterate(initial, opts.iterations, [&](Stream<Block> r, LoopContext& loop) {
+    auto contrib = r.map([gp](const Block& b) {
+                      const Partition* part = gp->part(static_cast<int>(b.first));
+                      const std::size_t size = part->ids.size();
+                      Block out{b.first, std::vector<double>(size + 1)};
+                      double dangling = 0;
+                      for (std::size_t v = 0; v < size; ++v) {
+                        const std::uint32_t d = part->out_degree[v];
+                        if (d == 0) dangling += b.second[v];
+                        out.second[v] = d == 0 ? 0.0 : b.second[v] / d;
+                      }
+                      out.second[size] = dangling;
+                      return out;
+                    }).name("pagerank: contributions");
+    detail::NodeSpec pull;
+    pull.kind = "pagerank: pull over in-edges";
+    pull.name = pull.kind;
+    pull.parallelism = gp->partitions();
+    pull.bounded = true;
+    pull.num_ports = 2;
+    pull.make = [gp, damping](const detail::OpContext& oc, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+      return std::make_unique<PullOp>(oc, gp, damping, static_cast<detail::Input<Block>*>(out));
+    };
+    detail::set_output_type<Block>(pull);
+    const int pull_id = env.add_node(std::move(pull));
+    env.add_edge({contrib.node(), pull_id, 0, Partitioning::kBroadcast, false, {}, false});
+    env.add_edge({r.node(), pull_id, 1, Partitioning::kForward, false, {}, false});
+    Stream<Block> next(&env, pull_id);
+    if (tolerance > 0) {
+      auto l1 = loop.sum("l1", next.map([](const Block& b) { return b.second.back(); }));
+      loop.converge_when([l1, tolerance] { return l1.value() < tolerance; });
+    }
+    return next;
+  }, "pagerank");
+  auto out = ranks.flat_map<std::pair<std::uint64_t, double>>(
+                       [gp](const Block& b, Emit<std::pair<std::uint64_t, double>>& emit) {
+                         const Partition* part = gp->part(static_cast<int>(b.first));
+                         for (std::size_t v = 0; v < part->ids.size(); ++v) emit({part->ids[v], b.second[v]});
+                       })
+                 .collect(1);
+  JobResult r = env.run();
+  if (metrics != nullptr) *metrics = std::move(r);
+  Result result = out.values();
+  std::sort(result.begin(), result.end());
+  return result;
+}
+
+}  // namespace gyre::graph

@@ -19,6 +19,13 @@ struct Count {
   std::uint64_t n;
 };
 
+// An edge whose source is resolved: its dense id, and both original ids.
+struct Arc {
+  std::uint64_t dense_src;
+  std::uint64_t src;
+  std::uint64_t dst;
+};
+
 // Dense ids of all partitions, once every partition's count arrived.
 struct Offsets {
   explicit Offsets(int parts) : counts(static_cast<std::size_t>(parts), 0), seen(static_cast<std::size_t>(parts), false) {}
@@ -80,11 +87,11 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
 };
 
 // Input 0: edges by source; input 1: every partition's count. Resolves sources to dense ids and
-// counts out-degrees; emits (dense source, original target).
+// counts out-degrees; emits arcs.
 class OutResolveOp final : public detail::NodeRuntime {
  public:
-  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Edge>* out)
-      : g_(std::move(g)), p_(c.partition), out_(out), batch_(detail::records_per_batch<Edge>(c.batch_bytes)),
+  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out)
+      : g_(std::move(g)), p_(c.partition), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)),
         offsets_(g_->partitions()), edges_(this), counts_(this) {}
   detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&edges_) : &counts_; }
 
@@ -116,7 +123,7 @@ class OutResolveOp final : public detail::NodeRuntime {
     for (const Edge& e : in) {
       const std::uint32_t l = local_index(*part_, e.src, "source", e);
       ++part_->out_degree[l];
-      buf_.push_back(Edge{first + l, e.dst});
+      buf_.push_back(Arc{first + l, e.src, e.dst});
       if (buf_.size() >= batch_) flush();
     }
     flush();
@@ -124,31 +131,33 @@ class OutResolveOp final : public detail::NodeRuntime {
   void flush() {
     if (buf_.empty()) return;
     records_out += buf_.size();
-    out_->push(std::span<const Edge>(buf_));
+    out_->push(std::span<const Arc>(buf_));
     buf_.clear();
   }
   std::shared_ptr<Graph> g_;
   int p_;
-  detail::Input<Edge>* out_;
+  detail::Input<Arc>* out_;
   std::size_t batch_;
   Offsets offsets_;
   bool ready_ = false;
   Partition* part_ = nullptr;
   std::vector<Edge> pending_;
-  std::vector<Edge> buf_;
+  std::vector<Arc> buf_;
   int ended_ = 0;
   detail::MemberPort<Edge, OutResolveOp, &OutResolveOp::on_edges, &OutResolveOp::on_end, &OutResolveOp::ignore> edges_;
   detail::MemberPort<Count, OutResolveOp, &OutResolveOp::on_counts, &OutResolveOp::on_end, &OutResolveOp::ignore> counts_;
 };
 
-// Input 0: (dense source, original target) by target; input 1: counts. Builds the in-edge CSR.
+// Input 0: arcs by target; input 1: counts. Builds the in-edge CSR. Each vertex's in-edges are
+// ordered by the sources' original ids, so sums over them run in the same order whatever the
+// number of partitions or ranks (results identical alone and under mpirun).
 class InBuildOp final : public detail::NodeRuntime {
  public:
   InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g)
-      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), edges_(this), counts_(this) {}
-  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&edges_) : &counts_; }
+      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), arcs_port_(this), counts_(this) {}
+  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&arcs_port_) : &counts_; }
 
-  void on_edges(std::span<const Edge> in) {
+  void on_arcs(std::span<const Arc> in) {
     records_in += in.size();
     if (!ready_) {
       pending_.insert(pending_.end(), in.begin(), in.end());
@@ -162,31 +171,37 @@ class InBuildOp final : public detail::NodeRuntime {
     ready_ = true;
     part_ = g_->part(p_);
     resolve(pending_);
-    std::vector<Edge>().swap(pending_);
+    std::vector<Arc>().swap(pending_);
   }
   void on_end() {
     if (++ended_ < 2) return;
-    // Counting sort by local target.
+    std::sort(arcs_.begin(), arcs_.end(), [](const Local& a, const Local& b) {
+      return a.dst != b.dst ? a.dst < b.dst : a.src < b.src;
+    });
     const std::size_t n = part_->ids.size();
     part_->in_offsets.assign(n + 1, 0);
-    for (const auto& [dst, src] : arcs_) ++part_->in_offsets[dst + 1];
+    for (const Local& a : arcs_) ++part_->in_offsets[a.dst + 1];
     for (std::size_t i = 0; i < n; ++i) part_->in_offsets[i + 1] += part_->in_offsets[i];
     part_->in_sources.resize(arcs_.size());
-    std::vector<std::uint64_t> at(part_->in_offsets.begin(), part_->in_offsets.end() - 1);
-    for (const auto& [dst, src] : arcs_) part_->in_sources[at[dst]++] = src;
-    std::vector<std::pair<std::uint32_t, std::uint32_t>>().swap(arcs_);
+    for (std::size_t i = 0; i < arcs_.size(); ++i) part_->in_sources[i] = arcs_[i].dense_src;
+    std::vector<Local>().swap(arcs_);
     part_->first = offsets_.first[static_cast<std::size_t>(p_)];
     g_->set_first(offsets_.first);
   }
   void ignore() {}
 
  private:
-  void resolve(std::span<const Edge> in) {
+  struct Local {
+    std::uint32_t dst;        // local target
+    std::uint32_t dense_src;
+    std::uint64_t src;        // original source id (the order of in-edges)
+  };
+  void resolve(std::span<const Arc> in) {
     GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
                "graphs of more than 4G vertices are not supported");
-    for (const Edge& e : in) {
-      const std::uint32_t l = local_index(*part_, e.dst, "target", e);
-      arcs_.emplace_back(l, static_cast<std::uint32_t>(e.src));
+    for (const Arc& a : in) {
+      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst});
+      arcs_.push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
     }
   }
   std::shared_ptr<Graph> g_;
@@ -194,10 +209,10 @@ class InBuildOp final : public detail::NodeRuntime {
   Offsets offsets_;
   bool ready_ = false;
   Partition* part_ = nullptr;
-  std::vector<Edge> pending_;
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> arcs_;  // (local target, dense source)
+  std::vector<Arc> pending_;
+  std::vector<Local> arcs_;
   int ended_ = 0;
-  detail::MemberPort<Edge, InBuildOp, &InBuildOp::on_edges, &InBuildOp::on_end, &InBuildOp::ignore> edges_;
+  detail::MemberPort<Arc, InBuildOp, &InBuildOp::on_arcs, &InBuildOp::on_end, &InBuildOp::ignore> arcs_port_;
   detail::MemberPort<Count, InBuildOp, &InBuildOp::on_counts, &InBuildOp::on_end, &InBuildOp::ignore> counts_;
 };
 
@@ -252,7 +267,7 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
                           : io::read_vertex_file(env, vertex_file);
   auto identity = [](const std::uint64_t& v) { return v; };
   auto by_src = [](const Edge& e) { return e.src; };
-  auto by_dst = [](const Edge& e) { return e.dst; };
+  auto by_dst = [](const Arc& a) { return a.dst; };
 
   detail::NodeSpec owners = spec(env, "graph: vertex owners", 1);
   owners.keyed = true;
@@ -266,9 +281,9 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
 
   detail::NodeSpec out_resolve = spec(env, "graph: out-degrees", 2);
   out_resolve.make = [g](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Edge>*>(out));
+    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(out));
   };
-  detail::set_output_type<Edge>(out_resolve);
+  detail::set_output_type<Arc>(out_resolve);
   const int out_id = env.add_node(std::move(out_resolve));
   env.add_edge({edges.node(), out_id, 0, Partitioning::kAuto, false,
                 detail::hash_writer_factory<Edge, decltype(by_src)>(by_src), false});
@@ -281,7 +296,7 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
   };
   const int in_id = env.add_node(std::move(in_build));
   env.add_edge({out_id, in_id, 0, Partitioning::kAuto, false,
-                detail::hash_writer_factory<Edge, decltype(by_dst)>(by_dst), false});
+                detail::hash_writer_factory<Arc, decltype(by_dst)>(by_dst), false});
   env.add_edge({owners_id, in_id, 1, Partitioning::kBroadcast, false, {}, false});
 
   g->load_metrics = env.run();

@@ -1,5 +1,6 @@
 // PageRank: a bulk iteration over rank blocks. See algorithms.h.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "gyre/algorithms/algorithms.h"
@@ -12,6 +13,23 @@ namespace {
 // One partition's ranks (or contributions), plus one trailing value: the block's L1 change
 // (ranks) or its dangling mass (contributions).
 using Block = std::pair<std::uint64_t, std::vector<double>>;
+
+// The dangling mass is summed exactly, in fixed point (2^-100 units), so the total does not
+// depend on how many partitions added it up or in which order: results are identical at any
+// number of partitions and ranks.
+constexpr double kFixedScale = 1267650600228229401496703205376.0;  // 2^100
+__extension__ typedef __int128 Fixed;            // NOLINT(modernize-use-using)
+__extension__ typedef unsigned __int128 UFixed;  // NOLINT(modernize-use-using)
+Fixed to_fixed(double v) { return static_cast<Fixed>(v * kFixedScale); }
+// A Fixed travels as the bit patterns of two doubles (high and low 64 bits).
+void put_fixed(Fixed f, double* out) {
+  out[0] = std::bit_cast<double>(static_cast<std::uint64_t>(static_cast<UFixed>(f) >> 64));
+  out[1] = std::bit_cast<double>(static_cast<std::uint64_t>(f));
+}
+Fixed get_fixed(const double* in) {
+  const auto hi = static_cast<UFixed>(std::bit_cast<std::uint64_t>(in[0]));
+  return static_cast<Fixed>((hi << 64) | std::bit_cast<std::uint64_t>(in[1]));
+}
 
 // Input 0: every partition's contributions (broadcast); input 1: this partition's ranks. At the
 // end of a superstep: pulls over the in-edge CSR and emits the new ranks.
@@ -28,8 +46,8 @@ class PullOp final : public detail::NodeRuntime {
     records_in += in.size();
     for (const Block& b : in) {
       const auto q = static_cast<std::size_t>(b.first);
-      std::copy(b.second.begin(), b.second.end() - 1, contrib_.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
-      dangling_ += b.second.back();
+      std::copy(b.second.begin(), b.second.end() - 2, contrib_.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
+      dangling_ += get_fixed(b.second.data() + b.second.size() - 2);
     }
   }
   void on_rank(std::span<const Block> in) {
@@ -41,7 +59,8 @@ class PullOp final : public detail::NodeRuntime {
     marks_ = 0;
     const std::size_t n = part_->ids.size();
     const double nv = static_cast<double>(g_->vertices);
-    const double base = (1.0 - damping_) / nv + damping_ * dangling_ / nv;
+    const double dangling = static_cast<double>(dangling_) / kFixedScale;
+    const double base = (1.0 - damping_) / nv + damping_ * dangling / nv;
     Block next{static_cast<std::uint64_t>(p_), std::vector<double>(n + 1)};
     double l1 = 0;
     const std::uint64_t* off = part_->in_offsets.data();
@@ -72,7 +91,7 @@ class PullOp final : public detail::NodeRuntime {
   detail::Input<Block>* out_;
   std::vector<double> contrib_;  // all vertices, by dense id
   std::vector<double> old_;
-  double dangling_ = 0;
+  Fixed dangling_ = 0;
   int marks_ = 0;
   int ended_ = 0;
   detail::MemberPort<Block, PullOp, &PullOp::on_contrib, &PullOp::on_end, &PullOp::on_mark> contrib_port_;
@@ -104,14 +123,14 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
     auto contrib = r.map([gp](const Block& b) {
                       const Partition* part = gp->part(static_cast<int>(b.first));
                       const std::size_t size = part->ids.size();
-                      Block out{b.first, std::vector<double>(size + 1)};
-                      double dangling = 0;
+                      Block out{b.first, std::vector<double>(size + 2)};
+                      Fixed dangling = 0;
                       for (std::size_t v = 0; v < size; ++v) {
                         const std::uint32_t d = part->out_degree[v];
-                        if (d == 0) dangling += b.second[v];
+                        if (d == 0) dangling += to_fixed(b.second[v]);
                         out.second[v] = d == 0 ? 0.0 : b.second[v] / d;
                       }
-                      out.second[size] = dangling;
+                      put_fixed(dangling, out.second.data() + size);
                       return out;
                     }).name("pagerank: contributions");
     detail::NodeSpec pull;

@@ -1,0 +1,216 @@
+// LDBC Graphalytics validation: every graph in ../shared/datasets/graphalytics with a PR or WCC
+// reference output, by the Graphalytics rules (PR within 1e-4 relative; WCC the same partition
+// of the vertices), alone and at 1, 2 and 4 ranks. Plus randomised graphs against a serial
+// reference, and identical output whatever the number of partitions.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gyre/algorithms/algorithms.h"
+#include "gyre/io/graph_files.h"
+#include "../support/test_env.h"
+
+namespace {
+
+const std::string kDir = std::string(GYRE_SHARED_DATASETS) + "/graphalytics/";
+
+#ifdef GYRE_TEST_MPI
+int ranks() { return testenv::session().size(); }
+#else
+int ranks() { return 1; }
+#endif
+
+// The graph layer wants at least one partition per rank.
+gyre::JobConfig config(int parallelism) {
+  gyre::JobConfig c;
+  c.slots = 2;
+  c.parallelism = std::max(parallelism, ranks());
+  return c;
+}
+
+struct Case {
+  std::string properties;  // relative to kDir
+  std::string reference;
+};
+
+std::vector<Case> cases(const std::string& algo) {
+  const char* graphs[] = {"example-directed", "example-undirected", "test-pr-directed", "test-pr-undirected",
+                          "test-wcc-directed", "test-wcc-undirected", "p2p-31/p2p-31"};
+  std::vector<Case> out;
+  for (const char* g : graphs) {
+    const std::string ref = kDir + g + "-" + algo;
+    if (std::ifstream(ref).good()) out.push_back({std::string(g) + ".properties", ref});
+  }
+  return out;
+}
+
+#ifdef GYRE_TEST_MPI
+std::shared_ptr<gyre::detail::Transport> tp() { return testenv::session().transport(); }
+#else
+std::shared_ptr<gyre::detail::Transport> tp() { return gyre::detail::make_local_transport(); }
+#endif
+
+class Graphalytics : public ::testing::TestWithParam<int> {};
+
+TEST_P(Graphalytics, PageRankMatchesReferences) {
+  const auto all = cases("PR");
+  ASSERT_GE(all.size(), 4u) << "reference outputs missing under " << kDir;
+  for (const auto& c : all) {
+    const auto props = gyre::io::read_properties(kDir + c.properties);
+    gyre::graph::PageRankOptions opts;
+    opts.damping = std::stod(props.properties.at("graph." + props.name + ".pr.damping-factor"));
+    opts.iterations = std::stoi(props.properties.at("graph." + props.name + ".pr.num-iterations"));
+    gyre::graph::LoadOptions in;
+    in.path = kDir + c.properties;
+    auto g = gyre::graph::load(in, config(GetParam()), tp());
+    const auto got = gyre::graph::pagerank(*g, opts, config(GetParam()), tp());
+    if (testenv::rank() != 0) {
+      EXPECT_TRUE(got.empty());
+      continue;
+    }
+    const auto want = gyre::io::read_id_values(c.reference);
+    ASSERT_EQ(got.size(), want.size()) << c.properties;
+    auto sorted_want = want;
+    std::sort(sorted_want.begin(), sorted_want.end());
+    int bad = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].first, sorted_want[i].first) << c.properties;
+      const double w = sorted_want[i].second;
+      if (std::abs(got[i].second - w) > 1e-4 * std::abs(w) && bad++ < 5)
+        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " PR " << got[i].second << ", reference " << w;
+    }
+    EXPECT_EQ(bad, 0) << c.properties;
+  }
+}
+
+// The same partition: a bijection between our labels and the reference's.
+void expect_same_partition(const gyre::graph::Result& got, std::vector<std::pair<std::uint64_t, double>> want,
+                           const std::string& what) {
+  std::sort(want.begin(), want.end());
+  ASSERT_EQ(got.size(), want.size()) << what;
+  std::map<double, double> fwd, back;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].first, want[i].first) << what;
+    const auto [f, fnew] = fwd.emplace(got[i].second, want[i].second);
+    const auto [b, bnew] = back.emplace(want[i].second, got[i].second);
+    ASSERT_EQ(f->second, want[i].second) << what << ": vertex " << got[i].first << " in the wrong component";
+    ASSERT_EQ(b->second, got[i].second) << what << ": vertex " << got[i].first << " in the wrong component";
+  }
+}
+
+TEST_P(Graphalytics, ConnectedComponentsMatchReferences) {
+  const auto all = cases("WCC");
+  ASSERT_GE(all.size(), 4u);
+  for (const auto& c : all) {
+    gyre::graph::LoadOptions in;
+    in.path = kDir + c.properties;
+    gyre::JobResult m;
+    const auto got = gyre::graph::connected_components(in, config(GetParam()), tp(), &m);
+    EXPECT_EQ(m.loops.at(0).ended_by, "empty");
+    if (testenv::rank() != 0) continue;
+    expect_same_partition(got, gyre::io::read_id_values(c.reference), c.properties);
+    // Our labels are the smallest original id of each component.
+    std::map<double, std::uint64_t> smallest;
+    for (const auto& [v, l] : got) {
+      auto [it, fresh] = smallest.emplace(l, v);
+      if (!fresh) it->second = std::min(it->second, v);
+    }
+    for (const auto& [l, v] : smallest) EXPECT_EQ(static_cast<std::uint64_t>(l), v) << c.properties;
+  }
+}
+
+// Random graphs (ids sparse and large) against a serial PageRank and union-find.
+TEST_P(Graphalytics, RandomGraphsMatchSerialReferences) {
+  std::mt19937_64 rng(21);
+  const std::uint64_t n = 3000;
+  std::vector<std::uint64_t> ids(n);
+  for (auto& id : ids) id = rng() >> 4;
+  std::vector<gyre::io::Edge> edges;
+  for (int i = 0; i < 9000; ++i) edges.push_back({ids[rng() % n], ids[rng() % (n / 2)]});  // half the vertices dangle
+  const std::string path = testenv::temp_path("random_graph.txt");
+  if (testenv::rank() == 0) {
+    std::ofstream out(path);
+    out << "# random graph\n";
+    for (const auto& e : edges) out << e.src << ' ' << e.dst << '\n';
+  }
+  testenv::barrier();
+
+  // Serial references over the ids that occur in edges.
+  std::vector<std::uint64_t> vs;
+  for (const auto& e : edges) {
+    vs.push_back(e.src);
+    vs.push_back(e.dst);
+  }
+  std::sort(vs.begin(), vs.end());
+  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
+  auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
+  const std::size_t N = vs.size();
+  std::vector<double> pr(N, 1.0 / static_cast<double>(N));
+  std::vector<std::uint32_t> deg(N, 0);
+  for (const auto& e : edges) ++deg[idx(e.src)];
+  for (int it = 0; it < 15; ++it) {
+    double dangling = 0;
+    for (std::size_t v = 0; v < N; ++v)
+      if (deg[v] == 0) dangling += pr[v];
+    std::vector<double> next(N, 0.15 / static_cast<double>(N) + 0.85 * dangling / static_cast<double>(N));
+    for (const auto& e : edges) next[idx(e.dst)] += 0.85 * pr[idx(e.src)] / deg[idx(e.src)];
+    pr = next;
+  }
+  std::vector<std::size_t> parent(N);
+  std::iota(parent.begin(), parent.end(), 0);
+  std::function<std::size_t(std::size_t)> find = [&](std::size_t x) { return parent[x] == x ? x : parent[x] = find(parent[x]); };
+  for (const auto& e : edges) parent[find(idx(e.src))] = find(idx(e.dst));
+  std::map<std::size_t, std::uint64_t> min_id;
+  for (std::size_t v = 0; v < N; ++v) {
+    auto [it, fresh] = min_id.emplace(find(v), vs[v]);
+    if (!fresh) it->second = std::min(it->second, vs[v]);
+  }
+
+  gyre::graph::LoadOptions in;
+  in.path = path;
+  auto g = gyre::graph::load(in, config(GetParam()), tp());
+  gyre::graph::PageRankOptions opts;
+  opts.iterations = 15;
+  const auto got_pr = gyre::graph::pagerank(*g, opts, config(GetParam()), tp());
+  const auto got_cc = gyre::graph::connected_components(in, config(GetParam()), tp());
+  if (testenv::rank() == 0) {
+    ASSERT_EQ(got_pr.size(), N);
+    ASSERT_EQ(got_cc.size(), N);
+    for (std::size_t v = 0; v < N; ++v) {
+      EXPECT_EQ(got_pr[v].first, vs[v]);
+      EXPECT_NEAR(got_pr[v].second, pr[v], 1e-12);
+      EXPECT_EQ(static_cast<std::uint64_t>(got_cc[v].second), min_id[find(v)]);
+    }
+  }
+  testenv::barrier();
+  if (testenv::rank() == 0) std::remove(path.c_str());
+}
+
+// Identical bits whatever the number of partitions (in-edges summed in source-id order, the
+// dangling mass summed exactly).
+TEST(GraphalyticsDeterminism, PageRankBitsDoNotDependOnPartitions) {
+  gyre::graph::LoadOptions in;
+  in.path = kDir + "p2p-31/p2p-31.properties";
+  gyre::graph::Result first;
+  for (int p : {1, 2, 3, 4, 8}) {
+    auto g = gyre::graph::load(in, config(p), tp());
+    const auto got = gyre::graph::pagerank(*g, {}, config(p), tp());
+    if (testenv::rank() != 0) continue;
+    if (first.empty()) first = got;
+    else EXPECT_EQ(got, first) << "parallelism " << p;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Partitions, Graphalytics, ::testing::Values(1, 2, 4),
+                         [](const ::testing::TestParamInfo<int>& p) { return "p" + std::to_string(p.param); });
+
+}  // namespace

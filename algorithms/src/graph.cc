@@ -227,44 +227,25 @@ detail::NodeSpec spec(Environment& env, std::string kind, int ports) {
 
 }  // namespace
 
-std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
-                            std::shared_ptr<detail::Transport> transport) {
-  const auto t0 = std::chrono::steady_clock::now();
-  Environment env(config, std::move(transport));
-  const int parts = env.default_parallelism();
-  if (parts < env.num_ranks())  // the same on every rank: all refuse alike
-    throw PlanError("graph load with " + std::to_string(parts) + " partitions on " + std::to_string(env.num_ranks()) +
-                    " ranks: use at least one partition per rank");
-  auto g = std::make_shared<Graph>(parts);
+namespace {
 
-  std::string edge_file = opts.path;
-  std::string vertex_file;
-  bool directed = true;
-  if (io::guess_format(opts.path) == io::GraphFormat::kGraphalytics) {
-    const auto props = io::read_properties(opts.path);
-    edge_file = props.edge_file;
-    vertex_file = props.vertex_file;
-    directed = props.directed;
-  } else if (io::guess_format(opts.path) == io::GraphFormat::kHdf5) {
-    throw PlanError("'" + opts.path + "': the HDF5 graph format is not implemented yet; use an edge list or a "
-                    "Graphalytics .properties file");
-  }
-  if (opts.directed) directed = *opts.directed;
+// Adds the loading operators for `edges` (and `ids`, if a vertex file gives them) and runs the job.
+void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
+           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
+  const int parts = g->partitions();
+  (void)parts;
   g->directed = directed;
-
-  Stream<Edge> edges = io::read_edge_list(env, edge_file);
   if (!directed) {
     edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {
       emit(e);
       if (e.src != e.dst) emit(Edge{e.dst, e.src});
     });
   }
-  Stream<std::uint64_t> ids =
-      vertex_file.empty() ? edges.flat_map<std::uint64_t>([](const Edge& e, Emit<std::uint64_t>& emit) {
-        emit(e.src);
-        emit(e.dst);
-      })
-                          : io::read_vertex_file(env, vertex_file);
+  Stream<std::uint64_t> ids = vertex_ids ? *vertex_ids
+                                         : edges.flat_map<std::uint64_t>([](const Edge& e, Emit<std::uint64_t>& emit) {
+                                             emit(e.src);
+                                             emit(e.dst);
+                                           });
   auto identity = [](const std::uint64_t& v) { return v; };
   auto by_src = [](const Edge& e) { return e.src; };
   auto by_dst = [](const Arc& a) { return a.dst; };
@@ -304,6 +285,50 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
     if (op.node == out_id) g->edges = op.records_out;
   GYRE_CHECK(!g->first.empty(), "graph load: no partition boundaries on this rank");
   g->vertices = g->first.back();
+}
+
+std::shared_ptr<Graph> make_graph(const Environment& env) {
+  const int parts = env.default_parallelism();
+  if (parts < env.num_ranks())  // the same on every rank: all refuse alike
+    throw PlanError("graph load with " + std::to_string(parts) + " partitions on " + std::to_string(env.num_ranks()) +
+                    " ranks: use at least one partition per rank");
+  return std::make_shared<Graph>(parts);
+}
+
+}  // namespace
+
+std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
+                            std::shared_ptr<detail::Transport> transport) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Environment env(config, std::move(transport));
+  auto g = make_graph(env);
+  std::string edge_file = opts.path;
+  std::string vertex_file;
+  bool directed = true;
+  if (io::guess_format(opts.path) == io::GraphFormat::kGraphalytics) {
+    const auto props = io::read_properties(opts.path);
+    edge_file = props.edge_file;
+    vertex_file = props.vertex_file;
+    directed = props.directed;
+  } else if (io::guess_format(opts.path) == io::GraphFormat::kHdf5) {
+    throw PlanError("'" + opts.path + "': the HDF5 graph format is not implemented yet; use an edge list or a "
+                    "Graphalytics .properties file");
+  }
+  if (opts.directed) directed = *opts.directed;
+  std::optional<Stream<std::uint64_t>> ids;
+  if (!vertex_file.empty()) ids = io::read_vertex_file(env, vertex_file);
+  build(env, g, io::read_edge_list(env, edge_file), ids, directed);
+  g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return g;
+}
+
+std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
+                                  const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Environment env(config, std::move(transport));
+  auto g = make_graph(env);
+  auto stream = env.from_collection(std::move(edges)).map([](const MemoryEdge& e) { return Edge{e.src, e.dst}; });
+  build(env, g, stream, std::nullopt, directed);
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }

@@ -1,6 +1,12 @@
 // PageRank: a bulk iteration over rank blocks. See algorithms.h.
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_reduce.h>
+
 #include <algorithm>
 #include <bit>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <cmath>
 
 #include "gyre/algorithms/algorithms.h"
@@ -10,9 +16,14 @@
 namespace gyre::graph {
 namespace {
 
-// One partition's ranks (or contributions), plus one trailing value: the block's L1 change
-// (ranks) or its dangling mass (contributions).
-using Block = std::pair<std::uint64_t, std::vector<double>>;
+// One partition's ranks (or contributions) plus trailing values: the block's L1 change (ranks)
+// or its dangling mass (contributions, two doubles). The values are shared, not copied, as the
+// block moves between operators in one process; across ranks the codec sends them as bytes.
+struct Block {
+  std::uint64_t partition = 0;
+  std::shared_ptr<const std::vector<double>> values;
+  const std::vector<double>& v() const { return *values; }
+};
 
 // The dangling mass is summed exactly, in fixed point (2^-100 units), so the total does not
 // depend on how many partitions added it up or in which order: results are identical at any
@@ -45,14 +56,15 @@ class PullOp final : public detail::NodeRuntime {
   void on_contrib(std::span<const Block> in) {
     records_in += in.size();
     for (const Block& b : in) {
-      const auto q = static_cast<std::size_t>(b.first);
-      std::copy(b.second.begin(), b.second.end() - 2, contrib_.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
-      dangling_ += get_fixed(b.second.data() + b.second.size() - 2);
+      const auto q = static_cast<std::size_t>(b.partition);
+      const auto& v = b.v();
+      std::copy(v.begin(), v.end() - 2, contrib_.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
+      dangling_ += get_fixed(v.data() + v.size() - 2);
     }
   }
   void on_rank(std::span<const Block> in) {
     records_in += in.size();
-    for (const Block& b : in) old_ = b.second;
+    for (const Block& b : in) old_ = b.values;
   }
   void on_mark() {
     if (++marks_ < 2) return;
@@ -61,19 +73,31 @@ class PullOp final : public detail::NodeRuntime {
     const double nv = static_cast<double>(g_->vertices);
     const double dangling = static_cast<double>(dangling_) / kFixedScale;
     const double base = (1.0 - damping_) / nv + damping_ * dangling / nv;
-    Block next{static_cast<std::uint64_t>(p_), std::vector<double>(n + 1)};
-    double l1 = 0;
+    auto values = std::make_shared<std::vector<double>>(n + 1);
     const std::uint64_t* off = part_->in_offsets.data();
     const std::uint32_t* src = part_->in_sources.data();
     const double* c = contrib_.data();
-    for (std::size_t v = 0; v < n; ++v) {
-      double sum = 0;
-      for (std::uint64_t e = off[v]; e < off[v + 1]; ++e) sum += c[src[e]];
-      const double r = base + damping_ * sum;
-      l1 += std::abs(r - old_[v]);
-      next.second[v] = r;
-    }
-    next.second[n] = l1;
+    double* out = values->data();
+    const double* old = old_->data();
+    const double d = damping_;
+    // In-degrees are skewed, so partitions are not equal work: the pull is split further, and
+    // slots that finished their own partition steal from this one (oneTBB, same arena).
+    const double l1 = tbb::parallel_reduce(
+        tbb::blocked_range<std::size_t>(0, n, 2048), 0.0,
+        [&](const tbb::blocked_range<std::size_t>& r, double acc) {
+          for (std::size_t v = r.begin(); v < r.end(); ++v) {
+            double sum = 0;
+            for (std::uint64_t e = off[v]; e < off[v + 1]; ++e) sum += c[src[e]];
+            const double x = base + d * sum;
+            acc += std::abs(x - old[v]);
+            out[v] = x;
+          }
+          return acc;
+        },
+        std::plus<>());
+    (*values)[n] = l1;
+    const Block next{static_cast<std::uint64_t>(p_), std::move(values)};
+    old_.reset();
     dangling_ = 0;
     records_out += 1;
     out_->push(std::span<const Block>(&next, 1));
@@ -90,7 +114,7 @@ class PullOp final : public detail::NodeRuntime {
   double damping_;
   detail::Input<Block>* out_;
   std::vector<double> contrib_;  // all vertices, by dense id
-  std::vector<double> old_;
+  std::shared_ptr<const std::vector<double>> old_;
   Fixed dangling_ = 0;
   int marks_ = 0;
   int ended_ = 0;
@@ -99,6 +123,28 @@ class PullOp final : public detail::NodeRuntime {
 };
 
 }  // namespace
+}  // namespace gyre::graph
+
+template <>
+struct gyre::Codec<gyre::graph::Block> {
+  static void encode(const gyre::graph::Block& b, std::string& out) {
+    Codec<std::uint64_t>::encode(b.partition, out);
+    Codec<std::uint64_t>::encode(b.values->size(), out);
+    out.append(reinterpret_cast<const char*>(b.values->data()), b.values->size() * sizeof(double));
+  }
+  static const char* decode(const char* p, const char* end, gyre::graph::Block& b) {
+    std::uint64_t n = 0;
+    p = Codec<std::uint64_t>::decode(p, end, b.partition);
+    p = Codec<std::uint64_t>::decode(p, end, n);
+    if (static_cast<std::uint64_t>(end - p) < n * sizeof(double)) detail::truncated();
+    auto v = std::make_shared<std::vector<double>>(n);
+    std::memcpy(v->data(), p, n * sizeof(double));
+    b.values = std::move(v);
+    return p + n * sizeof(double);
+  }
+};
+
+namespace gyre::graph {
 
 Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
                 std::shared_ptr<detail::Transport> transport, JobResult* metrics) {
@@ -113,25 +159,27 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
   // Superstep 0: 1/N everywhere (the trailing value, the L1 change, starts at 0).
   auto initial = env.generate(static_cast<std::uint64_t>(g.partitions()), [gp, n](std::uint64_t p) {
     const std::size_t size = gp->part(static_cast<int>(p))->ids.size();
-    Block b{p, std::vector<double>(size + 1, 1.0 / n)};
-    b.second.back() = 0;
-    return b;
+    auto v = std::make_shared<std::vector<double>>(size + 1, 1.0 / n);
+    v->back() = 0;
+    return Block{p, std::move(v)};
   });
   const double damping = opts.damping;
   const double tolerance = opts.tolerance;
   auto ranks = iterate(initial, opts.iterations, [&](Stream<Block> r, LoopContext& loop) {
     auto contrib = r.map([gp](const Block& b) {
-                      const Partition* part = gp->part(static_cast<int>(b.first));
+                      const Partition* part = gp->part(static_cast<int>(b.partition));
                       const std::size_t size = part->ids.size();
-                      Block out{b.first, std::vector<double>(size + 2)};
+                      auto out = std::make_shared<std::vector<double>>(size + 2);
+                      const double* rank = b.v().data();
+                      double* cs = out->data();
                       Fixed dangling = 0;
                       for (std::size_t v = 0; v < size; ++v) {
                         const std::uint32_t d = part->out_degree[v];
-                        if (d == 0) dangling += to_fixed(b.second[v]);
-                        out.second[v] = d == 0 ? 0.0 : b.second[v] / d;
+                        if (d == 0) dangling += to_fixed(rank[v]);
+                        cs[v] = d == 0 ? 0.0 : rank[v] / d;
                       }
-                      put_fixed(dangling, out.second.data() + size);
-                      return out;
+                      put_fixed(dangling, cs + size);
+                      return Block{b.partition, std::move(out)};
                     }).name("pagerank: contributions");
     detail::NodeSpec pull;
     pull.kind = "pagerank: pull over in-edges";
@@ -148,15 +196,15 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
     env.add_edge({r.node(), pull_id, 1, Partitioning::kForward, false, {}, false});
     Stream<Block> next(&env, pull_id);
     if (tolerance > 0) {
-      auto l1 = loop.sum("l1", next.map([](const Block& b) { return b.second.back(); }));
+      auto l1 = loop.sum("l1", next.map([](const Block& b) { return b.v().back(); }));
       loop.converge_when([l1, tolerance] { return l1.value() < tolerance; });
     }
     return next;
   }, "pagerank");
   auto out = ranks.flat_map<std::pair<std::uint64_t, double>>(
                        [gp](const Block& b, Emit<std::pair<std::uint64_t, double>>& emit) {
-                         const Partition* part = gp->part(static_cast<int>(b.first));
-                         for (std::size_t v = 0; v < part->ids.size(); ++v) emit({part->ids[v], b.second[v]});
+                         const Partition* part = gp->part(static_cast<int>(b.partition));
+                         for (std::size_t v = 0; v < part->ids.size(); ++v) emit({part->ids[v], b.v()[v]});
                        })
                  .collect(1);
   JobResult r = env.run();

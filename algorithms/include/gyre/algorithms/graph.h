@@ -70,4 +70,12 @@ struct LoadOptions {
 std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
                             std::shared_ptr<detail::Transport> transport);
 
+// The same from edges in memory (every rank passes the same vector; each reads its share).
+struct MemoryEdge {
+  std::uint64_t src;
+  std::uint64_t dst;
+};
+std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
+                                  const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+
 }  // namespace gyre::graph

@@ -137,7 +137,7 @@ class LineReader {
     while (!done_) {
       const char* start = buf_.data() + begin_;
       const char* stop = buf_.data() + fill_;
-      const void* nl = std::memchr(start, '\n', static_cast<std::size_t>(stop - start));
+      const void* nl = start == stop ? nullptr : std::memchr(start, '\n', static_cast<std::size_t>(stop - start));
       if (nl == nullptr && !eof_) {
         refill();
         continue;

@@ -32,5 +32,8 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
 // label changed; each superstep offers changed labels to the neighbours (both directions).
 Result connected_components(const LoadOptions& input, const JobConfig& config,
                             std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+// The same over edges in memory (every rank passes the same vector).
+Result connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
+                                  std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 
 }  // namespace gyre::graph

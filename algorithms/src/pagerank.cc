@@ -42,6 +42,17 @@ Fixed get_fixed(const double* in) {
   return static_cast<Fixed>((hi << 64) | std::bit_cast<std::uint64_t>(in[1]));
 }
 
+// A vector of n doubles: `spare` itself if nobody else holds it any more (no allocation, no page
+// faults: large allocations come straight from mmap and would be faulted in every superstep),
+// else a new one.
+std::shared_ptr<std::vector<double>> recycle(std::shared_ptr<std::vector<double>>& spare, std::size_t n) {
+  if (spare && spare.use_count() == 1) {
+    spare->resize(n);
+    return spare;
+  }
+  return std::make_shared<std::vector<double>>(n);
+}
+
 // Input 0: every partition's contributions (broadcast); input 1: this partition's ranks. At the
 // end of a superstep: pulls over the in-edge CSR and emits the new ranks.
 class PullOp final : public detail::NodeRuntime {
@@ -73,7 +84,7 @@ class PullOp final : public detail::NodeRuntime {
     const double nv = static_cast<double>(g_->vertices);
     const double dangling = static_cast<double>(dangling_) / kFixedScale;
     const double base = (1.0 - damping_) / nv + damping_ * dangling / nv;
-    auto values = std::make_shared<std::vector<double>>(n + 1);
+    auto values = recycle(spare_, n + 1);
     const std::uint64_t* off = part_->in_offsets.data();
     const std::uint32_t* src = part_->in_sources.data();
     const double* c = contrib_.data();
@@ -96,6 +107,7 @@ class PullOp final : public detail::NodeRuntime {
         },
         std::plus<>());
     (*values)[n] = l1;
+    spare_ = values;  // reused once every other holder let go (two supersteps later)
     const Block next{static_cast<std::uint64_t>(p_), std::move(values)};
     old_.reset();
     dangling_ = 0;
@@ -115,6 +127,7 @@ class PullOp final : public detail::NodeRuntime {
   detail::Input<Block>* out_;
   std::vector<double> contrib_;  // all vertices, by dense id
   std::shared_ptr<const std::vector<double>> old_;
+  std::shared_ptr<std::vector<double>> spare_;
   Fixed dangling_ = 0;
   int marks_ = 0;
   int ended_ = 0;
@@ -166,10 +179,11 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
   const double damping = opts.damping;
   const double tolerance = opts.tolerance;
   auto ranks = iterate(initial, opts.iterations, [&](Stream<Block> r, LoopContext& loop) {
-    auto contrib = r.map([gp](const Block& b) {
+    auto contrib = r.map([gp, spare = std::shared_ptr<std::vector<double>>()](const Block& b) mutable {
                       const Partition* part = gp->part(static_cast<int>(b.partition));
                       const std::size_t size = part->ids.size();
-                      auto out = std::make_shared<std::vector<double>>(size + 2);
+                      auto out = recycle(spare, size + 2);
+                      spare = out;
                       const double* rank = b.v().data();
                       double* cs = out->data();
                       Fixed dangling = 0;

@@ -220,8 +220,8 @@ int main(int argc, char** argv) {
     if (root) {
       std::uint64_t comps = 0;
       for (const auto& [v, l] : labels) comps += static_cast<double>(v) == l ? 1 : 0;
-      std::printf("gyre: connected components %.1f ms in %d supersteps (%llu components; job incl. reading the "
-                  "edges from memory)\n",
+      std::printf("gyre: connected components %.1f ms in %d supersteps (%llu components; the job, after its own "
+                  "undirected load)\n",
                   cm.seconds * 1e3, cm.loops.at(0).supersteps, static_cast<unsigned long long>(comps));
     }
   }

@@ -28,8 +28,11 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
                 std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 
 // Weakly connected components: label = the smallest original vertex id of the component. A
-// delta iteration: the solution set holds each vertex's label, the workset the vertices whose
-// label changed; each superstep offers changed labels to the neighbours (both directions).
+// delta iteration over label blocks: the solution set holds each partition's labels, the
+// workset the offers (combined per destination vertex) that changed vertices make to their
+// neighbours. `g` must be loaded undirected (both directions); the overloads below do that.
+Result connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+                            JobResult* metrics = nullptr);
 Result connected_components(const LoadOptions& input, const JobConfig& config,
                             std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 // The same over edges in memory (every rank passes the same vector).

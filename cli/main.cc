@@ -51,8 +51,12 @@ void add_common(CLI::App* cmd, Common& c) {
 gyre::graph::LoadOptions load_options(const Common& c) {
   gyre::graph::LoadOptions o;
   o.path = c.input;
-  if (c.format == "graphalytics" && gyre::io::guess_format(c.input) != gyre::io::GraphFormat::kGraphalytics)
+  const auto guessed = gyre::io::guess_format(c.input);
+  if (c.format == "graphalytics" && guessed != gyre::io::GraphFormat::kGraphalytics)
     throw gyre::PlanError("--format graphalytics needs the graph's .properties file as --input");
+  if (c.format == "edgelist" && guessed != gyre::io::GraphFormat::kEdgeList)
+    throw gyre::PlanError("--format edgelist, but '" + c.input + "' is named like another format; rename it "
+                          "or leave --format out");
   if (c.directed) o.directed = true;
   if (c.undirected) o.directed = false;
   return o;

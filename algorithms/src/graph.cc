@@ -232,8 +232,6 @@ namespace {
 // Adds the loading operators for `edges` (and `ids`, if a vertex file gives them) and runs the job.
 void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
            std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
-  const int parts = g->partitions();
-  (void)parts;
   g->directed = directed;
   if (!directed) {
     edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {

@@ -27,6 +27,7 @@
 #include <mpi.h>
 
 #include "gyre/algorithms/algorithms.h"
+#include "gyre/algorithms/generators.h"
 #include "gyre/core/hash.h"
 #include "gyre/mpi/session.h"
 
@@ -40,31 +41,12 @@ double peak_mb() {
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-// Edge i depends only on (seed, i): the same graph whatever the number of ranks or threads.
 std::vector<Edge> kronecker(int scale, int edge_factor, std::uint64_t seed) {
-  const std::uint64_t n = 1ULL << scale;
-  const std::uint64_t m = n * static_cast<std::uint64_t>(edge_factor);
-  std::vector<std::uint64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::mt19937_64 rng(seed);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::vector<Edge> edges(m);
-  tbb::parallel_for(tbb::blocked_range<std::uint64_t>(0, m), [&](const auto& r) {
-    for (std::uint64_t i = r.begin(); i < r.end(); ++i) {
-      std::uint64_t state = gyre::mix64(seed ^ gyre::mix64(i + 1));
-      std::uint64_t u = 0, v = 0;
-      for (int b = 0; b < scale; ++b) {
-        state = gyre::mix64(state + 0x9e3779b97f4a7c15ULL);
-        const double x = static_cast<double>(state >> 11) * 0x1.0p-53;
-        const std::uint64_t a = x < 0.57 ? 0 : x < 0.76 ? 0 : x < 0.95 ? 1 : 1;
-        const std::uint64_t c = x < 0.57 ? 0 : x < 0.76 ? 1 : x < 0.95 ? 0 : 1;
-        u = (u << 1) | a;
-        v = (v << 1) | c;
-      }
-      edges[i] = {perm[u], perm[v]};
-    }
-  });
-  return edges;
+  gyre::graph::GeneratorOptions o;
+  o.scale = scale;
+  o.edge_factor = edge_factor;
+  o.seed = seed;
+  return gyre::graph::generate_edges(o);
 }
 
 struct Csr {

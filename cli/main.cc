@@ -3,6 +3,7 @@
 //   gyre pagerank --input FILE [--directed|--undirected] [--damping D] [--iterations N]
 //                 [--tolerance T] --output OUT
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
+//   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //
 // FILE: an edge list (SNAP / Graphalytics .e, plain or gzip) or a Graphalytics .properties file.
 // OUT: one "id value" line per vertex, sorted by id, written by rank 0 only when the run
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "gyre/algorithms/algorithms.h"
+#include "gyre/algorithms/generators.h"
 #include "gyre/core/error.h"
 #include "gyre/io/graph_files.h"
 #include "gyre/mpi/session.h"
@@ -88,12 +90,52 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   auto* cc = app.add_subcommand("cc", "weakly connected components: label = smallest vertex id of the component");
   add_common(cc, cc_opts);
+  gyre::graph::GeneratorOptions gen;
+  std::string gen_output;
+  auto* generate = app.add_subcommand("generate", "write a synthetic graph as an edge list (deterministic for a seed)");
+  generate->add_option("--kind", gen.kind, "kronecker (Graph500: A=0.57, B=0.19, C=0.19) or uniform")
+      ->check(CLI::IsMember({"kronecker", "uniform"}));
+  generate->add_option("--scale", gen.scale, "2^scale vertex ids (default 16)")->check(CLI::Range(1, 31));
+  generate->add_option("--edge-factor", gen.edge_factor, "edges per vertex id (default 16)")->check(CLI::PositiveNumber);
+  generate->add_option("--seed", gen.seed, "random seed (default 1)");
+  generate->add_option("--output", gen_output, "edge-list file to write")->required();
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return root ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
   }
+
+  if (generate->parsed()) {
+    // Rank 0 writes the file; edge i depends only on the seed and i, so the file is the same
+    // whatever the number of ranks.
+    try {
+      if (root) {
+        const auto edges = gyre::graph::generate_edges(gen);
+        gyre::graph::write_edge_list(gen_output, edges,
+                                     "# gyre generate --kind " + gen.kind + " --scale " + std::to_string(gen.scale) +
+                                         " --edge-factor " + std::to_string(gen.edge_factor) + " --seed " +
+                                         std::to_string(gen.seed) + "\n");
+        std::fprintf(stderr, "wrote %zu edges to %s\n", edges.size(), gen_output.c_str());
+      }
+      mpi.barrier();
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gyre: error: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  // A progress line on rank 0 when stdout is a terminal.
+  const bool progress = root && ::isatty(STDOUT_FILENO) != 0;
+  auto show = [progress](const char* what, int total) {
+    return [progress, what, total](const gyre::SuperstepMetrics& m) {
+      if (!progress) return;
+      if (total > 0) std::fprintf(stderr, "\r%s: superstep %d/%d, %.1f ms, size %llu   ", what, m.superstep, total, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
+      else std::fprintf(stderr, "\r%s: superstep %d, %.1f ms, size %llu   ", what, m.superstep, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
+      std::fflush(stderr);
+    };
+  };
 
   try {
     gyre::JobResult metrics;
@@ -108,12 +150,17 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
                      static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
                      g->directed ? "directed" : "undirected", g->load_seconds);
+      pr.on_superstep = show("pagerank", pr.iterations);
       result = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
     } else {
       metrics_path = cc_opts.metrics;
       output = cc_opts.output;
-      result = gyre::graph::connected_components(load_options(cc_opts), job_config(cc_opts), mpi.transport(), &metrics);
+      gyre::graph::LoadOptions in = load_options(cc_opts);
+      in.directed = false;  // weak connectivity
+      auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
+      result = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics, show("cc", 0));
     }
+    if (progress) std::fprintf(stderr, "\n");
     if (root) {
       gyre::io::write_id_values(output, result, cc->parsed());
       if (!metrics_path.empty()) metrics.write_json(metrics_path);

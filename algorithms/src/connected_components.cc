@@ -143,7 +143,7 @@ struct gyre::Codec<gyre::graph::Offers> {
 namespace gyre::graph {
 
 Result connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
-                            JobResult* metrics) {
+                            JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep) {
   JobConfig c = config;
   c.parallelism = g.partitions();
   Environment env(c, std::move(transport));
@@ -189,7 +189,11 @@ Result connected_components(const Graph& g, const JobConfig& config, std::shared
         next.name("cc: offer to neighbours");
         return DeltaStep<Labels, Offers>{delta, next};
       },
-      "connected components");
+      [&] {
+        IterationOptions io("connected components");
+        io.on_superstep = std::move(on_superstep);
+        return io;
+      }());
   auto out = result
                  .flat_map<std::pair<std::uint64_t, double>>(
                      [gp](const Labels& l, Emit<std::pair<std::uint64_t, double>>& emit) {

@@ -214,7 +214,11 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
       loop.converge_when([l1, tolerance] { return l1.value() < tolerance; });
     }
     return next;
-  }, "pagerank");
+  }, [&] {
+    IterationOptions io("pagerank");
+    io.on_superstep = opts.on_superstep;
+    return io;
+  }());
   auto out = ranks.flat_map<std::pair<std::uint64_t, double>>(
                        [gp](const Block& b, Emit<std::pair<std::uint64_t, double>>& emit) {
                          const Partition* part = gp->part(static_cast<int>(b.partition));

@@ -20,6 +20,14 @@ for cmd in pagerank cc; do
   grep -q '"supersteps"' "$work/$cmd.json" || { echo "FAIL: $cmd metrics lack supersteps"; exit 1; }
 done
 
+# generate: the same file alone and under mpiexec, 16 x 2^10 edges after a header line.
+"$gyre" generate --scale 10 --seed 3 --output "$work/k.alone" 2>/dev/null
+"$mpiexec" -n "$np" "$@" "$gyre" generate --scale 10 --seed 3 --output "$work/k.spread" 2>/dev/null
+cmp "$work/k.alone" "$work/k.spread" || { echo "FAIL: generate differs at $np ranks"; exit 1; }
+test "$(grep -vc '^#' "$work/k.alone")" -eq 16384 || { echo "FAIL: generate: expected 16384 edges"; exit 1; }
+"$gyre" generate --kind uniform --scale 10 --seed 4 --output "$work/u" 2>/dev/null
+cmp -s "$work/k.alone" "$work/u" && { echo "FAIL: uniform and kronecker gave the same file"; exit 1; }
+
 printf '1 2\n2 3\n3 x\n' > "$work/bad.txt"
 if "$mpiexec" -n "$np" "$@" "$gyre" pagerank --input "$work/bad.txt" --output "$work/bad.out" 2> "$work/err"; then
   echo "FAIL: malformed input accepted"; exit 1

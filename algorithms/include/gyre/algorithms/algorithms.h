@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@ struct PageRankOptions {
   double damping = 0.85;
   int iterations = 20;
   double tolerance = 0;  // > 0: stop early once the L1 change of a superstep is below it
+  std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
 };
 
 // (original id, value) per vertex, sorted by id, on rank 0 (empty on other ranks).
@@ -32,7 +34,8 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
 // workset the offers (combined per destination vertex) that changed vertices make to their
 // neighbours. `g` must be loaded undirected (both directions); the overloads below do that.
 Result connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
-                            JobResult* metrics = nullptr);
+                            JobResult* metrics = nullptr,
+                            std::function<void(const SuperstepMetrics&)> on_superstep = {});
 Result connected_components(const LoadOptions& input, const JobConfig& config,
                             std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 // The same over edges in memory (every rank passes the same vector).

@@ -388,9 +388,12 @@ void Subtask::activation() {
           if (++ended_[port] == producers_[port]) {
             head_->port(item.port)->end();
             // A loop head ends when its source side says so; anything else when its inputs end.
-            if (--ports_open_ == 0 && source_ == nullptr) {
-              done_ = true;
-              return;
+            if (--ports_open_ == 0) {
+              if (source_ == nullptr) {
+                done_ = true;
+                return;
+              }
+              notify();  // the head's source side decides; make sure it runs again
             }
           }
           break;

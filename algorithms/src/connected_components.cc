@@ -164,7 +164,7 @@ Result connected_components(const Graph& g, const JobConfig& config, std::shared
   auto by_partition = [](const Labels& l) { return l.partition; };
   auto result = iterate_delta<SolutionSetIndex::kDense>(
       initial, first_offers, by_partition, std::numeric_limits<int>::max(),
-      [&](auto& solution, Stream<Offers> offers, LoopContext&) {
+      [&](auto& solution, Stream<Offers> offers, LoopContext& loop) {
         auto changed = solution.template co_group<Changed>(
             offers, [](const Offers& o) { return o.partition; },
             [](const std::uint64_t& p, std::span<const Offers> group, const Labels* cur, Emit<Changed>& emit) {
@@ -182,6 +182,9 @@ Result connected_components(const Graph& g, const JobConfig& config, std::shared
               emit(Changed{p, cur->labels, std::move(vs)});
             });
         changed.name("cc: lower labels");
+        // Vertices whose label changed in each superstep (in the metrics; the workset size
+        // counts offer blocks).
+        loop.sum("active vertices", changed.map([](const Changed& ch) { return static_cast<double>(ch.vertices->size()); }));
         auto delta = changed.map([](const Changed& ch) { return Labels{ch.partition, ch.labels}; });
         auto next = changed.template flat_map<Offers>([ex = Expander(gp)](const Changed& ch, Emit<Offers>& emit) mutable {
           ex(static_cast<int>(ch.partition), *ch.labels, *ch.vertices, emit);

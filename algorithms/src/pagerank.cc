@@ -209,10 +209,9 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
     env.add_edge({contrib.node(), pull_id, 0, Partitioning::kBroadcast, false, {}, false});
     env.add_edge({r.node(), pull_id, 1, Partitioning::kForward, false, {}, false});
     Stream<Block> next(&env, pull_id);
-    if (tolerance > 0) {
-      auto l1 = loop.sum("l1", next.map([](const Block& b) { return b.v().back(); }));
-      loop.converge_when([l1, tolerance] { return l1.value() < tolerance; });
-    }
+    // The L1 change of each superstep: in the metrics as "residual", and the early stop.
+    auto l1 = loop.sum("residual", next.map([](const Block& b) { return b.v().back(); }));
+    if (tolerance > 0) loop.converge_when([l1, tolerance] { return l1.value() < tolerance; });
     return next;
   }, [&] {
     IterationOptions io("pagerank");

@@ -325,35 +325,32 @@ GraphalyticsGraph read_properties(const std::string& path) {
   return g;
 }
 
-Stream<Edge> read_edge_list(Environment& env, const std::string& path) {
-  auto make = [path](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<ParsedLineSource<Edge, &parse_edge>>(c, path, static_cast<detail::Input<Edge>*>(out));
-  };
+namespace {
+
+// A parallel source of the lines of `path` parsed by Parse.
+template <class T, bool (*Parse)(const char*, const char*, T&)>
+Stream<T> parsed_source(Environment& env, const std::string& what, const std::string& path) {
   detail::NodeSpec spec;
-  spec.kind = "source: edge list '" + path + "'";
+  spec.kind = "source: " + what + " '" + path + "'";
   spec.name = spec.kind;
   spec.parallelism = env.default_parallelism();
   spec.bounded = true;
-  spec.make = make;
+  spec.make = [path](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<ParsedLineSource<T, Parse>>(c, path, static_cast<detail::Input<T>*>(out));
+  };
   spec.validate = [path] { detail::check_readable(path); };
-  detail::set_output_type<Edge>(spec);
-  return Stream<Edge>(&env, env.add_node(std::move(spec)));
+  detail::set_output_type<T>(spec);
+  return Stream<T>(&env, env.add_node(std::move(spec)));
+}
+
+}  // namespace
+
+Stream<Edge> read_edge_list(Environment& env, const std::string& path) {
+  return parsed_source<Edge, &parse_edge>(env, "edge list", path);
 }
 
 Stream<std::uint64_t> read_vertex_file(Environment& env, const std::string& path) {
-  auto make = [path](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<ParsedLineSource<std::uint64_t, &parse_vertex>>(
-        c, path, static_cast<detail::Input<std::uint64_t>*>(out));
-  };
-  detail::NodeSpec spec;
-  spec.kind = "source: vertex file '" + path + "'";
-  spec.name = spec.kind;
-  spec.parallelism = env.default_parallelism();
-  spec.bounded = true;
-  spec.make = make;
-  spec.validate = [path] { detail::check_readable(path); };
-  detail::set_output_type<std::uint64_t>(spec);
-  return Stream<std::uint64_t>(&env, env.add_node(std::move(spec)));
+  return parsed_source<std::uint64_t, &parse_vertex>(env, "vertex file", path);
 }
 
 std::vector<Edge> read_edge_list_serial(const std::string& path) {

@@ -86,18 +86,19 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
   std::vector<std::uint64_t> ids_;
 };
 
-// Input 0: edges by source; input 1: every partition's count. Resolves sources to dense ids and
-// counts out-degrees; emits arcs.
-class OutResolveOp final : public detail::NodeRuntime {
+// Input 0: records of type In; input 1: every partition's count. Holds its records until all
+// counts arrived (then the partition's sorted ids and the dense-id offsets are known), passes
+// them to resolve() from then on, and calls finish() when both inputs ended.
+template <class In>
+class AfterCountsOp : public detail::NodeRuntime {
  public:
-  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out)
-      : g_(std::move(g)), p_(c.partition), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)),
-        offsets_(g_->partitions()), edges_(this), counts_(this) {}
-  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&edges_) : &counts_; }
+  AfterCountsOp(const detail::OpContext& c, std::shared_ptr<Graph> g)
+      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), records_(this), counts_(this) {}
+  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&records_) : &counts_; }
 
-  void on_edges(std::span<const Edge> in) {
+  void on_records(std::span<const In> in) {
     records_in += in.size();
-    if (!ready_) {
+    if (part_ == nullptr) {
       pending_.insert(pending_.end(), in.begin(), in.end());
       return;
     }
@@ -106,19 +107,41 @@ class OutResolveOp final : public detail::NodeRuntime {
   void on_counts(std::span<const Count> in) {
     records_in += in.size();
     if (!offsets_.add(in)) return;
-    ready_ = true;
     part_ = g_->part(p_);
     resolve(pending_);
-    std::vector<Edge>().swap(pending_);
+    std::vector<In>().swap(pending_);
   }
   void on_end() {
-    if (++ended_ < 2) return;
-    out_->end();
+    if (++ended_ == 2) finish();
   }
   void ignore() {}
 
+ protected:
+  virtual void resolve(std::span<const In> in) = 0;
+  virtual void finish() = 0;
+
+  std::shared_ptr<Graph> g_;
+  int p_;
+  Offsets offsets_;
+  Partition* part_ = nullptr;  // set once every count arrived
+
  private:
-  void resolve(std::span<const Edge> in) {
+  std::vector<In> pending_;
+  int ended_ = 0;
+  detail::MemberPort<In, AfterCountsOp, &AfterCountsOp::on_records, &AfterCountsOp::on_end, &AfterCountsOp::ignore>
+      records_;
+  detail::MemberPort<Count, AfterCountsOp, &AfterCountsOp::on_counts, &AfterCountsOp::on_end, &AfterCountsOp::ignore>
+      counts_;
+};
+
+// Edges by source: resolves sources to dense ids and counts out-degrees; emits arcs.
+class OutResolveOp final : public AfterCountsOp<Edge> {
+ public:
+  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out)
+      : AfterCountsOp<Edge>(c, std::move(g)), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)) {}
+
+ private:
+  void resolve(std::span<const Edge> in) override {
     const std::uint64_t first = offsets_.first[static_cast<std::size_t>(p_)];
     for (const Edge& e : in) {
       const std::uint32_t l = local_index(*part_, e.src, "source", e);
@@ -128,53 +151,40 @@ class OutResolveOp final : public detail::NodeRuntime {
     }
     flush();
   }
+  void finish() override { out_->end(); }
   void flush() {
     if (buf_.empty()) return;
     records_out += buf_.size();
     out_->push(std::span<const Arc>(buf_));
     buf_.clear();
   }
-  std::shared_ptr<Graph> g_;
-  int p_;
   detail::Input<Arc>* out_;
   std::size_t batch_;
-  Offsets offsets_;
-  bool ready_ = false;
-  Partition* part_ = nullptr;
-  std::vector<Edge> pending_;
   std::vector<Arc> buf_;
-  int ended_ = 0;
-  detail::MemberPort<Edge, OutResolveOp, &OutResolveOp::on_edges, &OutResolveOp::on_end, &OutResolveOp::ignore> edges_;
-  detail::MemberPort<Count, OutResolveOp, &OutResolveOp::on_counts, &OutResolveOp::on_end, &OutResolveOp::ignore> counts_;
 };
 
-// Input 0: arcs by target; input 1: counts. Builds the in-edge CSR. Each vertex's in-edges are
-// ordered by the sources' original ids, so sums over them run in the same order whatever the
-// number of partitions or ranks (results identical alone and under mpirun).
-class InBuildOp final : public detail::NodeRuntime {
+// Arcs by target: builds the in-edge CSR. Each vertex's in-edges are ordered by the sources'
+// original ids, so sums over them run in the same order whatever the number of partitions or
+// ranks (results identical alone and under mpirun).
+class InBuildOp final : public AfterCountsOp<Arc> {
  public:
-  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g)
-      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), arcs_port_(this), counts_(this) {}
-  detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&arcs_port_) : &counts_; }
+  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g) : AfterCountsOp<Arc>(c, std::move(g)) {}
 
-  void on_arcs(std::span<const Arc> in) {
-    records_in += in.size();
-    if (!ready_) {
-      pending_.insert(pending_.end(), in.begin(), in.end());
-      return;
+ private:
+  struct Local {
+    std::uint32_t dst;        // local target
+    std::uint32_t dense_src;
+    std::uint64_t src;        // original source id (the order of in-edges)
+  };
+  void resolve(std::span<const Arc> in) override {
+    GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
+               "graphs of more than 4G vertices are not supported");
+    for (const Arc& a : in) {
+      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst});
+      arcs_.push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
     }
-    resolve(in);
   }
-  void on_counts(std::span<const Count> in) {
-    records_in += in.size();
-    if (!offsets_.add(in)) return;
-    ready_ = true;
-    part_ = g_->part(p_);
-    resolve(pending_);
-    std::vector<Arc>().swap(pending_);
-  }
-  void on_end() {
-    if (++ended_ < 2) return;
+  void finish() override {
     std::sort(arcs_.begin(), arcs_.end(), [](const Local& a, const Local& b) {
       return a.dst != b.dst ? a.dst < b.dst : a.src < b.src;
     });
@@ -188,32 +198,7 @@ class InBuildOp final : public detail::NodeRuntime {
     part_->first = offsets_.first[static_cast<std::size_t>(p_)];
     g_->set_first(offsets_.first);
   }
-  void ignore() {}
-
- private:
-  struct Local {
-    std::uint32_t dst;        // local target
-    std::uint32_t dense_src;
-    std::uint64_t src;        // original source id (the order of in-edges)
-  };
-  void resolve(std::span<const Arc> in) {
-    GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
-               "graphs of more than 4G vertices are not supported");
-    for (const Arc& a : in) {
-      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst});
-      arcs_.push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
-    }
-  }
-  std::shared_ptr<Graph> g_;
-  int p_;
-  Offsets offsets_;
-  bool ready_ = false;
-  Partition* part_ = nullptr;
-  std::vector<Arc> pending_;
   std::vector<Local> arcs_;
-  int ended_ = 0;
-  detail::MemberPort<Arc, InBuildOp, &InBuildOp::on_arcs, &InBuildOp::on_end, &InBuildOp::ignore> arcs_port_;
-  detail::MemberPort<Count, InBuildOp, &InBuildOp::on_counts, &InBuildOp::on_end, &InBuildOp::ignore> counts_;
 };
 
 detail::NodeSpec spec(Environment& env, std::string kind, int ports) {

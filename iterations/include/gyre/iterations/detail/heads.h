@@ -148,40 +148,14 @@ class BatchedEmitter {
   std::size_t pos_ = 0;
 };
 
-// ---------------------------------------------------------------- bulk
+// ---------------------------------------------------------------- bulk and delta
 
-// Inputs: 0 initial partial solution, 1 next partial solution (feedback), then the criterion and
-// aggregator inputs (feedback) of the layout.
+// What bulk and delta heads share: a loop state of records T (partial solution, workset) that
+// starts as input 0, is emitted into the body at the start of every superstep, and is replaced by
+// what comes back on input 1; a decision, a superstep, a decision ..., then the loop's result.
 template <class T>
-class BulkHead final : public HeadBase {
+class SuperstepHead : public HeadBase {
  public:
-  BulkHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
-           Input<T>* body, Input<T>* exit)
-      : HeadBase(ctx, std::move(ctl), num_ports, num_ports - 1, layout), body_(body), exit_(exit),
-        emitter_(ctx.batch_bytes) {
-    initial_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
-      cur_.insert(cur_.end(), in.begin(), in.end());
-    };
-    initial_.on_end = [this] {
-      port_ended();
-      LocalReport r;
-      r.size = cur_.size();
-      report(0, r);
-    };
-    initial_.on_mark = [] {};
-    feedback_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
-      next_.insert(next_.end(), in.begin(), in.end());
-    };
-    feedback_.on_end = [this] { port_ended(); };
-    feedback_.on_mark = [this] { marked(); };
-  }
-  PortBase* port(int i) override {
-    if (i == 0) return &initial_;
-    if (i == 1) return &feedback_;
-    return common_port(i);
-  }
   SourceStatus produce(std::size_t /*max_batches*/) override {
     if (phase_ == Phase::kEmitting) {
       if (emitter_.step(cur_, body_, records_out)) return SourceStatus::kMore;
@@ -190,10 +164,7 @@ class BulkHead final : public HeadBase {
       return SourceStatus::kMore;
     }
     if (phase_ == Phase::kFinal) {
-      // The result: the last superstep's output (or the initial input if none ran).
-      std::vector<T>& result = epoch_ == 0 ? cur_ : next_;
-      if (emitter_.step(result, exit_, records_out)) return SourceStatus::kMore;
-      if (exit_ != nullptr) exit_->end();
+      if (emit_result()) return SourceStatus::kMore;
       body_->end();
       phase_ = Phase::kDone;
       return SourceStatus::kMore;
@@ -201,6 +172,7 @@ class BulkHead final : public HeadBase {
     if (phase_ == Phase::kDone) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
     bool stop = false;
     if (!take_decision(stop)) return SourceStatus::kIdle;
+    between_supersteps();
     emitter_.reset();
     if (stop) {
       phase_ = Phase::kFinal;
@@ -216,18 +188,73 @@ class BulkHead final : public HeadBase {
     return SourceStatus::kMore;
   }
 
- private:
-  enum class Phase { kRunning, kEmitting, kFinal, kDone };
+ protected:
+  SuperstepHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, int feedback_ports,
+                const HeadLayout& layout, Input<T>* body)
+      : HeadBase(ctx, std::move(ctl), num_ports, feedback_ports, layout), body_(body), emitter_(ctx.batch_bytes) {
+    initial_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      cur_.insert(cur_.end(), in.begin(), in.end());
+    };
+    initial_.on_mark = [] {};
+    feedback_.on_push = [this](std::span<const T> in) {
+      records_in += in.size();
+      next_.insert(next_.end(), in.begin(), in.end());
+    };
+    feedback_.on_end = [this] { port_ended(); };
+    feedback_.on_mark = [this] { marked(); };
+  }
+  // After the decision: emits (part of) the loop's result to the exit; true while more remains.
+  virtual bool emit_result() = 0;
+  // Between a superstep's end and the next one's start (or the result).
+  virtual void between_supersteps() {}
   std::uint64_t next_size() const override { return next_.size(); }
 
   Input<T>* body_;
-  Input<T>* exit_;
   BatchedEmitter<T> emitter_;
-  HeadPort<T> initial_;
-  HeadPort<T> feedback_;
+  HeadPort<T> initial_;   // input 0; its on_end is the kind's
+  HeadPort<T> feedback_;  // input 1
   std::vector<T> cur_;
   std::vector<T> next_;
+
+ private:
+  enum class Phase { kRunning, kEmitting, kFinal, kDone };
   Phase phase_ = Phase::kRunning;
+};
+
+// Inputs: 0 initial partial solution, 1 next partial solution (feedback), then the criterion and
+// aggregator inputs (feedback) of the layout.
+template <class T>
+class BulkHead final : public SuperstepHead<T> {
+  using Base = SuperstepHead<T>;
+
+ public:
+  BulkHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
+           Input<T>* body, Input<T>* exit)
+      : Base(ctx, std::move(ctl), num_ports, num_ports - 1, layout, body), exit_(exit) {
+    this->initial_.on_end = [this] {
+      this->port_ended();
+      LocalReport r;
+      r.size = this->cur_.size();
+      this->report(0, r);
+    };
+  }
+  PortBase* port(int i) override {
+    if (i == 0) return &this->initial_;
+    if (i == 1) return &this->feedback_;
+    return this->common_port(i);
+  }
+
+ private:
+  // The last superstep's output (or the initial input if none ran).
+  bool emit_result() override {
+    std::vector<T>& result = this->epoch_ == 0 ? this->cur_ : this->next_;
+    if (this->emitter_.step(result, exit_, this->records_out)) return true;
+    if (exit_ != nullptr) exit_->end();
+    return false;
+  }
+
+  Input<T>* exit_;
 };
 
 // ---------------------------------------------------------------- delta
@@ -237,27 +264,18 @@ class BulkHead final : public HeadBase {
 // Deltas are applied between supersteps, so every superstep reads the solution set as the
 // previous one left it, whatever the order records arrive in.
 template <class S, class W, class Index>
-class DeltaHead final : public HeadBase {
+class DeltaHead final : public SuperstepHead<W> {
+  using Base = SuperstepHead<W>;
+
  public:
   DeltaHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
             std::shared_ptr<SolutionSetState<Index>> state, Input<W>* body, Input<S>* exit)
-      : HeadBase(ctx, std::move(ctl), num_ports, num_ports - 2, layout), state_(std::move(state)),
-        body_(body), exit_(exit), ws_emitter_(ctx.batch_bytes), name_(ctx.name), batch_bytes_(ctx.batch_bytes) {
+      : Base(ctx, std::move(ctl), num_ports, num_ports - 2, layout, body), state_(std::move(state)), exit_(exit),
+        name_(ctx.name), batch_bytes_(ctx.batch_bytes) {
     index_ = &state_->create(ctx.partition, ctx.parallelism);
-    initial_ws_.on_push = [this](std::span<const W> in) {
-      records_in += in.size();
-      cur_.insert(cur_.end(), in.begin(), in.end());
-    };
-    initial_ws_.on_end = [this] { initial_ended(); };
-    initial_ws_.on_mark = [] {};
-    next_ws_.on_push = [this](std::span<const W> in) {
-      records_in += in.size();
-      next_.insert(next_.end(), in.begin(), in.end());
-    };
-    next_ws_.on_end = [this] { port_ended(); };
-    next_ws_.on_mark = [this] { marked(); };
+    this->initial_.on_end = [this] { initial_ended(); };
     initial_ss_.on_push = [this](std::span<const S> in) {
-      records_in += in.size();
+      this->records_in += in.size();
       try {
         for (const S& s : in) index_->upsert(s);
       } catch (...) {
@@ -267,78 +285,44 @@ class DeltaHead final : public HeadBase {
     initial_ss_.on_end = [this] { initial_ended(); };
     initial_ss_.on_mark = [] {};
     deltas_.on_push = [this](std::span<const S> in) {
-      records_in += in.size();
+      this->records_in += in.size();
       pending_.insert(pending_.end(), in.begin(), in.end());
     };
-    deltas_.on_end = [this] { port_ended(); };
-    deltas_.on_mark = [this] { marked(); };
+    deltas_.on_end = [this] { this->port_ended(); };
+    deltas_.on_mark = [this] { this->marked(); };
   }
   PortBase* port(int i) override {
     switch (i) {
-      case 0: return &initial_ws_;
-      case 1: return &next_ws_;
+      case 0: return &this->initial_;
+      case 1: return &this->feedback_;
       case 2: return &initial_ss_;
       case 3: return &deltas_;
-      default: return common_port(i);
+      default: return this->common_port(i);
     }
-  }
-  SourceStatus produce(std::size_t /*max_batches*/) override {
-    if (phase_ == Phase::kEmitting) {
-      if (ws_emitter_.step(cur_, body_, records_out)) return SourceStatus::kMore;
-      phase_ = Phase::kRunning;
-      body_->superstep_end();
-      return SourceStatus::kMore;
-    }
-    if (phase_ == Phase::kFinal) {
-      if (exit_ != nullptr) {
-        std::vector<S> out;
-        out.reserve(records_per_batch<S>(batch_bytes_));
-        index_->for_each([&](const S& s) {
-          out.push_back(s);
-          if (out.size() >= records_per_batch<S>(batch_bytes_)) {
-            exit_->push(std::span<const S>(out));
-            records_out += out.size();
-            out.clear();
-          }
-        });
-        if (!out.empty()) exit_->push(std::span<const S>(out));
-        records_out += out.size();
-        exit_->end();
-      }
-      body_->end();
-      phase_ = Phase::kDone;
-      return SourceStatus::kMore;
-    }
-    if (phase_ == Phase::kDone) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
-    bool stop = false;
-    if (!take_decision(stop)) return SourceStatus::kIdle;
-    apply_deltas();
-    if (stop) {
-      phase_ = Phase::kFinal;
-      return SourceStatus::kMore;
-    }
-    if (epoch_ > 0) {
-      cur_.swap(next_);
-      next_.clear();
-    }
-    ++epoch_;
-    reset_aggregates();
-    ws_emitter_.reset();
-    phase_ = Phase::kEmitting;
-    return SourceStatus::kMore;
   }
 
  private:
-  enum class Phase { kRunning, kEmitting, kFinal, kDone };
-  std::uint64_t next_size() const override { return next_.size(); }
-  void initial_ended() {
-    port_ended();
-    if (++initial_ended_ < 2) return;
-    LocalReport r;
-    r.size = cur_.size();
-    report(0, r);
+  // The final solution set.
+  bool emit_result() override {
+    if (exit_ == nullptr) return false;
+    const std::size_t cap = records_per_batch<S>(batch_bytes_);
+    std::vector<S> out;
+    out.reserve(cap);
+    auto flush = [&] {
+      if (out.empty()) return;
+      exit_->push(std::span<const S>(out));
+      this->records_out += out.size();
+      out.clear();
+    };
+    index_->for_each([&](const S& s) {
+      out.push_back(s);
+      if (out.size() >= cap) flush();
+    });
+    flush();
+    exit_->end();
+    return false;
   }
-  void apply_deltas() {
+  void between_supersteps() override {
     try {
       for (const S& s : pending_) index_->upsert(s);
     } catch (...) {
@@ -346,23 +330,23 @@ class DeltaHead final : public HeadBase {
     }
     pending_.clear();
   }
+  void initial_ended() {
+    this->port_ended();
+    if (++initial_ended_ < 2) return;
+    LocalReport r;
+    r.size = this->cur_.size();
+    this->report(0, r);
+  }
 
   std::shared_ptr<SolutionSetState<Index>> state_;
   Index* index_ = nullptr;
-  Input<W>* body_;
   Input<S>* exit_;
-  BatchedEmitter<W> ws_emitter_;
   std::string name_;
   std::size_t batch_bytes_;
-  HeadPort<W> initial_ws_;
-  HeadPort<W> next_ws_;
   HeadPort<S> initial_ss_;
   HeadPort<S> deltas_;
-  std::vector<W> cur_;
-  std::vector<W> next_;
   std::vector<S> pending_;  // deltas of the running superstep
   int initial_ended_ = 0;
-  Phase phase_ = Phase::kRunning;
 };
 
 // ---------------------------------------------------------------- streaming

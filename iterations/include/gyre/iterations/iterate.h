@@ -227,35 +227,21 @@ struct DeltaStep {
 
 namespace detail {
 
-// Joins workset-derived records with the solution set of their partition.
+// What the solution-set operators share: the key and function, the output, and this partition's
+// index (looked up at first use: the loop head makes it when the job is built).
 template <class W, class Index, class KF, class F, class Out>
-class SolutionJoinOp final : public OneInputOp<W> {
+class SolutionSetOp : public OneInputOp<W> {
  public:
-  SolutionJoinOp(const OpContext& ctx, std::shared_ptr<SolutionSetState<Index>> state, KF key, F f,
-                 Input<Out>* out)
+  SolutionSetOp(const OpContext& ctx, std::shared_ptr<SolutionSetState<Index>> state, KF key, F f, Input<Out>* out)
       : OneInputOp<W>(ctx), state_(std::move(state)), partition_(ctx.partition), key_(std::move(key)),
         f_(std::move(f)), out_(out, ctx.batch_bytes) {}
-  void push(std::span<const W> in) override {
-    this->records_in += in.size();
+
+ protected:
+  Index& index() {
     if (index_ == nullptr) index_ = &state_->get(partition_);
-    Emit<Out> emit = out_.emitter();
-    try {
-      for (const W& w : in) {
-        const auto* s = index_->find(key_(w));
-        if (s != nullptr) f_(w, *s, emit);
-      }
-      emit.flush();
-    } catch (...) {
-      rethrow_in_operator(this->name_);
-    }
-    this->records_out += emit.emitted();
-  }
-  void end() override { out_.out()->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_.out()->superstep_end();
+    return *index_;
   }
 
- private:
   std::shared_ptr<SolutionSetState<Index>> state_;
   int partition_;
   Index* index_ = nullptr;
@@ -264,21 +250,44 @@ class SolutionJoinOp final : public OneInputOp<W> {
   OutBuffer<Out> out_;
 };
 
+// Joins workset-derived records with the solution set of their partition.
+template <class W, class Index, class KF, class F, class Out>
+class SolutionJoinOp final : public SolutionSetOp<W, Index, KF, F, Out> {
+ public:
+  using SolutionSetOp<W, Index, KF, F, Out>::SolutionSetOp;
+  void push(std::span<const W> in) override {
+    this->records_in += in.size();
+    Index& index = this->index();
+    Emit<Out> emit = this->out_.emitter();
+    try {
+      for (const W& w : in) {
+        const auto* s = index.find(this->key_(w));
+        if (s != nullptr) this->f_(w, *s, emit);
+      }
+      emit.flush();
+    } catch (...) {
+      rethrow_in_operator(this->name_);
+    }
+    this->records_out += emit.emitted();
+  }
+  void end() override { this->out_.out()->end(); }
+  void superstep_end() override {
+    if (this->in_loop_) this->out_.out()->superstep_end();
+  }
+};
+
 // Groups a superstep's workset-derived records by key and calls f(key, group, entry or nullptr).
 template <class W, class Index, class KF, class F, class Out>
-class SolutionCoGroupOp final : public OneInputOp<W> {
+class SolutionCoGroupOp final : public SolutionSetOp<W, Index, KF, F, Out> {
   using K = KeyOf<KF, W>;
 
  public:
-  SolutionCoGroupOp(const OpContext& ctx, std::shared_ptr<SolutionSetState<Index>> state, KF key, F f,
-                    Input<Out>* out)
-      : OneInputOp<W>(ctx), state_(std::move(state)), partition_(ctx.partition), key_(std::move(key)),
-        f_(std::move(f)), out_(out, ctx.batch_bytes) {}
+  using SolutionSetOp<W, Index, KF, F, Out>::SolutionSetOp;
   void push(std::span<const W> in) override {
     this->records_in += in.size();
     try {
       for (const W& w : in) {
-        const K k = key_(w);
+        const K k = this->key_(w);
         bool inserted = false;
         groups_.find_or_insert(k, hash_key(k), [] { return std::vector<W>{}; }, inserted).push_back(w);
       }
@@ -288,21 +297,21 @@ class SolutionCoGroupOp final : public OneInputOp<W> {
   }
   void end() override {
     flush_groups();
-    out_.out()->end();
+    this->out_.out()->end();
   }
   void superstep_end() override {
     flush_groups();
-    if (this->in_loop_) out_.out()->superstep_end();
+    if (this->in_loop_) this->out_.out()->superstep_end();
   }
 
  private:
   void flush_groups() {
     if (groups_.size() == 0) return;
-    if (index_ == nullptr) index_ = &state_->get(partition_);
-    Emit<Out> emit = out_.emitter();
+    Index& index = this->index();
+    Emit<Out> emit = this->out_.emitter();
     try {
       groups_.for_each([&](const K& k, std::vector<W>& g) {
-        f_(k, std::span<const W>(g), index_->find(k), emit);
+        this->f_(k, std::span<const W>(g), index.find(k), emit);
       });
       emit.flush();
     } catch (...) {
@@ -312,12 +321,6 @@ class SolutionCoGroupOp final : public OneInputOp<W> {
     groups_.clear();
   }
 
-  std::shared_ptr<SolutionSetState<Index>> state_;
-  int partition_;
-  Index* index_ = nullptr;
-  KF key_;
-  F f_;
-  OutBuffer<Out> out_;
   FlatMap<K, std::vector<W>> groups_;
 };
 

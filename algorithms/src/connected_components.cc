@@ -7,7 +7,6 @@
 // changed; expanding them over the (symmetrised) adjacency makes the next offers. Vertices that
 // did not change cost nothing.
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <span>
@@ -44,21 +43,6 @@ struct Changed {
   std::shared_ptr<std::vector<std::uint64_t>> labels;
   std::shared_ptr<const std::vector<std::uint32_t>> vertices;
 };
-
-template <class T>
-void encode_vector(const std::vector<T>& v, std::string& out) {
-  Codec<std::uint64_t>::encode(v.size(), out);
-  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-}
-template <class T>
-const char* decode_vector(const char* p, const char* end, std::vector<T>& v) {
-  std::uint64_t n = 0;
-  p = Codec<std::uint64_t>::decode(p, end, n);
-  if (static_cast<std::uint64_t>(end - p) < n * sizeof(T)) detail::truncated();
-  v.resize(n);
-  std::memcpy(v.data(), p, n * sizeof(T));
-  return p + n * sizeof(T);
-}
 
 // Offers from the changed vertices of one partition to their neighbours, combined per
 // destination vertex in dense arrays kept across supersteps (reset through the touched list).
@@ -116,12 +100,12 @@ template <>
 struct gyre::Codec<gyre::graph::Labels> {
   static void encode(const gyre::graph::Labels& b, std::string& out) {
     Codec<std::uint64_t>::encode(b.partition, out);
-    gyre::graph::encode_vector(*b.labels, out);
+    Codec<std::vector<std::uint64_t>>::encode(*b.labels, out);
   }
   static const char* decode(const char* p, const char* end, gyre::graph::Labels& b) {
     p = Codec<std::uint64_t>::decode(p, end, b.partition);
     b.labels = std::make_shared<std::vector<std::uint64_t>>();
-    return gyre::graph::decode_vector(p, end, *b.labels);
+    return Codec<std::vector<std::uint64_t>>::decode(p, end, *b.labels);
   }
 };
 
@@ -129,12 +113,12 @@ template <>
 struct gyre::Codec<gyre::graph::Offers> {
   static void encode(const gyre::graph::Offers& b, std::string& out) {
     Codec<std::uint64_t>::encode(b.partition, out);
-    gyre::graph::encode_vector(*b.items, out);
+    Codec<std::vector<gyre::graph::Offer>>::encode(*b.items, out);
   }
   static const char* decode(const char* p, const char* end, gyre::graph::Offers& b) {
     p = Codec<std::uint64_t>::decode(p, end, b.partition);
     auto items = std::make_shared<std::vector<gyre::graph::Offer>>();
-    p = gyre::graph::decode_vector(p, end, *items);
+    p = Codec<std::vector<gyre::graph::Offer>>::decode(p, end, *items);
     b.items = std::move(items);
     return p;
   }

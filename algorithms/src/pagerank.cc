@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <cmath>
@@ -142,18 +141,14 @@ template <>
 struct gyre::Codec<gyre::graph::Block> {
   static void encode(const gyre::graph::Block& b, std::string& out) {
     Codec<std::uint64_t>::encode(b.partition, out);
-    Codec<std::uint64_t>::encode(b.values->size(), out);
-    out.append(reinterpret_cast<const char*>(b.values->data()), b.values->size() * sizeof(double));
+    Codec<std::vector<double>>::encode(*b.values, out);
   }
   static const char* decode(const char* p, const char* end, gyre::graph::Block& b) {
-    std::uint64_t n = 0;
     p = Codec<std::uint64_t>::decode(p, end, b.partition);
-    p = Codec<std::uint64_t>::decode(p, end, n);
-    if (static_cast<std::uint64_t>(end - p) < n * sizeof(double)) detail::truncated();
-    auto v = std::make_shared<std::vector<double>>(n);
-    std::memcpy(v->data(), p, n * sizeof(double));
+    auto v = std::make_shared<std::vector<double>>();
+    p = Codec<std::vector<double>>::decode(p, end, *v);
     b.values = std::move(v);
-    return p + n * sizeof(double);
+    return p;
   }
 };
 

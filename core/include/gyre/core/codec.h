@@ -79,22 +79,34 @@ struct Codec<std::tuple<Ts...>, std::enable_if_t<!std::is_trivially_copyable_v<s
   }
 };
 
+// A count, then the elements; elements of trivially copyable types as one block of bytes.
 template <class T>
 struct Codec<std::vector<T>> {
   static void encode(const std::vector<T>& v, std::string& out) {
     Codec<std::uint64_t>::encode(v.size(), out);
-    for (const T& x : v) Codec<T>::encode(x, out);
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+    } else {
+      for (const T& x : v) Codec<T>::encode(x, out);
+    }
   }
   static const char* decode(const char* p, const char* end, std::vector<T>& v) {
     std::uint64_t n = 0;
     p = Codec<std::uint64_t>::decode(p, end, n);
-    v.clear();
-    for (std::uint64_t i = 0; i < n; ++i) {
-      T x{};
-      p = Codec<T>::decode(p, end, x);
-      v.push_back(std::move(x));
+    if constexpr (std::is_trivially_copyable_v<T>) {
+      if (static_cast<std::uint64_t>(end - p) / sizeof(T) < n) detail::truncated();
+      v.resize(static_cast<std::size_t>(n));
+      std::memcpy(static_cast<void*>(v.data()), p, static_cast<std::size_t>(n) * sizeof(T));
+      return p + n * sizeof(T);
+    } else {
+      v.clear();
+      for (std::uint64_t i = 0; i < n; ++i) {
+        T x{};
+        p = Codec<T>::decode(p, end, x);
+        v.push_back(std::move(x));
+      }
+      return p;
     }
-    return p;
   }
 };
 

@@ -549,9 +549,12 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         const int to_par = jg.tasks[static_cast<std::size_t>(to_task)].parallelism;
         std::vector<ChannelOut*> chans;
         for (int q : destinations(re.kind, s.partition_, to_par)) {
-          channels_.push_back(std::make_unique<CountingChannel>(
-              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback),
-              spec.record_bytes, &exchanged_bytes_));
+          auto ch = transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback);
+          // Exchanged bytes are a per-superstep figure: counted only in jobs with loops, so
+          // other jobs do not pay a shared atomic per batch.
+          if (!loops_.empty())
+            ch = std::make_unique<CountingChannel>(std::move(ch), spec.record_bytes, &exchanged_bytes_);
+          channels_.push_back(std::move(ch));
           chans.push_back(channels_.back().get());
           s.outs_.push_back(chans.back());
         }

@@ -404,10 +404,16 @@ std::vector<Label> serial_cc(const Graph& g, int max, std::vector<std::uint64_t>
   return out;
 }
 
+// Every vertex labelled with its own id.
+std::vector<Label> own_labels(const Graph& g) {
+  std::vector<Label> out;
+  for (std::uint64_t v = 0; v < g.n; ++v) out.push_back({v, v});
+  return out;
+}
+
 template <gyre::SolutionSetIndex kIndex>
 gyre::Collected<Label> build_cc(gyre::Environment& e, const Graph& g, std::vector<Label> ws_init, int max) {
-  std::vector<Label> vertices;
-  for (std::uint64_t v = 0; v < g.n; ++v) vertices.push_back({v, v});
+  const std::vector<Label> vertices = own_labels(g);
   auto edges = e.from_collection(g.edges);
   auto vkey = [](const Label& l) { return l.v; };
   return gyre::iterate_delta<kIndex>(
@@ -430,8 +436,7 @@ gyre::Collected<Label> build_cc(gyre::Environment& e, const Graph& g, std::vecto
 
 TEST_P(IterationTest, DeltaConnectedComponentsHashIndex) {
   const Graph g = random_graph(600, 420, 15);
-  std::vector<Label> ws;
-  for (std::uint64_t v = 0; v < g.n; ++v) ws.push_back({v, v});
+  const std::vector<Label> ws = own_labels(g);
   auto e = env();
   auto out = build_cc<gyre::SolutionSetIndex::kHash>(e, g, ws, 1000);
   const auto r = e.run();
@@ -449,8 +454,7 @@ TEST_P(IterationTest, DeltaConnectedComponentsHashIndex) {
 
 TEST_P(IterationTest, DeltaConnectedComponentsDenseIndex) {
   const Graph g = random_graph(500, 300, 16);
-  std::vector<Label> ws;
-  for (std::uint64_t v = 0; v < g.n; ++v) ws.push_back({v, v});
+  const std::vector<Label> ws = own_labels(g);
   auto e = env();
   auto out = build_cc<gyre::SolutionSetIndex::kDense>(e, g, ws, 1000);
   e.run();
@@ -459,8 +463,7 @@ TEST_P(IterationTest, DeltaConnectedComponentsDenseIndex) {
 
 TEST_P(IterationTest, DeltaStopsAtMaxSupersteps) {
   const Graph g = random_graph(400, 250, 17);
-  std::vector<Label> ws;
-  for (std::uint64_t v = 0; v < g.n; ++v) ws.push_back({v, v});
+  const std::vector<Label> ws = own_labels(g);
   auto e = env();
   auto out = build_cc<gyre::SolutionSetIndex::kHash>(e, g, ws, 3);
   const auto r = e.run();

@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
 
   try {
     gyre::JobResult metrics;
-    gyre::graph::Result result;
+    std::size_t vertices = 0;
     std::string metrics_path;
     std::string output;
     if (pagerank->parsed()) {
@@ -151,22 +151,26 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
                      g->directed ? "directed" : "undirected", g->load_seconds);
       pr.on_superstep = show("pagerank", pr.iterations);
-      result = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
+      const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
+      if (root) gyre::io::write_id_values(output, ranks);
+      vertices = ranks.size();
     } else {
       metrics_path = cc_opts.metrics;
       output = cc_opts.output;
       gyre::graph::LoadOptions in = load_options(cc_opts);
       in.directed = false;  // weak connectivity
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
-      result = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics, show("cc", 0));
+      const auto labels =
+          gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics, show("cc", 0));
+      if (root) gyre::io::write_id_values(output, labels);
+      vertices = labels.size();
     }
     if (progress) std::fprintf(stderr, "\n");
     if (root) {
-      gyre::io::write_id_values(output, result, cc->parsed());
       if (!metrics_path.empty()) metrics.write_json(metrics_path);
       const auto& loop = metrics.loops.at(0);
       std::fprintf(stderr, "%s: %zu vertices, %d supersteps (%s), %.3f s on %d rank(s); wrote %s\n",
-                   pagerank->parsed() ? "pagerank" : "cc", result.size(), loop.supersteps, loop.ended_by.c_str(),
+                   pagerank->parsed() ? "pagerank" : "cc", vertices, loop.supersteps, loop.ended_by.c_str(),
                    metrics.seconds, mpi.size(), output.c_str());
     }
     return 0;

@@ -392,20 +392,16 @@ std::vector<std::pair<std::uint64_t, double>> read_id_values(const std::string& 
   return out;
 }
 
-void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, double>>& rows,
-                     bool integer_values) {
+namespace {
+
+template <class V, class Format>
+void write_rows(const std::string& path, const std::vector<std::pair<std::uint64_t, V>>& rows, Format format) {
   detail::AtomicFile f(path);
   std::string chunk;
-  char num[64];
   for (const auto& [id, v] : rows) {
     chunk += std::to_string(id);
     chunk += ' ';
-    if (integer_values) {
-      chunk += std::to_string(static_cast<std::uint64_t>(v));
-    } else {
-      const int n = std::snprintf(num, sizeof num, "%.17g", v);
-      chunk.append(num, static_cast<std::size_t>(n));
-    }
+    format(v, chunk);
     chunk += '\n';
     if (chunk.size() > (1 << 20)) {
       f.write(chunk);
@@ -415,6 +411,20 @@ void write_id_values(const std::string& path, const std::vector<std::pair<std::u
   f.write(chunk);
   f.prepare();
   f.commit();
+}
+
+}  // namespace
+
+void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, double>>& rows) {
+  write_rows(path, rows, [](double v, std::string& out) {
+    char num[64];
+    const int n = std::snprintf(num, sizeof num, "%.17g", v);
+    out.append(num, static_cast<std::size_t>(n));
+  });
+}
+
+void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& rows) {
+  write_rows(path, rows, [](std::uint64_t v, std::string& out) { out += std::to_string(v); });
 }
 
 }  // namespace gyre::io

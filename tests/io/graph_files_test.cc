@@ -138,15 +138,16 @@ TEST(Graphalytics, BadPropertiesFileNamesTheProblem) {
 
 TEST(Results, WrittenAtomicallyAndReadBack) {
   const std::string path = ::testing::TempDir() + "/ids." + std::to_string(::getpid());
-  gyre::io::write_id_values(path, {{1, 0.1}, {5, 2.5e-7}, {10, 3}}, false);
+  gyre::io::write_id_values(path, std::vector<std::pair<std::uint64_t, double>>{{1, 0.1}, {5, 2.5e-7}, {10, 3}});
   const auto back = gyre::io::read_id_values(path);
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back[1].first, 5u);
   EXPECT_EQ(back[1].second, 2.5e-7);
-  gyre::io::write_id_values(path, {{1, 1}, {2, 1}}, true);
+  // Integer values (component labels) keep all 64 bits.
+  gyre::io::write_id_values(path, std::vector<std::pair<std::uint64_t, std::uint64_t>>{{1, 1}, {2, 18446744073709551557u}});
   std::ifstream in(path);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(all, "1 1\n2 1\n");
+  EXPECT_EQ(all, "1 1\n2 18446744073709551557\n");
   ::unlink(path.c_str());
 }
 

@@ -1,4 +1,5 @@
-// PageRank and connected components on the graph layer, with Graphalytics semantics.
+// PageRank and connected components on the graph layer, with Graphalytics semantics. Each is a
+// vertex program (gyre/algorithms/vertex_program.h) run as a bulk or a delta iteration.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "gyre/algorithms/graph.h"
+#include "gyre/algorithms/vertex_program.h"
 
 namespace gyre::graph {
 
@@ -18,28 +20,30 @@ struct PageRankOptions {
   std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
 };
 
-// (original id, value) per vertex, sorted by id, on rank 0 (empty on other ranks).
-using Result = std::vector<std::pair<std::uint64_t, double>>;
+// (original id, rank) per vertex, sorted by id, on rank 0 (empty on other ranks).
+using Result = VertexValues<double>;
+// (original id, component label) per vertex, sorted by id, on rank 0.
+using Components = VertexValues<std::uint64_t>;
 
 // Graphalytics PageRank: start at 1/N; each superstep
 //   PR(v) = (1 - d) / N + d * (sum over in-edges u->v of PR(u) / outdeg(u) + D / N),
-// D = the rank of all dangling vertices (no out-edges). A bulk iteration over rank blocks (one
-// record per partition): each superstep broadcasts every partition's contributions and pulls
-// over the in-edge CSR.
+// D = the rank of all dangling vertices (no out-edges). A bulk vertex program: each superstep
+// every partition's contributions are broadcast and every partition pulls over its in-edges.
+// Metrics: "residual" (the L1 change) and "active vertices" per superstep.
 Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
                 std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 
-// Weakly connected components: label = the smallest original vertex id of the component. A
-// delta iteration over label blocks: the solution set holds each partition's labels, the
-// workset the offers (combined per destination vertex) that changed vertices make to their
-// neighbours. `g` must be loaded undirected (both directions); the overloads below do that.
-Result connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
-                            JobResult* metrics = nullptr,
-                            std::function<void(const SuperstepMetrics&)> on_superstep = {});
-Result connected_components(const LoadOptions& input, const JobConfig& config,
-                            std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+// Weakly connected components: label = the smallest original vertex id of the component. A delta
+// vertex program: vertices whose label fell offer it to their neighbours (the smallest offer per
+// vertex is kept before it leaves the partition). `g` must be loaded undirected (both
+// directions); the overloads below do that. Metrics: "active vertices" per superstep.
+Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+                                JobResult* metrics = nullptr,
+                                std::function<void(const SuperstepMetrics&)> on_superstep = {});
+Components connected_components(const LoadOptions& input, const JobConfig& config,
+                                std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 // The same over edges in memory (every rank passes the same vector).
-Result connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
-                                  std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+Components connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
+                                      std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 
 }  // namespace gyre::graph

@@ -49,10 +49,10 @@ Stream<std::uint64_t> read_vertex_file(Environment& env, const std::string& path
 std::vector<Edge> read_edge_list_serial(const std::string& path);
 std::vector<std::pair<std::uint64_t, double>> read_id_values(const std::string& path);
 
-// Writes "id value" lines in the given order, atomically (temporary file + rename). Values are
-// printed with 17 significant digits unless `integer_values`.
-void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, double>>& rows,
-                     bool integer_values);
+// Writes "id value" lines in the given order, atomically (temporary file + rename). Doubles are
+// printed with 17 significant digits (they read back exactly).
+void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, double>>& rows);
+void write_id_values(const std::string& path, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& rows);
 
 }  // namespace gyre::io
 

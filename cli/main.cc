@@ -4,10 +4,13 @@
 //                 [--tolerance T] --output OUT
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
+//   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
+//   gyre explain  pagerank|cc --input FILE [--directed|--undirected]
 //
-// FILE: an edge list (SNAP / Graphalytics .e, plain or gzip) or a Graphalytics .properties file.
-// OUT: one "id value" line per vertex, sorted by id, written by rank 0 only when the run
-// succeeded. Errors go to stderr (rank 0) with a non-zero exit on every rank.
+// FILE: an edge list (SNAP / Graphalytics .e, plain or gzip), a Graphalytics .properties file,
+// or a gyre HDF5 graph (.h5, made by convert). OUT: one "id value" line per vertex, sorted by
+// id (or, named *.h5, an HDF5 result file), written by rank 0 only when the run succeeded.
+// Errors go to stderr (rank 0) with a non-zero exit on every rank.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +23,7 @@
 #include "gyre/algorithms/generators.h"
 #include "gyre/core/error.h"
 #include "gyre/io/graph_files.h"
+#include "gyre/io/hdf5_graph.h"
 #include "gyre/mpi/session.h"
 
 namespace {
@@ -35,13 +39,21 @@ struct Common {
   std::string metrics;
 };
 
-void add_common(CLI::App* cmd, Common& c) {
+enum class Output { kResult, kGraph, kNone };
+
+void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--input", c.input, "graph file: edge list ('src dst [weight]' lines; '#'/'%' comments; plain or "
-                                      "gzip) or a Graphalytics .properties file")
+                                      "gzip), a Graphalytics .properties file, or a gyre HDF5 graph (.h5)")
       ->required();
-  cmd->add_option("--output", c.output, "result file: one 'id value' line per vertex, sorted by id")->required();
-  cmd->add_option("--format", c.format, "input format: auto (from the extension), edgelist, graphalytics")
-      ->check(CLI::IsMember({"auto", "edgelist", "graphalytics"}));
+  if (output == Output::kResult)
+    cmd->add_option("--output", c.output, "result file: one 'id value' line per vertex, sorted by id; named *.h5: "
+                                          "an HDF5 file with datasets /ids and /values")
+        ->required();
+  if (output == Output::kGraph)
+    cmd->add_option("--output", c.output, "HDF5 graph file to write (*.h5): CSR + id map, see 'h5dump -H'")->required();
+  cmd->add_option("--format", c.format, "input format: auto (from the extension: .properties, .h5, else an edge "
+                                        "list), edgelist, graphalytics, hdf5")
+      ->check(CLI::IsMember({"auto", "edgelist", "graphalytics", "hdf5"}));
   auto* d = cmd->add_flag("--directed", c.directed, "treat edges as directed (default for edge lists)");
   cmd->add_flag("--undirected", c.undirected, "treat every edge as going both ways")->excludes(d);
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
@@ -53,12 +65,9 @@ void add_common(CLI::App* cmd, Common& c) {
 gyre::graph::LoadOptions load_options(const Common& c) {
   gyre::graph::LoadOptions o;
   o.path = c.input;
-  const auto guessed = gyre::io::guess_format(c.input);
-  if (c.format == "graphalytics" && guessed != gyre::io::GraphFormat::kGraphalytics)
-    throw gyre::PlanError("--format graphalytics needs the graph's .properties file as --input");
-  if (c.format == "edgelist" && guessed != gyre::io::GraphFormat::kEdgeList)
-    throw gyre::PlanError("--format edgelist, but '" + c.input + "' is named like another format; rename it "
-                          "or leave --format out");
+  if (c.format == "edgelist") o.format = gyre::io::GraphFormat::kEdgeList;
+  if (c.format == "graphalytics") o.format = gyre::io::GraphFormat::kGraphalytics;
+  if (c.format == "hdf5") o.format = gyre::io::GraphFormat::kHdf5;
   if (c.directed) o.directed = true;
   if (c.undirected) o.directed = false;
   return o;
@@ -69,6 +78,13 @@ gyre::JobConfig job_config(const Common& c) {
   cfg.slots = c.threads;
   cfg.parallelism = c.parallelism;
   return cfg;
+}
+
+// Text, or HDF5 for a name ending in .h5 / .hdf5.
+template <class V>
+void write_result(const std::string& path, const char* algorithm, const std::vector<std::pair<std::uint64_t, V>>& rows) {
+  if (gyre::io::guess_format(path) == gyre::io::GraphFormat::kHdf5) gyre::io::write_hdf5_values(path, algorithm, rows);
+  else gyre::io::write_id_values(path, rows);
 }
 
 }  // namespace
@@ -82,14 +98,23 @@ int main(int argc, char** argv) {
   Common pr_opts, cc_opts;
   gyre::graph::PageRankOptions pr;
   auto* pagerank = app.add_subcommand("pagerank", "PageRank (LDBC Graphalytics semantics)");
-  add_common(pagerank, pr_opts);
+  add_common(pagerank, pr_opts, Output::kResult);
   pagerank->add_option("--damping", pr.damping, "damping factor d (default 0.85)")->check(CLI::Range(0.0, 1.0));
   pagerank->add_option("--iterations", pr.iterations, "number of iterations (default 20)")->check(CLI::NonNegativeNumber);
   pagerank->add_option("--tolerance", pr.tolerance,
                        "stop early once the L1 change of an iteration is below this (default: never)")
       ->check(CLI::NonNegativeNumber);
   auto* cc = app.add_subcommand("cc", "weakly connected components: label = smallest vertex id of the component");
-  add_common(cc, cc_opts);
+  add_common(cc, cc_opts, Output::kResult);
+  Common convert_opts, explain_opts;
+  auto* convert = app.add_subcommand("convert", "convert a graph file to gyre's HDF5 graph format (each rank then "
+                                                "reads only its part of it)");
+  add_common(convert, convert_opts, Output::kGraph);
+  std::string explain_what;
+  auto* explain = app.add_subcommand("explain", "print the plans of an algorithm's jobs (load, then the iteration) "
+                                                "without running them");
+  explain->add_option("algorithm", explain_what, "pagerank or cc")->required()->check(CLI::IsMember({"pagerank", "cc"}));
+  add_common(explain, explain_opts, Output::kNone);
   gyre::graph::GeneratorOptions gen;
   std::string gen_output;
   auto* generate = app.add_subcommand("generate", "write a synthetic graph as an edge list (deterministic for a seed)");
@@ -126,6 +151,37 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (convert->parsed()) {
+    try {
+      const auto st = gyre::graph::convert(load_options(convert_opts), convert_opts.output, job_config(convert_opts),
+                                           mpi.transport());
+      if (root)
+        std::fprintf(stderr, "wrote %llu vertices, %llu edges (%s) to %s in %.3f s\n",
+                     static_cast<unsigned long long>(st.vertices), static_cast<unsigned long long>(st.edges),
+                     st.directed ? "directed" : "undirected", convert_opts.output.c_str(), st.seconds);
+      return 0;
+    } catch (const std::exception& e) {
+      if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+      return 1;
+    }
+  }
+
+  if (explain->parsed()) {
+    try {
+      gyre::graph::LoadOptions in = load_options(explain_opts);
+      if (explain_what == "cc") in.directed = false;
+      const gyre::JobConfig cfg = job_config(explain_opts);
+      const std::string load = gyre::graph::explain_load(in, cfg, mpi.transport());
+      const std::string run = explain_what == "pagerank" ? gyre::graph::explain_pagerank(pr, cfg, mpi.transport())
+                                                         : gyre::graph::explain_connected_components(cfg, mpi.transport());
+      if (root) std::printf("job 1: load the graph\n%s\njob 2: %s\n%s", load.c_str(), explain_what.c_str(), run.c_str());
+      return 0;
+    } catch (const std::exception& e) {
+      if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+      return 1;
+    }
+  }
+
   // A progress line on rank 0 when stdout is a terminal.
   const bool progress = root && ::isatty(STDOUT_FILENO) != 0;
   auto show = [progress](const char* what, int total) {
@@ -152,7 +208,7 @@ int main(int argc, char** argv) {
                      g->directed ? "directed" : "undirected", g->load_seconds);
       pr.on_superstep = show("pagerank", pr.iterations);
       const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
-      if (root) gyre::io::write_id_values(output, ranks);
+      if (root) write_result(output, "pagerank", ranks);
       vertices = ranks.size();
     } else {
       metrics_path = cc_opts.metrics;
@@ -162,7 +218,7 @@ int main(int argc, char** argv) {
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
       const auto labels =
           gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics, show("cc", 0));
-      if (root) gyre::io::write_id_values(output, labels);
+      if (root) write_result(output, "connected components", labels);
       vertices = labels.size();
     }
     if (progress) std::fprintf(stderr, "\n");

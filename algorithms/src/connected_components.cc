@@ -22,15 +22,30 @@ struct ComponentsProgram {
   }
 };
 
+VertexOptions options() {
+  VertexOptions vo;
+  vo.name = "connected components";
+  vo.max_supersteps = std::numeric_limits<int>::max();
+  return vo;
+}
+
 }  // namespace
 
 Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
                                 JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep) {
-  VertexOptions vo;
-  vo.name = "connected components";
-  vo.max_supersteps = std::numeric_limits<int>::max();
+  VertexOptions vo = options();
   vo.on_superstep = std::move(on_superstep);
   return run_delta(g, ComponentsProgram{}, vo, config, std::move(transport), metrics);
+}
+
+std::string explain_connected_components(const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
+  Graph g(Environment(config, transport).default_parallelism());
+  g.directed = false;
+  std::string plan;
+  VertexOptions vo = options();
+  vo.plan = &plan;
+  run_delta(g, ComponentsProgram{}, vo, config, std::move(transport));
+  return plan;
 }
 
 Components connected_components(const LoadOptions& input, const JobConfig& config,

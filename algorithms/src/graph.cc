@@ -8,6 +8,7 @@
 #include "gyre/core/error.h"
 #include "gyre/core/stream.h"
 #include "gyre/io/graph_files.h"
+#include "gyre/io/hdf5_graph.h"
 
 namespace gyre::graph {
 namespace {
@@ -214,9 +215,10 @@ detail::NodeSpec spec(Environment& env, std::string kind, int ports) {
 
 namespace {
 
-// Adds the loading operators for `edges` (and `ids`, if a vertex file gives them) and runs the job.
-void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
-           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
+// Adds the loading operators for `edges` (and `ids`, if a vertex file gives them); returns the
+// node whose output counts the arcs.
+int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
+             std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
   g->directed = directed;
   if (!directed) {
     edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {
@@ -262,12 +264,42 @@ void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges
   env.add_edge({out_id, in_id, 0, Partitioning::kAuto, false,
                 detail::hash_writer_factory<Arc, decltype(by_dst)>(by_dst), false});
   env.add_edge({owners_id, in_id, 1, Partitioning::kBroadcast, false, {}, false});
+  return out_id;
+}
 
+// Adds the loading operators and runs the job.
+void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
+           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
+  const int out_id = add_load(env, g, std::move(edges), std::move(vertex_ids), directed);
   g->load_metrics = env.run();
   for (const auto& op : g->load_metrics.operators)
     if (op.node == out_id) g->edges = op.records_out;
   GYRE_CHECK(!g->first.empty(), "graph load: no partition boundaries on this rank");
   g->vertices = g->first.back();
+}
+
+// A graph file as streams: its edges, its vertex ids (if the format lists them, isolated
+// vertices included), and whether it is directed.
+struct Input {
+  Stream<Edge> edges;
+  std::optional<Stream<std::uint64_t>> ids;
+  bool directed;
+};
+
+Input open_input(Environment& env, const LoadOptions& opts) {
+  const io::GraphFormat format = opts.format ? *opts.format : io::guess_format(opts.path);
+  if (format == io::GraphFormat::kHdf5) {
+    // Every rank reads the attributes; each partition then reads its slice of the CSR.
+    const auto info = io::read_hdf5_graph_info(opts.path);
+    return Input{io::read_hdf5_edges(env, opts.path), io::read_hdf5_vertices(env, opts.path),
+                 opts.directed.value_or(info.directed)};
+  }
+  if (format == io::GraphFormat::kGraphalytics) {
+    const auto props = io::read_properties(opts.path);
+    return Input{io::read_edge_list(env, props.edge_file), io::read_vertex_file(env, props.vertex_file),
+                 opts.directed.value_or(props.directed)};
+  }
+  return Input{io::read_edge_list(env, opts.path), std::nullopt, opts.directed.value_or(true)};
 }
 
 std::shared_ptr<Graph> make_graph(const Environment& env) {
@@ -285,22 +317,8 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
   const auto t0 = std::chrono::steady_clock::now();
   Environment env(config, std::move(transport));
   auto g = make_graph(env);
-  std::string edge_file = opts.path;
-  std::string vertex_file;
-  bool directed = true;
-  if (io::guess_format(opts.path) == io::GraphFormat::kGraphalytics) {
-    const auto props = io::read_properties(opts.path);
-    edge_file = props.edge_file;
-    vertex_file = props.vertex_file;
-    directed = props.directed;
-  } else if (io::guess_format(opts.path) == io::GraphFormat::kHdf5) {
-    throw PlanError("'" + opts.path + "': the HDF5 graph format is not implemented yet; use an edge list or a "
-                    "Graphalytics .properties file");
-  }
-  if (opts.directed) directed = *opts.directed;
-  std::optional<Stream<std::uint64_t>> ids;
-  if (!vertex_file.empty()) ids = io::read_vertex_file(env, vertex_file);
-  build(env, g, io::read_edge_list(env, edge_file), ids, directed);
+  Input in = open_input(env, opts);
+  build(env, g, std::move(in.edges), std::move(in.ids), in.directed);
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }
@@ -314,6 +332,38 @@ std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>>
   build(env, g, stream, std::nullopt, directed);
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
+}
+
+std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
+  Environment env(config, std::move(transport));
+  auto g = make_graph(env);
+  Input in = open_input(env, opts);
+  add_load(env, g, std::move(in.edges), std::move(in.ids), in.directed);
+  return env.explain();
+}
+
+ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
+                     std::shared_ptr<detail::Transport> transport) {
+  if (io::guess_format(output) != io::GraphFormat::kHdf5)
+    throw PlanError("convert writes gyre HDF5 graphs: name the output file '*.h5' (got '" + output + "')");
+  const auto t0 = std::chrono::steady_clock::now();
+  Environment env(config, std::move(transport));
+  Input in = open_input(env, input);
+  // Every rank parses its share; rank 0 gathers the edges and ids and writes the file.
+  auto edges = in.edges.collect(1);
+  std::optional<Collected<std::uint64_t>> ids;
+  if (in.ids) ids = in.ids->collect(1);
+  env.run();
+  ConvertStats stats;
+  if (env.rank() == 0) {
+    const auto g = io::make_hdf5_graph(ids ? ids->values() : std::vector<std::uint64_t>{}, edges.values(), in.directed);
+    io::write_hdf5_graph(output, g, input.path);
+    stats.vertices = g.ids.size();
+    stats.edges = g.targets.size();
+    stats.directed = g.directed;
+  }
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return stats;
 }
 
 }  // namespace gyre::graph

@@ -41,8 +41,19 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
   vo.max_supersteps = opts.iterations;
   vo.tolerance = opts.tolerance;
   vo.on_superstep = opts.on_superstep;
+  vo.plan = opts.plan;
   const PageRankProgram program{opts.damping, static_cast<double>(g.vertices)};
   return run_bulk(g, program, vo, config, std::move(transport), metrics);
+}
+
+std::string explain_pagerank(const PageRankOptions& opts, const JobConfig& config,
+                             std::shared_ptr<detail::Transport> transport) {
+  const Graph g(Environment(config, transport).default_parallelism());
+  std::string plan;
+  PageRankOptions o = opts;
+  o.plan = &plan;
+  pagerank(g, o, config, std::move(transport));
+  return plan;
 }
 
 }  // namespace gyre::graph

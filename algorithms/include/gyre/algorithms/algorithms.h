@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct PageRankOptions {
   int iterations = 20;
   double tolerance = 0;  // > 0: stop early once the L1 change of a superstep is below it
   std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
+  std::string* plan = nullptr;  // if set: the plan goes here and nothing runs (see explain below)
 };
 
 // (original id, rank) per vertex, sorted by id, on rank 0 (empty on other ranks).
@@ -45,5 +47,11 @@ Components connected_components(const LoadOptions& input, const JobConfig& confi
 // The same over edges in memory (every rank passes the same vector).
 Components connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
                                       std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+
+// The plans of the jobs above, without running them (`gyre explain`): the graph need not be
+// loaded, only its partition count and direction matter.
+std::string explain_pagerank(const PageRankOptions& opts, const JobConfig& config,
+                             std::shared_ptr<detail::Transport> transport);
+std::string explain_connected_components(const JobConfig& config, std::shared_ptr<detail::Transport> transport);
 
 }  // namespace gyre::graph

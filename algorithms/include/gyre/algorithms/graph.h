@@ -18,6 +18,7 @@
 
 #include "gyre/core/config.h"
 #include "gyre/core/runtime.h"
+#include "gyre/io/graph_files.h"
 
 namespace gyre::graph {
 
@@ -61,8 +62,9 @@ class Graph {
 };
 
 struct LoadOptions {
-  std::string path;                // edge list (SNAP/.e, plain or gzip) or Graphalytics .properties
-  std::optional<bool> directed;    // default: the .properties flag; edge lists are directed
+  std::string path;  // edge list (SNAP/.e, plain or gzip), Graphalytics .properties, or gyre HDF5 (.h5)
+  std::optional<bool> directed;          // default: the file's flag (.properties, .h5); edge lists are directed
+  std::optional<io::GraphFormat> format;  // default: guessed from the file name
 };
 
 // Loads the graph in one job over `transport` (every rank calls it; each keeps its partitions).
@@ -77,5 +79,19 @@ struct MemoryEdge {
 };
 std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
                                   const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+
+// The load job's plan, without running it (`gyre explain`).
+std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+
+// Converts a graph file (any input format) to gyre's HDF5 graph format (gyre/io/hdf5_graph.h):
+// every rank parses its share, rank 0 writes `output` (atomically). Every rank calls it.
+struct ConvertStats {
+  std::uint64_t vertices = 0;  // rank 0
+  std::uint64_t edges = 0;     // rank 0: as stored (an undirected edge once)
+  bool directed = true;
+  double seconds = 0;
+};
+ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
+                     std::shared_ptr<detail::Transport> transport);
 
 }  // namespace gyre::graph

@@ -91,6 +91,7 @@ struct VertexOptions {
   int max_supersteps = 20;  // bulk: this many unless converged before; delta: at most this many
   double tolerance = 0;     // bulk, programs with residual(): stop once a superstep's residual < this
   std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
+  std::string* plan = nullptr;  // if set: the job's plan (Environment::explain) goes here, nothing runs
 };
 
 // (original id, value) per vertex, sorted by id, on rank 0 (empty on other ranks).
@@ -385,7 +386,8 @@ class Applier {
 };
 
 template <class V>
-VertexValues<V> collect_values(Environment& env, const Graph* g, Stream<Block<V>> values, JobResult* metrics) {
+VertexValues<V> collect_values(Environment& env, const Graph* g, Stream<Block<V>> values, std::string* plan,
+                               JobResult* metrics) {
   auto out = values
                  .template flat_map<std::pair<std::uint64_t, V>>(
                      [g](const Block<V>& b, Emit<std::pair<std::uint64_t, V>>& emit) {
@@ -393,6 +395,10 @@ VertexValues<V> collect_values(Environment& env, const Graph* g, Stream<Block<V>
                        for (std::size_t v = 0; v < part.ids.size(); ++v) emit({part.ids[v], (*b.values)[v]});
                      })
                  .collect(1);
+  if (plan != nullptr) {
+    *plan = env.explain();
+    return {};
+  }
   JobResult r = env.run();
   if (metrics != nullptr) *metrics = std::move(r);
   VertexValues<V> result = out.values();
@@ -480,14 +486,15 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
     env.add_edge({messages.node(), pull_id, 0, Partitioning::kBroadcast, false, {}, false});
     env.add_edge({values.node(), pull_id, 1, Partitioning::kForward, false, {}, false});
     Stream<Block<V>> next(&env, pull_id);
-    loop.sum("active vertices", next.map([](const Block<V>& b) { return b.stats[1]; }));
+    loop.sum("active vertices", next.map([](const Block<V>& b) { return b.stats[1]; }).name(opts.name + ": changed count"));
     if constexpr (HasResidual<P>) {
-      auto residual = loop.sum("residual", next.map([](const Block<V>& b) { return b.stats[0]; }));
+      auto residual =
+          loop.sum("residual", next.map([](const Block<V>& b) { return b.stats[0]; }).name(opts.name + ": residual"));
       if (tolerance > 0) loop.converge_when([residual, tolerance] { return residual.value() < tolerance; });
     }
     return next;
   }, vp_detail::iteration_options(opts));
-  return vp_detail::collect_values(env, gp, result, metrics);
+  return vp_detail::collect_values(env, gp, result, opts.plan, metrics);
 }
 
 // Runs `program` as a delta iteration: at first every vertex sends; afterwards only those whose
@@ -524,8 +531,10 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
             offers, [](const Offers& o) { return o.partition; }, vp_detail::Applier<P>(gp, program, loop.superstep()));
         changed.name(opts.name + ": combine, apply");
         loop.sum("active vertices",
-                 changed.map([](const vp_detail::Changed<V>& c) { return static_cast<double>(c.vertices->size()); }));
+                 changed.map([](const vp_detail::Changed<V>& c) { return static_cast<double>(c.vertices->size()); })
+                     .name(opts.name + ": changed count"));
         auto delta = changed.map([](const vp_detail::Changed<V>& c) { return Block<V>{c.partition, {0, 0}, c.values}; });
+        delta.name(opts.name + ": solution-set delta");
         auto next = changed.template flat_map<Offers>(
             [push = vp_detail::Pusher<P>(gp, program)](const vp_detail::Changed<V>& c, Emit<Offers>& emit) mutable {
               push(static_cast<int>(c.partition), *c.values, *c.vertices, emit);
@@ -534,7 +543,7 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
         return DeltaStep<Block<V>, Offers>{delta, next};
       },
       vp_detail::iteration_options(opts));
-  return vp_detail::collect_values(env, gp, result, metrics);
+  return vp_detail::collect_values(env, gp, result, opts.plan, metrics);
 }
 
 }  // namespace gyre::graph

@@ -1,0 +1,175 @@
+// gyre's HDF5 graph and result files: round trips through the parallel readers at several
+// partition counts, the file's structure as other HDF5 tools see it, and clear errors for files
+// that are not gyre graphs or are damaged.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gyre/core/error.h"
+#include "gyre/io/hdf5_graph.h"
+
+namespace {
+
+std::string temp(const std::string& stem) {
+  return ::testing::TempDir() + "/" + stem + "." + std::to_string(::getpid()) + ".h5";
+}
+
+template <class T>
+std::vector<T> run_collect(int parallelism, gyre::Stream<T> (*make)(gyre::Environment&, const std::string&),
+                           const std::string& path) {
+  gyre::JobConfig c;
+  c.parallelism = parallelism;
+  c.slots = 2;
+  gyre::Environment env(c);
+  auto out = make(env, path).collect();
+  env.run();
+  auto v = out.values();
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<gyre::io::Edge> edges_of(const std::string& path, int parallelism) {
+  return run_collect(parallelism, &gyre::io::read_hdf5_edges, path);
+}
+std::vector<std::uint64_t> vertices_of(const std::string& path, int parallelism) {
+  return run_collect(parallelism, &gyre::io::read_hdf5_vertices, path);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const gyre::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Sparse 64-bit ids, duplicate edges, self loops, an isolated vertex; read back at 1..5
+// partitions (each reads only its vertex slice), the same edges and vertices every time.
+TEST(Hdf5Graph, RoundTripAtAnyNumberOfPartitions) {
+  std::mt19937_64 rng(7);
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < 500; ++i) ids.push_back(rng());
+  std::vector<gyre::io::Edge> edges;
+  for (int i = 0; i < 4000; ++i) edges.push_back({ids[rng() % 400], ids[rng() % 400]});
+  edges.push_back({ids[3], ids[3]});
+  edges.push_back(edges[0]);
+  const std::uint64_t isolated = 42;
+  const auto g = gyre::io::make_hdf5_graph({isolated}, edges, false);
+  const std::string path = temp("roundtrip");
+  gyre::io::write_hdf5_graph(path, g, "test");
+
+  const auto info = gyre::io::read_hdf5_graph_info(path);
+  EXPECT_EQ(info.edges, edges.size());
+  EXPECT_EQ(info.vertices, g.ids.size());
+  EXPECT_FALSE(info.directed);
+  auto want = edges;
+  std::sort(want.begin(), want.end());
+  for (int p : {1, 2, 3, 5}) {
+    EXPECT_EQ(edges_of(path, p), want) << "parallelism " << p;
+    const auto vs = vertices_of(path, p);
+    EXPECT_EQ(vs, g.ids) << "parallelism " << p;
+    EXPECT_TRUE(std::binary_search(vs.begin(), vs.end(), isolated));
+  }
+  ::unlink(path.c_str());
+}
+
+TEST(Hdf5Graph, EmptyGraph) {
+  const std::string path = temp("empty");
+  gyre::io::write_hdf5_graph(path, gyre::io::make_hdf5_graph({}, {}, true), "nothing");
+  EXPECT_TRUE(edges_of(path, 2).empty());
+  EXPECT_TRUE(vertices_of(path, 2).empty());
+  ::unlink(path.c_str());
+}
+
+// The layout as any HDF5 reader sees it (here the C API, as h5dump would).
+TEST(Hdf5Graph, LayoutIsPlainHdf5) {
+  const auto g = gyre::io::make_hdf5_graph({}, {{10, 20}, {10, 30}, {30, 10}}, true);
+  const std::string path = temp("layout");
+  gyre::io::write_hdf5_graph(path, g, "three edges");
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  std::uint64_t ids[3] = {}, offsets[4] = {};
+  std::uint32_t targets[3] = {};
+  const hid_t d1 = H5Dopen2(f, "/vertices/ids", H5P_DEFAULT);
+  const hid_t d2 = H5Dopen2(f, "/edges/offsets", H5P_DEFAULT);
+  const hid_t d3 = H5Dopen2(f, "/edges/targets", H5P_DEFAULT);
+  ASSERT_GE(H5Dread(d1, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids), 0);
+  ASSERT_GE(H5Dread(d2, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets), 0);
+  ASSERT_GE(H5Dread(d3, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, targets), 0);
+  EXPECT_EQ(std::vector<std::uint64_t>(ids, ids + 3), (std::vector<std::uint64_t>{10, 20, 30}));
+  EXPECT_EQ(std::vector<std::uint64_t>(offsets, offsets + 4), (std::vector<std::uint64_t>{0, 2, 2, 3}));
+  EXPECT_EQ(std::vector<std::uint32_t>(targets, targets + 3), (std::vector<std::uint32_t>{1, 2, 0}));
+  H5Dclose(d1);
+  H5Dclose(d2);
+  H5Dclose(d3);
+  H5Fclose(f);
+  ::unlink(path.c_str());
+}
+
+TEST(Hdf5Graph, ClearErrors) {
+  const std::string text = temp("not-hdf5");
+  std::ofstream(text) << "1 2\n";
+  EXPECT_NE(error_of([&] { gyre::io::read_hdf5_graph_info(text); }).find("not an HDF5 file"), std::string::npos);
+  EXPECT_NE(error_of([&] { gyre::io::read_hdf5_graph_info(text + ".missing"); }).find("cannot read"), std::string::npos);
+
+  // An HDF5 file, but a result file, not a graph.
+  const std::string result = temp("result");
+  gyre::io::write_hdf5_values(result, "pagerank", std::vector<std::pair<std::uint64_t, double>>{{1, 0.5}});
+  EXPECT_NE(error_of([&] { gyre::io::read_hdf5_graph_info(result); }).find("not a gyre graph file"), std::string::npos);
+
+  // A graph whose target index points beyond the vertices: the reading job fails naming the
+  // dataset and the element.
+  const std::string bad = temp("bad-target");
+  auto g = gyre::io::make_hdf5_graph({}, {{1, 2}, {2, 3}}, true);
+  g.targets[1] = 99;
+  gyre::io::write_hdf5_graph(bad, g, "damaged");
+  const std::string err = error_of([&] { edges_of(bad, 2); });
+  EXPECT_NE(err.find(bad), std::string::npos) << err;
+  EXPECT_NE(err.find("/edges/targets: element 1 is 99"), std::string::npos) << err;
+
+  // Offsets that go backwards.
+  auto h = gyre::io::make_hdf5_graph({}, {{1, 2}, {2, 3}, {3, 1}}, true);
+  h.offsets[1] = 3;
+  gyre::io::write_hdf5_graph(bad, h, "damaged");
+  EXPECT_NE(error_of([&] { edges_of(bad, 1); }).find("/edges/offsets: element 2"), std::string::npos);
+
+  for (const auto& p : {text, result, bad}) ::unlink(p.c_str());
+}
+
+TEST(Hdf5Graph, WritingIntoAMissingDirectoryLeavesNothing) {
+  const std::string path = ::testing::TempDir() + "/no-such-dir-" + std::to_string(::getpid()) + "/g.h5";
+  const std::string err = error_of([&] { gyre::io::write_hdf5_graph(path, gyre::io::make_hdf5_graph({}, {{1, 2}}, true), "x"); });
+  EXPECT_NE(err.find("cannot create"), std::string::npos) << err;
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);
+}
+
+// Result files: ids and values; 64-bit labels keep every bit.
+TEST(Hdf5Results, RoundTrip) {
+  const std::string path = temp("values");
+  gyre::io::write_hdf5_values(path, "pagerank", std::vector<std::pair<std::uint64_t, double>>{{3, 0.25}, {9, 1e-300}});
+  const auto back = gyre::io::read_hdf5_values(path);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1], (std::pair<std::uint64_t, double>{9, 1e-300}));
+
+  const std::uint64_t big = 18446744073709551557u;
+  gyre::io::write_hdf5_values(path, "cc", std::vector<std::pair<std::uint64_t, std::uint64_t>>{{big, big}});
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hid_t d = H5Dopen2(f, "/values", H5P_DEFAULT);
+  std::uint64_t v = 0;
+  ASSERT_GE(H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v), 0);
+  EXPECT_EQ(v, big);
+  H5Dclose(d);
+  H5Fclose(f);
+  ::unlink(path.c_str());
+}
+
+}  // namespace

@@ -10,6 +10,9 @@
 // while the other ranks wait.
 //
 //   graph_bench [--scale S] [--threads T] [--iterations N] [--only gyre|baseline] [--no-cc]
+//               [--files DIR]
+// --files DIR: also writes the graph to DIR as a text edge list and as a gyre HDF5 graph and
+// times gyre's load job from each (every rank reading its share), besides the in-memory load.
 #include <sys/resource.h>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
@@ -31,6 +34,7 @@
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/algorithms/generators.h"
 #include "gyre/core/hash.h"
+#include "gyre/io/hdf5_graph.h"
 #include "gyre/mpi/session.h"
 
 namespace {
@@ -181,6 +185,7 @@ int main(int argc, char** argv) {
   gyre::mpi::Session mpi(&argc, &argv);
   int scale = 20, threads = 2, iterations = 20;
   std::string only;
+  std::string files;
   bool cc = true;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -189,6 +194,7 @@ int main(int argc, char** argv) {
     else if (a == "--iterations" && i + 1 < argc) iterations = std::atoi(argv[++i]);
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--no-cc") cc = false;
+    else if (a == "--files" && i + 1 < argc) files = argv[++i];
   }
   const bool root = mpi.rank() == 0;
   const int all_threads = threads * mpi.size();
@@ -228,6 +234,33 @@ int main(int argc, char** argv) {
 
   gyre::JobConfig c;
   c.slots = threads;
+  if (!files.empty()) {
+    const std::string text = files + "/kronecker-" + std::to_string(scale) + ".txt";
+    const std::string h5 = files + "/kronecker-" + std::to_string(scale) + ".h5";
+    if (root) {
+      gyre::graph::write_edge_list(text, *edges, "# kronecker\n");
+      std::vector<gyre::io::Edge> io_edges(edges->size());
+      for (std::size_t i = 0; i < edges->size(); ++i) io_edges[i] = {(*edges)[i].src, (*edges)[i].dst};
+      gyre::io::write_hdf5_graph(h5, gyre::io::make_hdf5_graph({}, io_edges, true), "graph_bench");
+    }
+    mpi.barrier();
+    for (const auto& path : {text, h5}) {
+      gyre::graph::LoadOptions in;
+      in.path = path;
+      const double tl = now();
+      auto gf = gyre::graph::load(in, c, mpi.transport());
+      const double secs = now() - tl;
+      if (root) {
+        std::FILE* f = std::fopen(path.c_str(), "rb");
+        std::fseek(f, 0, SEEK_END);
+        const long bytes = std::ftell(f);
+        std::fclose(f);
+        std::printf("gyre: load from %s (%.0f MB): %.2f s (%llu vertices, %llu edges)\n", path.c_str(),
+                    static_cast<double>(bytes) / 1e6, secs, static_cast<unsigned long long>(gf->vertices),
+                    static_cast<unsigned long long>(gf->edges));
+      }
+    }
+  }
   const double t0 = now();
   auto g = gyre::graph::load_edges(edges, true, c, mpi.transport());
   const double load = now() - t0;

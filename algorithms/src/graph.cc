@@ -2,6 +2,7 @@
 #include "gyre/algorithms/graph.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <limits>
 
@@ -57,6 +58,58 @@ std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* r
   return static_cast<std::uint32_t>(it - part.ids.begin());
 }
 
+// A set of 64-bit ids (open addressing): every edge brings both its ids, mostly seen before, so
+// memory stays near the number of distinct ids, not of edge ends.
+class IdSet {
+ public:
+  void insert(std::uint64_t id) {
+    if (id == kEmpty) {
+      has_empty_ = true;
+      return;
+    }
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    for (std::size_t i = slot(id);; i = (i + 1) & mask_) {
+      if (slots_[i] == id) return;
+      if (slots_[i] == kEmpty) {
+        slots_[i] = id;
+        ++size_;
+        return;
+      }
+    }
+  }
+  std::vector<std::uint64_t> sorted() const {
+    std::vector<std::uint64_t> out;
+    out.reserve(size_ + (has_empty_ ? 1 : 0));
+    for (const std::uint64_t id : slots_)
+      if (id != kEmpty) out.push_back(id);
+    if (has_empty_) out.push_back(kEmpty);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  static constexpr std::uint64_t kEmpty = std::numeric_limits<std::uint64_t>::max();
+  std::size_t slot(std::uint64_t id) const {
+    // Fibonacci hashing: the ids of one partition share their hash(id) % P, so mix again.
+    return static_cast<std::size_t>((id * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  void grow() {
+    std::vector<std::uint64_t> old = std::move(slots_);
+    const std::size_t n = old.empty() ? 1024 : old.size() * 2;
+    slots_.assign(n, kEmpty);
+    mask_ = n - 1;
+    shift_ = 64 - std::countr_zero(n);
+    size_ = 0;
+    for (const std::uint64_t id : old)
+      if (id != kEmpty) insert(id);
+  }
+  std::vector<std::uint64_t> slots_;
+  std::size_t size_ = 0;
+  std::size_t mask_ = 0;
+  int shift_ = 64;
+  bool has_empty_ = false;
+};
+
 // Collects the ids its partition owns, sorts them, and announces the count to everyone.
 class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uint64_t> {
  public:
@@ -65,13 +118,12 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
   detail::PortBase* port(int) override { return this; }
   void push(std::span<const std::uint64_t> in) override {
     records_in += in.size();
-    ids_.insert(ids_.end(), in.begin(), in.end());
+    for (const std::uint64_t id : in) ids_.insert(id);
   }
   void end() override {
-    std::sort(ids_.begin(), ids_.end());
-    ids_.erase(std::unique(ids_.begin(), ids_.end()), ids_.end());
     Partition& part = g_->make_part(p_);
-    part.ids = std::move(ids_);
+    part.ids = ids_.sorted();
+    ids_ = IdSet();
     part.out_degree.assign(part.ids.size(), 0);
     const Count c{static_cast<std::uint64_t>(p_), part.ids.size()};
     out_->push(std::span<const Count>(&c, 1));
@@ -84,7 +136,7 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
   std::shared_ptr<Graph> g_;
   int p_;
   detail::Input<Count>* out_;
-  std::vector<std::uint64_t> ids_;
+  IdSet ids_;
 };
 
 // Input 0: records of type In; input 1: every partition's count. Holds its records until all
@@ -100,7 +152,8 @@ class AfterCountsOp : public detail::NodeRuntime {
   void on_records(std::span<const In> in) {
     records_in += in.size();
     if (part_ == nullptr) {
-      pending_.insert(pending_.end(), in.begin(), in.end());
+      if (pending_.empty() || pending_.back().size() + in.size() > kChunk) pending_.emplace_back().reserve(kChunk);
+      pending_.back().insert(pending_.back().end(), in.begin(), in.end());
       return;
     }
     resolve(in);
@@ -109,8 +162,13 @@ class AfterCountsOp : public detail::NodeRuntime {
     records_in += in.size();
     if (!offsets_.add(in)) return;
     part_ = g_->part(p_);
-    resolve(pending_);
-    std::vector<In>().swap(pending_);
+    // Chunk by chunk, each freed once resolved: what the next operator builds from them grows
+    // while this shrinks.
+    for (auto& chunk : pending_) {
+      resolve(chunk);
+      std::vector<In>().swap(chunk);
+    }
+    pending_.clear();
   }
   void on_end() {
     if (++ended_ == 2) finish();
@@ -127,7 +185,11 @@ class AfterCountsOp : public detail::NodeRuntime {
   Partition* part_ = nullptr;  // set once every count arrived
 
  private:
-  std::vector<In> pending_;
+  // Records per pending chunk: at least 32 MB, so every chunk is its own mmap and goes back to the
+  // system when freed (smaller blocks come from the heap once the allocator raised its mmap
+  // threshold, and would stay in the process).
+  static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(In) + 1;
+  std::vector<std::vector<In>> pending_;
   int ended_ = 0;
   detail::MemberPort<In, AfterCountsOp, &AfterCountsOp::on_records, &AfterCountsOp::on_end, &AfterCountsOp::ignore>
       records_;
@@ -180,26 +242,50 @@ class InBuildOp final : public AfterCountsOp<Arc> {
   void resolve(std::span<const Arc> in) override {
     GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
                "graphs of more than 4G vertices are not supported");
+    if (counts_.empty()) counts_.assign(part_->ids.size() + 1, 0);
     for (const Arc& a : in) {
       const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst});
-      arcs_.push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
+      if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
+      chunks_.back().push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
+      ++counts_[l + 1];
     }
   }
+  // Places the arcs by target (counting sort, chunks freed as they are placed), then orders each
+  // vertex's in-edges by source id. At its peak this holds the arcs once plus 12 bytes per arc,
+  // not a growing array of arcs and its reallocation copy.
   void finish() override {
-    std::sort(arcs_.begin(), arcs_.end(), [](const Local& a, const Local& b) {
-      return a.dst != b.dst ? a.dst < b.dst : a.src < b.src;
-    });
     const std::size_t n = part_->ids.size();
-    part_->in_offsets.assign(n + 1, 0);
-    for (const Local& a : arcs_) ++part_->in_offsets[a.dst + 1];
-    for (std::size_t i = 0; i < n; ++i) part_->in_offsets[i + 1] += part_->in_offsets[i];
-    part_->in_sources.resize(arcs_.size());
-    for (std::size_t i = 0; i < arcs_.size(); ++i) part_->in_sources[i] = arcs_[i].dense_src;
-    std::vector<Local>().swap(arcs_);
+    if (counts_.empty()) counts_.assign(n + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) counts_[i + 1] += counts_[i];
+    const std::uint64_t m = counts_[n];
+    std::vector<std::uint64_t> src(m);
+    part_->in_sources.resize(m);
+    std::vector<std::uint64_t> at(counts_.begin(), counts_.end() - 1);
+    for (auto& chunk : chunks_) {
+      for (const Local& a : chunk) {
+        const std::uint64_t i = at[a.dst]++;
+        src[i] = a.src;
+        part_->in_sources[i] = a.dense_src;
+      }
+      std::vector<Local>().swap(chunk);
+    }
+    chunks_.clear();
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> seg;
+    for (std::size_t v = 0; v < n; ++v) {
+      const std::uint64_t b = counts_[v], e = counts_[v + 1];
+      if (e - b < 2) continue;
+      seg.clear();
+      for (std::uint64_t i = b; i < e; ++i) seg.emplace_back(src[i], part_->in_sources[i]);
+      std::sort(seg.begin(), seg.end());
+      for (std::uint64_t i = b; i < e; ++i) part_->in_sources[i] = seg[i - b].second;
+    }
+    part_->in_offsets = std::move(counts_);
     part_->first = offsets_.first[static_cast<std::size_t>(p_)];
     g_->set_first(offsets_.first);
   }
-  std::vector<Local> arcs_;
+  static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(Local);  // one mmap each
+  std::vector<std::vector<Local>> chunks_;
+  std::vector<std::uint64_t> counts_;  // in-degree of local vertex i at i + 1, then offsets
 };
 
 detail::NodeSpec spec(Environment& env, std::string kind, int ports) {

@@ -102,8 +102,12 @@ using VertexValues = std::vector<std::pair<std::uint64_t, V>>;
 // so it does not depend on the order of the additions.
 class ExactSum {
  public:
+  __extension__ typedef __int128 Fixed;            // NOLINT(modernize-use-using)
+  __extension__ typedef unsigned __int128 UFixed;  // NOLINT(modernize-use-using)
+  // The fixed-point value of v (v * 2^80, truncated toward zero); throws beyond 2^47.
+  static Fixed fixed(double v) { return to_fixed(v); }
   void add(double v) {
-    if (v != 0) sum_ += static_cast<Fixed>(v * kScale);
+    if (v != 0) sum_ += to_fixed(v);
   }
   void add(const ExactSum& o) { sum_ += o.sum_; }
   double value() const { return static_cast<double>(sum_) / kScale; }
@@ -120,9 +124,21 @@ class ExactSum {
   }
 
  private:
-  __extension__ typedef __int128 Fixed;            // NOLINT(modernize-use-using)
-  __extension__ typedef unsigned __int128 UFixed;  // NOLINT(modernize-use-using)
   static constexpr double kScale = 1208925819614629174706176.0;  // 2^80
+  // v * 2^80 truncated toward zero, from v's bits (a shift of the mantissa; the library's
+  // double-to-int128 conversion is a call that dominated sums over many vertices).
+  static Fixed to_fixed(double v) {
+    const auto bits = std::bit_cast<std::uint64_t>(v);
+    const int biased = static_cast<int>((bits >> 52) & 0x7ff);
+    const std::uint64_t frac = bits & ((std::uint64_t{1} << 52) - 1);
+    const std::uint64_t mant = biased == 0 ? frac : frac | (std::uint64_t{1} << 52);
+    const int shift = (biased == 0 ? -1074 : biased - 1075) + 80;  // v * 2^80 = mant * 2^shift
+    if (shift > 74) throw Error("ExactSum: " + std::to_string(v) + " is not finite or not below 2^47");
+    Fixed r = 0;
+    if (shift >= 0) r = static_cast<Fixed>(static_cast<UFixed>(mant) << shift);
+    else if (shift > -64) r = static_cast<Fixed>(mant >> -shift);
+    return (bits >> 63) != 0 ? -r : r;
+  }
   Fixed sum_ = 0;
 };
 

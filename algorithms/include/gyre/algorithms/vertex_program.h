@@ -36,6 +36,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <atomic>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -43,6 +44,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -182,6 +184,20 @@ Stream<Block<typename P::Value>> initial_values(Environment& env, const Graph* g
   });
 }
 
+// Bulk: the messages of all vertices, by dense id, once per rank: every gather on the rank reads
+// the same array (one copy in the caches, not one per partition). Each partition's block is
+// copied in by the first of the rank's gathers that receives it; the others wait for that copy
+// (already running, it needs nothing else to finish) before they gather. Blocks of the next
+// superstep can only arrive after every gather of this one is done.
+template <class M>
+struct SharedMessages {
+  explicit SharedMessages(const Graph& g)
+      : values(g.vertices), claimed(static_cast<std::size_t>(g.partitions())), done(claimed.size()) {}
+  std::vector<M> values;
+  std::vector<std::atomic<int>> claimed;  // per partition: the last superstep whose block was claimed
+  std::vector<std::atomic<int>> done;     // per partition: the last superstep whose block is in
+};
+
 // Bulk: input 0 every partition's messages (broadcast), input 1 this partition's values. At the
 // end of a superstep: gathers over the in-edge CSR, applies, emits the new values.
 template <class P>
@@ -191,21 +207,24 @@ class PullOp final : public gyre::detail::NodeRuntime {
   static constexpr std::size_t kChunk = 2048;  // vertices per task; also the residual's summation unit
 
  public:
-  PullOp(const gyre::detail::OpContext& c, const Graph* g, P program, SuperstepNumber step,
+  PullOp(const gyre::detail::OpContext& c, const Graph* g, P program, std::shared_ptr<SharedMessages<M>> messages,
          gyre::detail::Input<Block<V>>* out)
-      : g_(g), part_(g->part(c.partition)), p_(c.partition), program_(std::move(program)), step_(std::move(step)),
-        out_(out), messages_port_(this), values_port_(this) {
-    messages_.resize(g_->vertices);
-  }
+      : g_(g), part_(g->part(c.partition)), p_(c.partition), program_(std::move(program)),
+        messages_(std::move(messages)), out_(out), messages_port_(this), values_port_(this) {}
   gyre::detail::PortBase* port(int i) override {
     return i == 0 ? static_cast<gyre::detail::PortBase*>(&messages_port_) : &values_port_;
   }
 
   void on_messages(std::span<const Block<M>> in) {
     records_in += in.size();
+    const int s = superstep_ + 1;
     for (const Block<M>& b : in) {
-      std::copy(b.values->begin(), b.values->end(),
-                messages_.begin() + static_cast<std::ptrdiff_t>(g_->first[static_cast<std::size_t>(b.partition)]));
+      const auto q = static_cast<std::size_t>(b.partition);
+      if (messages_->claimed[q].exchange(s, std::memory_order_acq_rel) != s) {
+        std::copy(b.values->begin(), b.values->end(),
+                  messages_->values.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
+        messages_->done[q].store(s, std::memory_order_release);
+      }
       global_.add(ExactSum::get(b.stats));
     }
   }
@@ -216,14 +235,17 @@ class PullOp final : public gyre::detail::NodeRuntime {
   void on_mark() {
     if (++marks_ < 2) return;
     marks_ = 0;
+    const int s = ++superstep_;
+    for (const auto& d : messages_->done)
+      while (d.load(std::memory_order_acquire) != s) std::this_thread::yield();
     const std::size_t n = part_->ids.size();
-    const StepInfo step{step_.value() + 1, g_->vertices, global_.value()};
+    const StepInfo step{s, g_->vertices, global_.value()};
     auto values = recycle(spare_, n);
     const std::size_t chunks = (n + kChunk - 1) / kChunk;
     partial_.assign(2 * chunks, 0.0);
     const std::uint64_t* off = part_->in_offsets.data();
     const std::uint32_t* src = part_->in_sources.data();
-    const M* msg = messages_.data();
+    const M* msg = messages_->values.data();
     const V* old = old_->data();
     V* out = values->data();
     const P& program = program_;
@@ -266,9 +288,9 @@ class PullOp final : public gyre::detail::NodeRuntime {
   const Partition* part_;
   int p_;
   P program_;
-  SuperstepNumber step_;
+  std::shared_ptr<SharedMessages<M>> messages_;
+  int superstep_ = 0;  // completed supersteps
   gyre::detail::Input<Block<V>>* out_;
-  std::vector<M> messages_;  // all vertices, by dense id
   std::vector<double> partial_;
   std::shared_ptr<const std::vector<V>> old_;
   std::shared_ptr<std::vector<V>> spare_;
@@ -493,9 +515,9 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
     pull.parallelism = gp->partitions();
     pull.bounded = true;
     pull.num_ports = 2;
-    pull.make = [gp, program, step = loop.superstep()](const detail::OpContext& oc, detail::PortBase* out)
-        -> std::unique_ptr<detail::NodeRuntime> {
-      return std::make_unique<vp_detail::PullOp<P>>(oc, gp, program, step, static_cast<detail::Input<Block<V>>*>(out));
+    pull.make = [gp, program, shared = std::make_shared<vp_detail::SharedMessages<M>>(*gp)](
+                    const detail::OpContext& oc, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+      return std::make_unique<vp_detail::PullOp<P>>(oc, gp, program, shared, static_cast<detail::Input<Block<V>>*>(out));
     };
     detail::set_output_type<Block<V>>(pull);
     const int pull_id = env.add_node(std::move(pull));

@@ -37,6 +37,7 @@ struct Common {
   int threads = 0;
   int parallelism = 0;
   std::string metrics;
+  bool no_progress = false;
 };
 
 enum class Output { kResult, kGraph, kNone };
@@ -60,6 +61,8 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--metrics", c.metrics, "write job metrics as JSON (per superstep: time, size, bytes)");
+  cmd->add_flag("--no-progress", c.no_progress,
+                "no progress line (shown on rank 0 when stdout is a terminal; under mpirun it always is one)");
 }
 
 gyre::graph::LoadOptions load_options(const Common& c) {
@@ -183,7 +186,7 @@ int main(int argc, char** argv) {
   }
 
   // A progress line on rank 0 when stdout is a terminal.
-  const bool progress = root && ::isatty(STDOUT_FILENO) != 0;
+  const bool progress = root && ::isatty(STDOUT_FILENO) != 0 && !pr_opts.no_progress && !cc_opts.no_progress;
   auto show = [progress](const char* what, int total) {
     return [progress, what, total](const gyre::SuperstepMetrics& m) {
       if (!progress) return;

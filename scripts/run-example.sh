@@ -16,12 +16,12 @@ trap 'rm -rf "$out"' EXIT
 graph=datasets/graphs/rmat-10.txt
 
 echo "== gyre pagerank --input $graph (2 ranks)"
-"${mpirun[@]}" ./build/release/cli/gyre pagerank --input "$graph" --output "$out/pr.txt" --threads 1
+"${mpirun[@]}" ./build/release/cli/gyre pagerank --input "$graph" --output "$out/pr.txt" --threads 1 --no-progress
 echo "top 10 vertices by PageRank:"
 sort -k2,2 -g -r "$out/pr.txt" | awk 'NR <= 10 { printf "  %6s  %.6f\n", $1, $2 }'
 
 echo "== gyre cc --input $graph (2 ranks)"
-"${mpirun[@]}" ./build/release/cli/gyre cc --input "$graph" --output "$out/cc.txt" --threads 1
+"${mpirun[@]}" ./build/release/cli/gyre cc --input "$graph" --output "$out/cc.txt" --threads 1 --no-progress
 echo "largest components (label = smallest vertex id, vertices):"
 awk '{ n[$2]++ } END { for (l in n) print l, n[l] }' "$out/cc.txt" | sort -k2,2 -n -r \
   | awk 'NR <= 5 { printf "  %6s  %d\n", $1, $2 }'

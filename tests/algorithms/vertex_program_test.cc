@@ -36,6 +36,23 @@ struct Hops {
   }
 };
 
+// The superstep in which the source's label first reached a vertex: its hop distance, if
+// StepInfo::superstep counts from 1 as the loop's metrics do.
+struct ReachedAt {
+  using Value = std::uint32_t;
+  using Message = std::uint32_t;  // 1: "reached"
+  std::uint64_t source;
+  std::uint32_t init(const VertexInfo& v) const { return v.id == source ? 0 : kFar; }
+  std::uint32_t message(const std::uint32_t& at, const VertexInfo&) const { return at == kFar ? 0 : 1; }
+  std::uint32_t identity() const { return 0; }
+  void combine(std::uint32_t& a, const std::uint32_t& m) const { a = std::max(a, m); }
+  bool apply(std::uint32_t& at, const std::uint32_t& m, const VertexInfo&, const StepInfo& s) const {
+    if (m == 0 || at != kFar) return false;
+    at = static_cast<std::uint32_t>(s.superstep);
+    return true;
+  }
+};
+
 // Each superstep: value = sum of the in-neighbours' ids + the total of all values before, / 1000
 // (a sum combiner and a global, exactly summed).
 struct NeighbourSum {
@@ -120,6 +137,8 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
     // One superstep per BFS level that changed something, then one that changed nothing.
     EXPECT_EQ(m.loops.at(0).ended_by, "empty");
     EXPECT_EQ(m.loops.at(0).supersteps, static_cast<int>(deepest) + 1) << "parallelism " << p;
+    const auto reached = gyre::graph::run_delta(*g, ReachedAt{source}, opts, config(p), gyre::detail::make_local_transport());
+    for (std::size_t i = 0; i < vs.size(); ++i) ASSERT_EQ(reached[i].second, want[i]) << "vertex " << vs[i];
   }
 }
 

@@ -22,8 +22,8 @@
 //   bool apply(Value& v, const Message& combined, const VertexInfo&, const StepInfo&) const;
 //                                                            // true: v changed
 // and optionally
-//   double global(const Value&, const VertexInfo&) const;    // summed over all vertices before
-//                                                            // each superstep: StepInfo::global
+//   double global(const Value&, const VertexInfo&) const;    // bulk: summed over all vertices
+//                                                            // before each superstep: StepInfo::global
 //   double residual(const Value& before, const Value& after) const;  // bulk: summed per superstep
 //                                                            // as "residual"; VertexOptions::tolerance
 //
@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -403,7 +404,7 @@ class Applier {
         }
       }
     std::sort(touched_.begin(), touched_.end());
-    const StepInfo step{step_.value() + 1, g_->vertices, 0};
+    const StepInfo step{step_.value(), g_->vertices, 0};  // the loop's superstep, 1-based
     auto changed = std::make_shared<std::vector<std::uint32_t>>();
     for (const std::uint32_t v : touched_) {
       has_[v] = 0;

@@ -1,0 +1,249 @@
+// HDF5 helpers shared by the io module's file formats (internal; not installed): identifiers
+// closed by RAII, a writer that commits by rename, a reader with errors naming the file.
+#pragma once
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gyre/core/error.h"
+
+namespace gyre::io::h5 {
+
+// HDF5 prints its error stack to stderr by default; gyre reports errors itself. The setting is
+// per thread in a thread-safe HDF5, so every entry point calls this.
+inline void quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// An HDF5 identifier, closed with its close function.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(std::exchange(o.id_, H5I_INVALID_HID)), close_(o.close_) {}
+  Handle& operator=(Handle&& o) noexcept {
+    reset();
+    id_ = std::exchange(o.id_, H5I_INVALID_HID);
+    close_ = o.close_;
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() { reset(); }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0) close_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+template <class T>
+hid_t native() {
+  if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_NATIVE_UINT8;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return H5T_NATIVE_UINT32;
+  else return H5T_NATIVE_DOUBLE;
+}
+template <class T>
+hid_t stored() {
+  if constexpr (std::is_same_v<T, std::uint8_t>) return H5T_STD_U8LE;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return H5T_STD_U32LE;
+  else return H5T_IEEE_F64LE;
+}
+
+[[noreturn]] inline void fail(const std::string& path, const std::string& what) { throw Error("'" + path + "': " + what); }
+
+// ---- writing ----
+
+class Writer {
+ public:
+  explicit Writer(std::string path) : path_(std::move(path)) {
+    static std::atomic<int> counter{0};
+    tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    quiet();
+    file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!file_.valid()) fail(path_, "cannot create the HDF5 file (temporary '" + tmp_ + "')");
+  }
+  ~Writer() {
+    if (!committed_) {
+      file_.reset();
+      std::remove(tmp_.c_str());
+    }
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  hid_t file() const { return file_.get(); }
+
+  void group(const char* name) {
+    Handle g(H5Gcreate2(file_.get(), name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    if (!g.valid()) fail(path_, std::string("cannot create group ") + name);
+  }
+
+  void attribute(const char* name, std::string value) {
+    if (value.empty()) value.push_back('\0');  // HDF5 strings have at least one byte
+    Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type.get(), value.size());
+    H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+    put_attribute(name, type.get(), type.get(), value.data());
+  }
+  void attribute(const char* name, std::uint64_t value) { put_attribute(name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &value); }
+
+  template <class T>
+  void dataset(const char* name, const std::vector<T>& data) {
+    const hsize_t n = data.size();
+    Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    Handle ds(H5Dcreate2(file_.get(), name, stored<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+    if (!ds.valid()) fail(path_, std::string("cannot create dataset ") + name);
+    if (n > 0 && H5Dwrite(ds.get(), native<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) < 0)
+      fail(path_, std::string("cannot write dataset ") + name + " (disk full?)");
+  }
+
+  // Closes the file, makes it durable, and renames it into place.
+  void commit() {
+    if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot flush the HDF5 file");
+    file_.reset();
+    const int fd = ::open(tmp_.c_str(), O_RDONLY);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      if (fd >= 0) ::close(fd);
+      fail(path_, "cannot sync the written file");
+    }
+    ::close(fd);
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(path_, "cannot move '" + tmp_ + "' into place");
+    committed_ = true;
+  }
+
+ private:
+  void put_attribute(const char* name, hid_t type, hid_t mem, const void* data) {
+    Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+    Handle a(H5Acreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!a.valid() || H5Awrite(a.get(), mem, data) < 0)
+      fail(path_, std::string("cannot write attribute ") + name);
+  }
+
+  std::string path_;
+  std::string tmp_;
+  Handle file_;
+  bool committed_ = false;
+};
+
+// ---- reading ----
+
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)) {
+    quiet();
+    if (::access(path_.c_str(), R_OK) != 0) fail(path_, "cannot read the file");
+    if (H5Fis_hdf5(path_.c_str()) <= 0) fail(path_, "not an HDF5 file");
+    file_ = Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!file_.valid()) fail(path_, "cannot open the HDF5 file");
+  }
+
+  const std::string& path() const { return path_; }
+
+  bool has_attribute(const char* name) const { return H5Aexists(file_.get(), name) > 0; }
+
+  std::string string_attribute(const char* name) const {
+    Handle a = open_attribute(name);
+    Handle type(H5Aget_type(a.get()), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) > 0)
+      fail(path_, std::string("attribute '") + name + "' is not a fixed-length string");
+    const std::size_t size = H5Tget_size(type.get());
+    std::string value(size, '\0');
+    if (H5Aread(a.get(), type.get(), value.data()) < 0) fail(path_, std::string("cannot read attribute '") + name + "'");
+    value.resize(std::min(value.size(), value.find('\0')));
+    return value;
+  }
+
+  std::uint64_t integer_attribute(const char* name) const {
+    Handle a = open_attribute(name);
+    Handle type(H5Aget_type(a.get()), H5Tclose);
+    if (H5Tget_class(type.get()) != H5T_INTEGER) fail(path_, std::string("attribute '") + name + "' is not an integer");
+    std::uint64_t v = 0;
+    if (H5Aread(a.get(), H5T_NATIVE_UINT64, &v) < 0) fail(path_, std::string("cannot read attribute '") + name + "'");
+    return v;
+  }
+
+  // The names in a group, in name order.
+  std::vector<std::string> children(const char* group) const {
+    Handle g(H5Gopen2(file_.get(), group, H5P_DEFAULT), H5Gclose);
+    if (!g.valid()) fail(path_, std::string("group ") + group + " is missing");
+    std::vector<std::string> names;
+    auto add = +[](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+      static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+      return 0;
+    };
+    if (H5Literate(g.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, add, &names) < 0)
+      fail(path_, std::string("cannot list group ") + group);
+    return names;
+  }
+
+  // The length of a one-dimensional dataset.
+  std::uint64_t length(const char* name) const {
+    Handle ds = open(name);
+    Handle space(H5Dget_space(ds.get()), H5Sclose);
+    if (H5Sget_simple_extent_ndims(space.get()) != 1) fail(path_, std::string("dataset ") + name + " is not one-dimensional");
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+    return n;
+  }
+
+  // Elements [first, first + count) of a one-dimensional dataset, converted to T.
+  template <class T>
+  void read(const char* name, std::uint64_t first, std::uint64_t count, T* out) const {
+    if (count == 0) return;
+    Handle ds = open(name);
+    Handle space(H5Dget_space(ds.get()), H5Sclose);
+    const hsize_t start = first, n = count;
+    Handle mem(H5Screate_simple(1, &n, nullptr), H5Sclose);
+    if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &n, nullptr) < 0 ||
+        H5Dread(ds.get(), native<T>(), mem.get(), space.get(), H5P_DEFAULT, out) < 0)
+      fail(path_, std::string("cannot read dataset ") + name + " [" + std::to_string(first) + ", " +
+                      std::to_string(first + count) + ")");
+  }
+  template <class T>
+  std::vector<T> read_all(const char* name) const {
+    std::vector<T> v(length(name));
+    read(name, 0, v.size(), v.data());
+    return v;
+  }
+
+ private:
+  Handle open_attribute(const char* name) const {
+    if (H5Aexists(file_.get(), name) <= 0) fail(path_, std::string("attribute '") + name + "' is missing");
+    Handle a(H5Aopen(file_.get(), name, H5P_DEFAULT), H5Aclose);
+    if (!a.valid()) fail(path_, std::string("cannot open attribute '") + name + "'");
+    return a;
+  }
+  Handle open(const char* name) const {
+    // H5Lexists needs every group on the way to exist: check "/a", then "/a/b".
+    const std::string full(name);
+    for (std::size_t slash = full.find('/', 1);; slash = full.find('/', slash + 1)) {
+      const std::string prefix = full.substr(0, slash);
+      if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) fail(path_, "dataset " + full + " is missing");
+      if (slash == std::string::npos) break;
+    }
+    Handle ds(H5Dopen2(file_.get(), name, H5P_DEFAULT), H5Dclose);
+    if (!ds.valid()) fail(path_, std::string("cannot open dataset ") + name);
+    return ds;
+  }
+
+  std::string path_;
+  Handle file_;
+};
+
+}  // namespace gyre::io::h5

@@ -1,0 +1,165 @@
+// The checkpoint store: a checkpoint exists only once its manifest does; the newest complete one
+// is found; truncated or damaged rank files make it fall back to the previous one and say why;
+// another job's checkpoint is refused; old checkpoints are pruned; any rank reads every part.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gyre/core/error.h"
+#include "gyre/io/checkpoint_store.h"
+
+namespace {
+
+using Parts = std::vector<std::pair<std::string, std::string>>;
+
+class CheckpointStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/ckpt-test-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+
+  gyre::io::CheckpointInfo info(int superstep) const {
+    gyre::io::CheckpointInfo i;
+    i.fingerprint = "job-abc";
+    i.kind = "bulk head";
+    i.superstep = superstep;
+    i.ranks = 2;
+    i.partitions = 4;
+    i.aggregators = {{"residual", 0.5 / superstep}, {"active vertices", 10.0 * superstep}};
+    return i;
+  }
+  // Two "ranks" (the store is only files; each rank writes its own), then rank 0 commits.
+  void checkpoint(const gyre::io::CheckpointStore& store, int superstep) const {
+    std::vector<gyre::io::CheckpointFile> files;
+    for (int r = 0; r < 2; ++r) {
+      Parts parts;
+      for (int p = r; p < 4; p += 2)
+        parts.emplace_back("p" + std::to_string(p) + ".state", payload(superstep, p));
+      files.push_back(store.write_rank(info(superstep), r, parts));
+    }
+    store.commit(info(superstep), files);
+  }
+  static std::string payload(int superstep, int p) {
+    std::string s(1000 + 17 * p, '\0');
+    for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(superstep * 7 + p)) & 0xff);
+    return s;
+  }
+  std::string ckpt(int superstep) const {
+    char name[32];
+    std::snprintf(name, sizeof name, "/ckpt-%06d", superstep);
+    return dir_ + name;
+  }
+
+  std::string dir_;
+};
+
+TEST_F(CheckpointStoreTest, NewestCompleteCheckpointAndItsParts) {
+  gyre::io::CheckpointStore store(dir_, 3);
+  EXPECT_FALSE(store.latest("job-abc").has_value());
+  checkpoint(store, 5);
+  checkpoint(store, 10);
+  const auto found = store.latest("job-abc");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->info.superstep, 10);
+  EXPECT_EQ(found->info.kind, "bulk head");
+  EXPECT_EQ(found->info.ranks, 2);
+  EXPECT_EQ(found->info.partitions, 4);
+  ASSERT_EQ(found->info.aggregators.size(), 2u);
+  EXPECT_EQ(found->info.aggregators[1], (std::pair<std::string, double>{"active vertices", 100.0}));
+  EXPECT_TRUE(found->skipped.empty());
+  const auto parts = store.read_parts(*found);
+  ASSERT_EQ(parts.size(), 4u);
+  for (int p = 0; p < 4; ++p) EXPECT_EQ(parts.at("p" + std::to_string(p) + ".state"), payload(10, p));
+}
+
+TEST_F(CheckpointStoreTest, WithoutItsManifestACheckpointDoesNotExist) {
+  gyre::io::CheckpointStore store(dir_);
+  checkpoint(store, 5);
+  // Superstep 10: both ranks wrote, rank 0 died before the manifest.
+  store.write_rank(info(10), 0, {{"p0.state", payload(10, 0)}});
+  store.write_rank(info(10), 1, {{"p1.state", payload(10, 1)}});
+  const auto found = store.latest("job-abc");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->info.superstep, 5);
+  ASSERT_EQ(found->skipped.size(), 1u);
+  EXPECT_NE(found->skipped[0].find("incomplete (no manifest)"), std::string::npos) << found->skipped[0];
+}
+
+TEST_F(CheckpointStoreTest, TruncatedOrDamagedNewestFallsBackAndSaysWhy) {
+  gyre::io::CheckpointStore store(dir_, 3);
+  checkpoint(store, 5);
+  checkpoint(store, 10);
+  checkpoint(store, 15);
+  // Truncate rank 1's file of 15; flip a byte in rank 0's file of 10.
+  const std::string r1 = ckpt(15) + "/rank-1.h5";
+  ASSERT_EQ(::truncate(r1.c_str(), 100), 0);
+  {
+    std::fstream f(ckpt(10) + "/rank-0.h5", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-5, std::ios::end);
+    f.put('\x5a');
+  }
+  const auto found = store.latest("job-abc");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->info.superstep, 5);
+  ASSERT_EQ(found->skipped.size(), 2u);
+  EXPECT_NE(found->skipped[0].find("truncated"), std::string::npos) << found->skipped[0];
+  EXPECT_NE(found->skipped[1].find("checksum"), std::string::npos) << found->skipped[1];
+  EXPECT_EQ(store.read_parts(*found).at("p2.state"), payload(5, 2));
+}
+
+TEST_F(CheckpointStoreTest, AnotherJobsCheckpointIsRefused) {
+  gyre::io::CheckpointStore store(dir_);
+  checkpoint(store, 5);
+  try {
+    store.latest("job-xyz");
+    FAIL() << "another job's checkpoint was accepted";
+  } catch (const gyre::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("another job"), std::string::npos) << m;
+    EXPECT_NE(m.find("job-abc"), std::string::npos) << m;
+    EXPECT_NE(m.find("job-xyz"), std::string::npos) << m;
+  }
+}
+
+TEST_F(CheckpointStoreTest, KeepsTheNewestComplete) {
+  gyre::io::CheckpointStore store(dir_, 2);
+  for (int s : {5, 10, 15, 20}) checkpoint(store, s);
+  EXPECT_NE(::access(ckpt(5).c_str(), F_OK), 0);
+  EXPECT_NE(::access(ckpt(10).c_str(), F_OK), 0);
+  EXPECT_EQ(::access((ckpt(15) + "/MANIFEST.h5").c_str(), F_OK), 0);
+  EXPECT_EQ(::access((ckpt(20) + "/MANIFEST.h5").c_str(), F_OK), 0);
+}
+
+// The manifest is plain HDF5 (what h5dump shows): attributes and the file table.
+TEST_F(CheckpointStoreTest, ManifestIsPlainHdf5) {
+  gyre::io::CheckpointStore store(dir_);
+  checkpoint(store, 7);
+  const hid_t f = H5Fopen((ckpt(7) + "/MANIFEST.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  std::uint64_t superstep = 0;
+  const hid_t a = H5Aopen(f, "superstep", H5P_DEFAULT);
+  ASSERT_GE(H5Aread(a, H5T_NATIVE_UINT64, &superstep), 0);
+  EXPECT_EQ(superstep, 7u);
+  std::uint64_t ranks[2] = {};
+  const hid_t d = H5Dopen2(f, "/files/rank", H5P_DEFAULT);
+  ASSERT_GE(H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ranks), 0);
+  EXPECT_EQ(ranks[1], 1u);
+  H5Dclose(d);
+  H5Aclose(a);
+  H5Fclose(f);
+}
+
+TEST_F(CheckpointStoreTest, BadPartNamesAreRefused) {
+  gyre::io::CheckpointStore store(dir_);
+  EXPECT_THROW(store.write_rank(info(1), 0, {{"p0/state", "x"}}), gyre::Error);
+}
+
+}  // namespace

@@ -81,6 +81,18 @@ std::shared_ptr<std::vector<MemoryEdge>> random_graph(std::uint64_t seed, int n,
   return edges;
 }
 
+// The ids that occur in edges, ascending (the vertices the graph layer sees).
+std::vector<std::uint64_t> vertices_of(const std::vector<MemoryEdge>& edges) {
+  std::vector<std::uint64_t> vs;
+  for (const auto& e : edges) {
+    vs.push_back(e.src);
+    vs.push_back(e.dst);
+  }
+  std::sort(vs.begin(), vs.end());
+  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
+  return vs;
+}
+
 gyre::JobConfig config(int p) {
   gyre::JobConfig c;
   c.slots = 2;
@@ -91,13 +103,7 @@ gyre::JobConfig config(int p) {
 TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
   const auto edges = random_graph(3, 2000, 3000);
   // Serial BFS over the undirected graph.
-  std::vector<std::uint64_t> vs;
-  for (const auto& e : *edges) {
-    vs.push_back(e.src);
-    vs.push_back(e.dst);
-  }
-  std::sort(vs.begin(), vs.end());
-  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
+  const auto vs = vertices_of(*edges);
   auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
   std::vector<std::vector<std::size_t>> adj(vs.size());
   for (const auto& e : *edges) {
@@ -144,13 +150,7 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
 
 TEST(VertexPrograms, BulkSumsMatchSerialAndDoNotDependOnPartitions) {
   const auto edges = random_graph(5, 1500, 6000);
-  std::vector<std::uint64_t> vs;
-  for (const auto& e : *edges) {
-    vs.push_back(e.src);
-    vs.push_back(e.dst);
-  }
-  std::sort(vs.begin(), vs.end());
-  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
+  const auto vs = vertices_of(*edges);
   auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
   std::vector<double> x(vs.size());
   for (std::size_t i = 0; i < vs.size(); ++i) x[i] = static_cast<double>(vs[i] % 7);

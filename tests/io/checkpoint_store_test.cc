@@ -48,7 +48,7 @@ class CheckpointStoreTest : public ::testing::Test {
     store.commit(info(superstep), files);
   }
   static std::string payload(int superstep, int p) {
-    std::string s(1000 + 17 * p, '\0');
+    std::string s(static_cast<std::size_t>(1000 + 17 * p), '\0');
     for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(superstep * 7 + p)) & 0xff);
     return s;
   }

@@ -17,6 +17,7 @@
 
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/io/graph_files.h"
+#include "../support/dense_ids.h"
 #include "../support/test_env.h"
 
 namespace {
@@ -146,14 +147,8 @@ TEST_P(Graphalytics, RandomGraphsMatchSerialReferences) {
   testenv::barrier();
 
   // Serial references over the ids that occur in edges.
-  std::vector<std::uint64_t> vs;
-  for (const auto& e : edges) {
-    vs.push_back(e.src);
-    vs.push_back(e.dst);
-  }
-  std::sort(vs.begin(), vs.end());
-  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
-  auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
+  const testenv::DenseIds idx(edges);
+  const auto& vs = idx.ids;
   const std::size_t N = vs.size();
   std::vector<double> pr(N, 1.0 / static_cast<double>(N));
   std::vector<std::uint32_t> deg(N, 0);

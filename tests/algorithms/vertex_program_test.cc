@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gyre/algorithms/vertex_program.h"
+#include "../support/dense_ids.h"
 
 namespace {
 
@@ -81,18 +82,6 @@ std::shared_ptr<std::vector<MemoryEdge>> random_graph(std::uint64_t seed, int n,
   return edges;
 }
 
-// The ids that occur in edges, ascending (the vertices the graph layer sees).
-std::vector<std::uint64_t> vertices_of(const std::vector<MemoryEdge>& edges) {
-  std::vector<std::uint64_t> vs;
-  for (const auto& e : edges) {
-    vs.push_back(e.src);
-    vs.push_back(e.dst);
-  }
-  std::sort(vs.begin(), vs.end());
-  vs.erase(std::unique(vs.begin(), vs.end()), vs.end());
-  return vs;
-}
-
 gyre::JobConfig config(int p) {
   gyre::JobConfig c;
   c.slots = 2;
@@ -103,8 +92,8 @@ gyre::JobConfig config(int p) {
 TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
   const auto edges = random_graph(3, 2000, 3000);
   // Serial BFS over the undirected graph.
-  const auto vs = vertices_of(*edges);
-  auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
+  const testenv::DenseIds idx(*edges);
+  const auto& vs = idx.ids;
   std::vector<std::vector<std::size_t>> adj(vs.size());
   for (const auto& e : *edges) {
     adj[idx(e.src)].push_back(idx(e.dst));
@@ -150,8 +139,8 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
 
 TEST(VertexPrograms, BulkSumsMatchSerialAndDoNotDependOnPartitions) {
   const auto edges = random_graph(5, 1500, 6000);
-  const auto vs = vertices_of(*edges);
-  auto idx = [&](std::uint64_t v) { return static_cast<std::size_t>(std::lower_bound(vs.begin(), vs.end(), v) - vs.begin()); };
+  const testenv::DenseIds idx(*edges);
+  const auto& vs = idx.ids;
   std::vector<double> x(vs.size());
   for (std::size_t i = 0; i < vs.size(); ++i) x[i] = static_cast<double>(vs[i] % 7);
   for (int step = 0; step < 4; ++step) {

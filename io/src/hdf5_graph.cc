@@ -83,13 +83,18 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
     const Slice& s = *slice_;
     const std::uint64_t end = s.offsets.back();
     for (std::size_t k = 0; k < max_batches && edge_ < end; ++k) {
-      const std::uint64_t n = std::min<std::uint64_t>(cap_, end - edge_);
-      targets_.resize(n);
-      s.reader.read("/edges/targets", edge_, n, targets_.data());
+      // Targets are read in large slices (each read opens the dataset and selects a
+      // hyperslab) and handed on in batches.
+      if (edge_ >= read_from_ + targets_.size()) {
+        read_from_ = edge_;
+        targets_.resize(std::min<std::uint64_t>(kReadTargets, end - edge_));
+        s.reader.read("/edges/targets", edge_, targets_.size(), targets_.data());
+      }
+      const std::uint64_t n = std::min<std::uint64_t>(cap_, read_from_ + targets_.size() - edge_);
       batch_.clear();
       for (std::uint64_t i = 0; i < n; ++i, ++edge_) {
         while (s.offsets[vertex_ + 1] <= edge_) ++vertex_;
-        const std::uint32_t t = targets_[i];
+        const std::uint32_t t = targets_[edge_ - read_from_];
         if (t >= s.info.vertices)
           fail(path_, "dataset /edges/targets: element " + std::to_string(edge_) + " is " + std::to_string(t) +
                           ", beyond the " + std::to_string(s.info.vertices) + " vertices");
@@ -109,6 +114,8 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
   std::unique_ptr<Slice> slice_;
   std::uint64_t edge_ = 0;
   std::uint64_t vertex_ = 0;  // index into the slice
+  static constexpr std::uint64_t kReadTargets = std::uint64_t{1} << 20;
+  std::uint64_t read_from_ = 0;          // the edge index of targets_[0]
   std::vector<std::uint32_t> targets_;
   std::vector<Edge> batch_;
 };

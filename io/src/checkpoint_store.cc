@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <span>
 #include <sstream>
 
 #include "gyre/core/error.h"
@@ -21,15 +22,16 @@ using namespace h5;  // NOLINT(google-build-using-namespace)
 
 constexpr const char* kManifestFormat = "gyre-checkpoint";
 constexpr const char* kRankFormat = "gyre-checkpoint-part";
-constexpr std::uint64_t kVersion = 1;
+constexpr std::uint64_t kVersion = 2;
 
-std::string checkpoint_dir(const std::string& dir, int superstep) {
-  char name[32];
-  std::snprintf(name, sizeof name, "ckpt-%06d", superstep);
-  return dir + "/" + name;
+std::string entry_dir(const std::string& dir, const std::string& kind, int superstep) {
+  char name[48];
+  std::snprintf(name, sizeof name, "/%s-%06d", kind.c_str(), superstep);
+  return dir + name;
 }
-std::string rank_file(const std::string& ckpt, int rank) { return ckpt + "/rank-" + std::to_string(rank) + ".h5"; }
-std::string manifest_file(const std::string& ckpt) { return ckpt + "/MANIFEST.h5"; }
+std::string rank_file(const std::string& entry, int rank) { return entry + "/rank-" + std::to_string(rank) + ".h5"; }
+std::string manifest_file(const std::string& entry) { return entry + "/MANIFEST.h5"; }
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
@@ -67,15 +69,16 @@ void check_part_name(const std::string& name) {
   if (!ok) throw Error("checkpoint part name '" + name + "': use letters, digits, '_', '-' and '.'");
 }
 
-// The superstep of every "ckpt-NNNNNN" directory in `dir`, ascending.
-std::vector<int> list_checkpoints(const std::string& dir) {
-  std::vector<int> out;
+// Every "head-NNNNNN" / "tail-NNNNNN" directory in `dir`: (superstep, kind), ascending.
+std::vector<std::pair<int, std::string>> list_entries(const std::string& dir) {
+  std::vector<std::pair<int, std::string>> out;
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return out;
   while (const dirent* e = ::readdir(d)) {
     int s = 0;
     char tail = 0;
-    if (std::sscanf(e->d_name, "ckpt-%d%c", &s, &tail) == 1) out.push_back(s);
+    if (std::sscanf(e->d_name, "head-%d%c", &s, &tail) == 1) out.emplace_back(s, "head");
+    else if (std::sscanf(e->d_name, "tail-%d%c", &s, &tail) == 1) out.emplace_back(s, "tail");
   }
   ::closedir(d);
   std::sort(out.begin(), out.end());
@@ -109,7 +112,8 @@ std::vector<std::string> split(const std::string& s) {
 // Reads a manifest; throws gyre::Error with the reason if it is not a usable one.
 struct Manifest {
   CheckpointInfo info;
-  std::vector<CheckpointFile> files;
+  std::vector<std::uint64_t> sizes;  // per rank
+  std::vector<std::uint32_t> crcs;
 };
 Manifest read_manifest(const std::string& path) {
   const Reader r(path);
@@ -119,6 +123,7 @@ Manifest read_manifest(const std::string& path) {
   Manifest m;
   m.info.fingerprint = r.string_attribute("fingerprint");
   m.info.kind = r.string_attribute("kind");
+  m.info.self_contained = r.integer_attribute("self_contained") != 0;
   m.info.superstep = static_cast<int>(r.integer_attribute("superstep"));
   m.info.ranks = static_cast<int>(r.integer_attribute("ranks"));
   m.info.partitions = static_cast<int>(r.integer_attribute("partitions"));
@@ -127,11 +132,15 @@ Manifest read_manifest(const std::string& path) {
   if (names.size() != values.size()) fail(path, "aggregator names and values differ in number");
   for (std::size_t i = 0; i < names.size(); ++i) m.info.aggregators.emplace_back(names[i], values[i]);
   const auto ranks = r.read_all<std::uint64_t>("/files/rank");
-  const auto sizes = r.read_all<std::uint64_t>("/files/size");
+  m.sizes = r.read_all<std::uint64_t>("/files/size");
   const auto crcs = r.read_all<std::uint64_t>("/files/crc32");
-  if (ranks.size() != sizes.size() || ranks.size() != crcs.size()) fail(path, "the file table is inconsistent");
-  for (std::size_t i = 0; i < ranks.size(); ++i)
-    m.files.push_back({static_cast<int>(ranks[i]), sizes[i], static_cast<std::uint32_t>(crcs[i])});
+  if (ranks.size() != m.sizes.size() || ranks.size() != crcs.size() ||
+      ranks.size() != static_cast<std::size_t>(m.info.ranks))
+    fail(path, "the file table is inconsistent");
+  for (std::size_t i = 0; i < ranks.size(); ++i) {
+    if (ranks[i] != i) fail(path, "the file table is inconsistent");
+    m.crcs.push_back(static_cast<std::uint32_t>(crcs[i]));
+  }
   return m;
 }
 
@@ -141,44 +150,44 @@ CheckpointStore::CheckpointStore(std::string dir, int keep) : dir_(std::move(dir
   if (dir_.empty()) throw Error("checkpoint directory: empty path");
 }
 
-CheckpointFile CheckpointStore::write_rank(const CheckpointInfo& info, int rank,
-                                           const std::vector<std::pair<std::string, std::string>>& parts) const {
+void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Parts& parts) const {
+  for (const auto& part : parts) check_part_name(part.first);
   make_dir(dir_);
-  const std::string ckpt = checkpoint_dir(dir_, info.superstep);
-  make_dir(ckpt);
-  const std::string path = rank_file(ckpt, rank);
-  {
-    Writer w(path);
-    w.attribute("format", kRankFormat);
-    w.attribute("version", kVersion);
-    w.attribute("fingerprint", info.fingerprint);
-    w.attribute("superstep", static_cast<std::uint64_t>(info.superstep));
-    w.attribute("rank", static_cast<std::uint64_t>(rank));
-    w.group("/parts");
-    for (const auto& [name, bytes] : parts) {
-      check_part_name(name);
-      w.dataset(("/parts/" + name).c_str(), std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
-    }
-    w.commit();
-  }
-  const auto [size, crc] = file_sum(path);
-  return CheckpointFile{rank, size, crc};
+  const std::string entry = entry_dir(dir_, info.kind, info.superstep);
+  make_dir(entry);
+  const std::string path = rank_file(entry, rank);
+  Writer w(path);
+  w.attribute("format", kRankFormat);
+  w.attribute("version", kVersion);
+  w.attribute("fingerprint", info.fingerprint);
+  w.attribute("kind", info.kind);
+  w.attribute("superstep", static_cast<std::uint64_t>(info.superstep));
+  w.attribute("rank", static_cast<std::uint64_t>(rank));
+  w.group("/parts");
+  for (const auto& [name, bytes] : parts)
+    w.dataset(("/parts/" + name).c_str(), std::span<const std::uint8_t>(
+                                              reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+  w.commit();
 }
 
-void CheckpointStore::commit(const CheckpointInfo& info, const std::vector<CheckpointFile>& files) const {
-  const std::string ckpt = checkpoint_dir(dir_, info.superstep);
-  // Every rank's file must be there, as recorded, before the checkpoint may exist.
-  for (const auto& f : files) {
-    const auto [size, crc] = file_sum(rank_file(ckpt, f.rank));
-    if (size != f.size || crc != f.crc32)
-      throw Error("checkpoint " + ckpt + ": rank " + std::to_string(f.rank) + "'s file changed after it was written");
+void CheckpointStore::commit(const CheckpointInfo& info) const {
+  const std::string entry = entry_dir(dir_, info.kind, info.superstep);
+  std::vector<std::uint64_t> ranks, sizes, crcs;
+  for (int r = 0; r < info.ranks; ++r) {
+    const std::string path = rank_file(entry, r);
+    if (!exists(path)) throw Error("checkpoint " + entry + ": rank " + std::to_string(r) + "'s file is missing");
+    const auto [size, crc] = file_sum(path);
+    ranks.push_back(static_cast<std::uint64_t>(r));
+    sizes.push_back(size);
+    crcs.push_back(crc);
   }
   {
-    Writer w(manifest_file(ckpt));
+    Writer w(manifest_file(entry));
     w.attribute("format", kManifestFormat);
     w.attribute("version", kVersion);
     w.attribute("fingerprint", info.fingerprint);
     w.attribute("kind", info.kind);
+    w.attribute("self_contained", static_cast<std::uint64_t>(info.self_contained ? 1 : 0));
     w.attribute("superstep", static_cast<std::uint64_t>(info.superstep));
     w.attribute("ranks", static_cast<std::uint64_t>(info.ranks));
     w.attribute("partitions", static_cast<std::uint64_t>(info.partitions));
@@ -191,88 +200,88 @@ void CheckpointStore::commit(const CheckpointInfo& info, const std::vector<Check
     w.attribute("aggregator_names", join(names));
     w.dataset("/aggregators", values);
     w.group("/files");
-    std::vector<std::uint64_t> ranks, sizes, crcs;
-    for (const auto& f : files) {
-      ranks.push_back(static_cast<std::uint64_t>(f.rank));
-      sizes.push_back(f.size);
-      crcs.push_back(f.crc32);
-    }
     w.dataset("/files/rank", ranks);
     w.dataset("/files/size", sizes);
     w.dataset("/files/crc32", crcs);
     w.commit();
   }
-  sync_dir(ckpt);
+  sync_dir(entry);
   sync_dir(dir_);
-  // Keep the newest `keep` complete checkpoints; drop older ones and older incomplete ones.
-  const auto all = list_checkpoints(dir_);
-  int complete = 0;
+  if (!info.self_contained) return;
+  // Keep the newest `keep` self-contained entries and what came after the oldest of them.
+  const auto all = list_entries(dir_);
+  int kept = 0;
+  int floor = -1;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    const std::string c = checkpoint_dir(dir_, *it);
-    if (*it > info.superstep) continue;  // (a newer one: not ours to judge)
-    const bool has_manifest = ::access(manifest_file(c).c_str(), F_OK) == 0;
-    if (has_manifest && complete < keep_) {
-      ++complete;
+    if (it->first > info.superstep) continue;  // (a newer one: not ours to judge)
+    const std::string e = entry_dir(dir_, it->second, it->first);
+    if (!exists(manifest_file(e))) continue;
+    bool self_contained = false;
+    try {
+      self_contained = read_manifest(manifest_file(e)).info.self_contained;
+    } catch (const Error&) {
       continue;
     }
-    remove_tree(c);
+    if (self_contained && kept < keep_) {
+      ++kept;
+      floor = it->first;
+    }
+  }
+  for (const auto& [s, kind] : all) {
+    if (s >= floor) break;
+    remove_tree(entry_dir(dir_, kind, s));
   }
 }
 
-std::optional<CheckpointStore::Found> CheckpointStore::latest(const std::string& fingerprint) const {
-  Found found;
-  const auto all = list_checkpoints(dir_);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    const std::string c = checkpoint_dir(dir_, *it);
-    const std::string name = "checkpoint " + c;
-    if (::access(manifest_file(c).c_str(), F_OK) != 0) {
-      found.skipped.push_back(name + ": incomplete (no manifest)");
+CheckpointStorage::Listing CheckpointStore::list(const std::string& fingerprint) const {
+  Listing out;
+  for (const auto& [s, kind] : list_entries(dir_)) {
+    const std::string e = entry_dir(dir_, kind, s);
+    const std::string name = "checkpoint " + e;
+    if (!exists(manifest_file(e))) {
+      out.skipped.push_back(name + ": incomplete (no manifest)");
       continue;
     }
     Manifest m;
     try {
-      m = read_manifest(manifest_file(c));
-    } catch (const Error& e) {
-      found.skipped.push_back(name + ": unreadable manifest: " + e.what());
+      m = read_manifest(manifest_file(e));
+    } catch (const Error& err) {
+      out.skipped.push_back(name + ": unreadable manifest: " + err.what());
       continue;
     }
     if (m.info.fingerprint != fingerprint)
-      throw Error(name + " belongs to another job, plan or input (fingerprint " + m.info.fingerprint +
-                  "; this run's is " + fingerprint + "): use another checkpoint directory, or delete it to start over");
-    std::string bad;
-    for (const auto& f : m.files) {
-      const std::string path = rank_file(c, f.rank);
-      if (::access(path.c_str(), R_OK) != 0) {
-        bad = "rank " + std::to_string(f.rank) + "'s file is missing";
-        break;
-      }
-      const auto [size, crc] = file_sum(path);
-      if (size != f.size) {
-        bad = "rank " + std::to_string(f.rank) + "'s file has " + std::to_string(size) + " bytes, the manifest says " +
-              std::to_string(f.size) + " (truncated?)";
-        break;
-      }
-      if (crc != f.crc32) {
-        bad = "rank " + std::to_string(f.rank) + "'s file fails its checksum (damaged)";
-        break;
-      }
-    }
-    if (!bad.empty()) {
-      found.skipped.push_back(name + ": " + bad);
-      continue;
-    }
-    found.info = std::move(m.info);
-    found.path = c;
-    return found;
+      throw Error(name + " belongs to another job, loop or input (fingerprint '" + m.info.fingerprint +
+                  "'; this run's is '" + fingerprint + "'): use another checkpoint directory, or delete it to start over");
+    out.entries.push_back(Entry{std::move(m.info), e});
   }
-  return std::nullopt;
+  return out;
 }
 
-std::map<std::string, std::string> CheckpointStore::read_parts(const Found& checkpoint) const {
-  const Manifest m = read_manifest(manifest_file(checkpoint.path));
+std::string CheckpointStore::verify(const Entry& entry) const {
+  Manifest m;
+  try {
+    m = read_manifest(manifest_file(entry.path));
+  } catch (const Error& err) {
+    return std::string("unreadable manifest: ") + err.what();
+  }
+  for (int r = 0; r < m.info.ranks; ++r) {
+    const std::string path = rank_file(entry.path, r);
+    if (::access(path.c_str(), R_OK) != 0) return "rank " + std::to_string(r) + "'s file is missing";
+    const auto [size, crc] = file_sum(path);
+    const auto i = static_cast<std::size_t>(r);
+    if (size != m.sizes[i])
+      return "rank " + std::to_string(r) + "'s file has " + std::to_string(size) + " bytes, the manifest says " +
+             std::to_string(m.sizes[i]) + " (truncated?)";
+    if (crc != m.crcs[i]) return "rank " + std::to_string(r) + "'s file fails its checksum (damaged)";
+  }
+  return {};
+}
+
+std::map<std::string, std::string> CheckpointStore::read_parts(const Entry& entry) const {
+  const Manifest m = read_manifest(manifest_file(entry.path));
   std::map<std::string, std::string> parts;
-  for (const auto& f : m.files) {
-    const std::string path = rank_file(checkpoint.path, f.rank);
+  for (int rank = 0; rank < m.info.ranks; ++rank) {
+    const std::string path = rank_file(entry.path, rank);
     const Reader r(path);
     if (r.string_attribute("fingerprint") != m.info.fingerprint)
       fail(path, "belongs to another checkpoint than its manifest");

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -105,6 +106,10 @@ class Writer {
 
   template <class T>
   void dataset(const char* name, const std::vector<T>& data) {
+    dataset(name, std::span<const T>(data));
+  }
+  template <class T>
+  void dataset(const char* name, std::span<const T> data) {
     const hsize_t n = data.size();
     Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
     Handle ds(H5Dcreate2(file_.get(), name, stored<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);

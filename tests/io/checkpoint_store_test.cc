@@ -1,15 +1,18 @@
-// The checkpoint store: a checkpoint exists only once its manifest does; the newest complete one
-// is found; truncated or damaged rank files make it fall back to the previous one and say why;
-// another job's checkpoint is refused; old checkpoints are pruned; any rank reads every part.
+// The checkpoint store and the choice of what to resume from: an entry exists only once its
+// manifest does; the newest usable chain (head + later tails) is found; truncated or damaged rank
+// files make it fall back and say why; another job's entries are refused; old entries are pruned;
+// any rank reads every part.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "gyre/core/checkpoint.h"
 #include "gyre/core/error.h"
 #include "gyre/io/checkpoint_store.h"
 
@@ -26,10 +29,11 @@ class CheckpointStoreTest : public ::testing::Test {
   }
   void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
 
-  gyre::io::CheckpointInfo info(int superstep) const {
-    gyre::io::CheckpointInfo i;
+  static gyre::CheckpointInfo info(int superstep, const char* kind = "head") {
+    gyre::CheckpointInfo i;
     i.fingerprint = "job-abc";
-    i.kind = "bulk head";
+    i.kind = kind;
+    i.self_contained = std::string(kind) == "head";
     i.superstep = superstep;
     i.ranks = 2;
     i.partitions = 4;
@@ -37,60 +41,88 @@ class CheckpointStoreTest : public ::testing::Test {
     return i;
   }
   // Two "ranks" (the store is only files; each rank writes its own), then rank 0 commits.
-  void checkpoint(const gyre::io::CheckpointStore& store, int superstep) const {
-    std::vector<gyre::io::CheckpointFile> files;
+  static void checkpoint(const gyre::io::CheckpointStore& store, int superstep, const char* kind = "head") {
     for (int r = 0; r < 2; ++r) {
       Parts parts;
       for (int p = r; p < 4; p += 2)
         parts.emplace_back("p" + std::to_string(p) + ".state", payload(superstep, p));
-      files.push_back(store.write_rank(info(superstep), r, parts));
+      store.write_rank(info(superstep, kind), r, parts);
     }
-    store.commit(info(superstep), files);
+    store.commit(info(superstep, kind));
   }
   static std::string payload(int superstep, int p) {
     std::string s(static_cast<std::size_t>(1000 + 17 * p), '\0');
     for (std::size_t i = 0; i < s.size(); ++i) s[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(superstep * 7 + p)) & 0xff);
     return s;
   }
-  std::string ckpt(int superstep) const {
+  std::string ckpt(int superstep, const char* kind = "head") const {
     char name[32];
-    std::snprintf(name, sizeof name, "/ckpt-%06d", superstep);
+    std::snprintf(name, sizeof name, "/%s-%06d", kind, superstep);
     return dir_ + name;
+  }
+  static bool contains(const std::vector<std::string>& v, const std::string& what) {
+    return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(what) != std::string::npos; });
   }
 
   std::string dir_;
 };
 
-TEST_F(CheckpointStoreTest, NewestCompleteCheckpointAndItsParts) {
+TEST_F(CheckpointStoreTest, NewestHeadAndItsParts) {
   gyre::io::CheckpointStore store(dir_, 3);
-  EXPECT_FALSE(store.latest("job-abc").has_value());
+  EXPECT_EQ(gyre::find_recovery(store, "job-abc").superstep, 0);
   checkpoint(store, 5);
   checkpoint(store, 10);
-  const auto found = store.latest("job-abc");
-  ASSERT_TRUE(found.has_value());
-  EXPECT_EQ(found->info.superstep, 10);
-  EXPECT_EQ(found->info.kind, "bulk head");
-  EXPECT_EQ(found->info.ranks, 2);
-  EXPECT_EQ(found->info.partitions, 4);
-  ASSERT_EQ(found->info.aggregators.size(), 2u);
-  EXPECT_EQ(found->info.aggregators[1], (std::pair<std::string, double>{"active vertices", 100.0}));
-  EXPECT_TRUE(found->skipped.empty());
-  const auto parts = store.read_parts(*found);
+  const auto plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 10);
+  EXPECT_FALSE(plan.from_initial);
+  ASSERT_EQ(plan.chain.size(), 1u);
+  const auto& found = plan.chain[0];
+  EXPECT_EQ(found.info.kind, "head");
+  EXPECT_EQ(found.info.ranks, 2);
+  EXPECT_EQ(found.info.partitions, 4);
+  ASSERT_EQ(found.info.aggregators.size(), 2u);
+  EXPECT_EQ(found.info.aggregators[1], (std::pair<std::string, double>{"active vertices", 100.0}));
+  EXPECT_TRUE(plan.skipped.empty());
+  const auto parts = store.read_parts(found);
   ASSERT_EQ(parts.size(), 4u);
   for (int p = 0; p < 4; ++p) EXPECT_EQ(parts.at("p" + std::to_string(p) + ".state"), payload(10, p));
 }
 
-TEST_F(CheckpointStoreTest, WithoutItsManifestACheckpointDoesNotExist) {
+TEST_F(CheckpointStoreTest, TailsAfterAHeadFormTheChain) {
+  gyre::io::CheckpointStore store(dir_, 2);
+  checkpoint(store, 1, "tail");
+  checkpoint(store, 2, "tail");
+  auto plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 2);
+  EXPECT_TRUE(plan.from_initial);  // tails all the way back to the initial input
+  ASSERT_EQ(plan.chain.size(), 2u);
+  checkpoint(store, 3);
+  checkpoint(store, 4, "tail");
+  checkpoint(store, 5, "tail");
+  plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 5);
+  EXPECT_FALSE(plan.from_initial);
+  ASSERT_EQ(plan.chain.size(), 3u);
+  EXPECT_EQ(plan.chain[0].info.superstep, 3);
+  EXPECT_EQ(plan.chain[0].info.kind, "head");
+  EXPECT_EQ(plan.chain[2].info.superstep, 5);
+  // A damaged tail in the middle: the chain ends before it.
+  ASSERT_EQ(::truncate((ckpt(5, "tail") + "/rank-0.h5").c_str(), 64), 0);
+  plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 4);
+  EXPECT_TRUE(contains(plan.skipped, "tail-000005")) << plan.skipped.size();
+}
+
+TEST_F(CheckpointStoreTest, WithoutItsManifestAnEntryDoesNotExist) {
   gyre::io::CheckpointStore store(dir_);
   checkpoint(store, 5);
   // Superstep 10: both ranks wrote, rank 0 died before the manifest.
   store.write_rank(info(10), 0, {{"p0.state", payload(10, 0)}});
   store.write_rank(info(10), 1, {{"p1.state", payload(10, 1)}});
-  const auto found = store.latest("job-abc");
-  ASSERT_TRUE(found.has_value());
-  EXPECT_EQ(found->info.superstep, 5);
-  ASSERT_EQ(found->skipped.size(), 1u);
-  EXPECT_NE(found->skipped[0].find("incomplete (no manifest)"), std::string::npos) << found->skipped[0];
+  const auto plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 5);
+  ASSERT_EQ(plan.skipped.size(), 1u);
+  EXPECT_NE(plan.skipped[0].find("incomplete (no manifest)"), std::string::npos) << plan.skipped[0];
 }
 
 TEST_F(CheckpointStoreTest, TruncatedOrDamagedNewestFallsBackAndSaysWhy) {
@@ -99,27 +131,25 @@ TEST_F(CheckpointStoreTest, TruncatedOrDamagedNewestFallsBackAndSaysWhy) {
   checkpoint(store, 10);
   checkpoint(store, 15);
   // Truncate rank 1's file of 15; flip a byte in rank 0's file of 10.
-  const std::string r1 = ckpt(15) + "/rank-1.h5";
-  ASSERT_EQ(::truncate(r1.c_str(), 100), 0);
+  ASSERT_EQ(::truncate((ckpt(15) + "/rank-1.h5").c_str(), 100), 0);
   {
     std::fstream f(ckpt(10) + "/rank-0.h5", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-5, std::ios::end);
     f.put('\x5a');
   }
-  const auto found = store.latest("job-abc");
-  ASSERT_TRUE(found.has_value());
-  EXPECT_EQ(found->info.superstep, 5);
-  ASSERT_EQ(found->skipped.size(), 2u);
-  EXPECT_NE(found->skipped[0].find("truncated"), std::string::npos) << found->skipped[0];
-  EXPECT_NE(found->skipped[1].find("checksum"), std::string::npos) << found->skipped[1];
-  EXPECT_EQ(store.read_parts(*found).at("p2.state"), payload(5, 2));
+  const auto plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, 5);
+  ASSERT_EQ(plan.skipped.size(), 2u);
+  EXPECT_NE(plan.skipped[0].find("truncated"), std::string::npos) << plan.skipped[0];
+  EXPECT_NE(plan.skipped[1].find("checksum"), std::string::npos) << plan.skipped[1];
+  EXPECT_EQ(store.read_parts(plan.chain.at(0)).at("p2.state"), payload(5, 2));
 }
 
 TEST_F(CheckpointStoreTest, AnotherJobsCheckpointIsRefused) {
   gyre::io::CheckpointStore store(dir_);
   checkpoint(store, 5);
   try {
-    store.latest("job-xyz");
+    gyre::find_recovery(store, "job-xyz");
     FAIL() << "another job's checkpoint was accepted";
   } catch (const gyre::Error& e) {
     const std::string m = e.what();
@@ -129,11 +159,18 @@ TEST_F(CheckpointStoreTest, AnotherJobsCheckpointIsRefused) {
   }
 }
 
-TEST_F(CheckpointStoreTest, KeepsTheNewestComplete) {
+TEST_F(CheckpointStoreTest, KeepsTheNewestHeadsAndTheTailsAfterThem) {
   gyre::io::CheckpointStore store(dir_, 2);
-  for (int s : {5, 10, 15, 20}) checkpoint(store, s);
+  checkpoint(store, 5);
+  checkpoint(store, 6, "tail");
+  checkpoint(store, 10);
+  checkpoint(store, 11, "tail");
+  checkpoint(store, 15);
+  checkpoint(store, 20);
   EXPECT_NE(::access(ckpt(5).c_str(), F_OK), 0);
+  EXPECT_NE(::access(ckpt(6, "tail").c_str(), F_OK), 0);
   EXPECT_NE(::access(ckpt(10).c_str(), F_OK), 0);
+  EXPECT_NE(::access(ckpt(11, "tail").c_str(), F_OK), 0);
   EXPECT_EQ(::access((ckpt(15) + "/MANIFEST.h5").c_str(), F_OK), 0);
   EXPECT_EQ(::access((ckpt(20) + "/MANIFEST.h5").c_str(), F_OK), 0);
 }

@@ -62,6 +62,8 @@ std::string JobResult::summary() const {
   for (const auto& l : loops) {
     o << "  " << l.kind << " iteration '" << l.name << "': " << l.supersteps << " superstep(s)";
     if (!l.ended_by.empty()) o << ", ended by " << l.ended_by;
+    if (l.resumed_from > 0) o << ", resumed from superstep " << l.resumed_from;
+    if (l.checkpoints > 0) o << ", " << l.checkpoints << " checkpoint(s)";
     o << "\n";
     for (const auto& st : l.steps) {
       o << "    superstep " << st.superstep << ": " << std::setprecision(6) << st.seconds * 1e3
@@ -77,7 +79,8 @@ std::string JobResult::to_json() const {
   std::ostringstream o;
   o << std::setprecision(9);
   o << "{\n  \"seconds\": " << seconds << ",\n  \"ranks\": " << ranks
-    << ",\n  \"cancelled\": " << (cancelled ? "true" : "false") << ",\n  \"wire_bytes\": " << wire_bytes
+    << ",\n  \"cancelled\": " << (cancelled ? "true" : "false") << ",\n  \"restarts\": " << restarts
+    << ",\n  \"wire_bytes\": " << wire_bytes
     << ",\n  \"operators\": [";
   for (std::size_t i = 0; i < operators.size(); ++i) {
     const auto& m = operators[i];
@@ -98,7 +101,8 @@ std::string JobResult::to_json() const {
     const auto& l = loops[i];
     o << (i ? "," : "") << "\n    {\"name\": " << json_string(l.name) << ", \"kind\": " << json_string(l.kind)
       << ", \"supersteps\": " << l.supersteps << ", \"ended_by\": " << json_string(l.ended_by)
-      << ", \"steps\": [";
+      << ", \"resumed_from\": " << l.resumed_from << ", \"checkpoints\": " << l.checkpoints
+      << ", \"checkpoint_seconds\": " << l.checkpoint_seconds << ", \"steps\": [";
     for (std::size_t j = 0; j < l.steps.size(); ++j) {
       const auto& st = l.steps[j];
       o << (j ? "," : "") << "\n      {\"superstep\": " << st.superstep << ", \"seconds\": " << st.seconds

@@ -69,6 +69,9 @@ struct LoopMetrics {
   // "max supersteps", "criterion empty", "converged", "empty", "quiescent", or "" if it did not end
   std::string ended_by;
   std::vector<SuperstepMetrics> steps;
+  int resumed_from = 0;        // the superstep this run resumed from (0: from the start)
+  int checkpoints = 0;         // checkpoint entries this rank wrote (rank 0's figure)
+  double checkpoint_seconds = 0;  // rank 0: time the heads spent encoding them (the writes overlap)
 };
 
 struct JobResult {
@@ -83,6 +86,8 @@ struct JobResult {
   std::uint64_t wire_bytes = 0;
   // Iterations of the job, with per-superstep figures.
   std::vector<LoopMetrics> loops;
+  // Times the job was rolled back and run again after a failure (run_with_recovery).
+  int restarts = 0;
 
   // A few lines for people: time, records and busy share per operator / task.
   std::string summary() const;

@@ -6,15 +6,20 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gyre/core/plan.h"
 #include "gyre/core/runtime.h"
+#include "gyre/iterations/checkpoint.h"
 
 namespace gyre {
 
@@ -32,12 +37,38 @@ struct AggregatorState {
   double identity() const;
 };
 
+// One rank's checkpoint writer: a background thread that writes the rank's file of each entry
+// (and, on rank 0, commits entries) in order.
+class CheckpointWriter {
+ public:
+  CheckpointWriter() = default;
+  ~CheckpointWriter();
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+  void post(std::function<void()> task);
+  // The first error a task threw ("" if none).
+  std::string error() const;
+
+ private:
+  void run();
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::string error_;
+  std::thread thread_;
+};
+
 // What one head partition reports at the end of a superstep (epoch 0: its initial input ended).
 struct LocalReport {
   std::uint64_t size = 0;       // next partial solution / next workset / records forwarded
   std::uint64_t criterion = 0;  // records of the termination criterion stream
   std::vector<double> aggregates;
 };
+
+// Fault injection: kills this process if a kill is injected for (rank, superstep); true (once)
+// if a throw is.
+bool injected_failure(int rank, int superstep, FailureMode mode);
 
 class LoopController final : public LoopHook {
  public:
@@ -50,9 +81,26 @@ class LoopController final : public LoopHook {
   void set_on_superstep(std::function<void(const SuperstepMetrics&)> f) { on_superstep_ = std::move(f); }
   const std::vector<std::shared_ptr<AggregatorState>>& aggregators() const { return aggs_; }
   LoopKind kind() const { return kind_; }
+  int rank() const { return rank_; }
   const std::string& name() const { return name_; }
   // The superstep running now (1-based; 0 before the first), for user functions.
   const std::atomic<int>& superstep_ref() const { return superstep_; }
+
+  // ---- checkpoints (set up while the plan is built; finds what to resume from, if resuming) ----
+  void set_checkpoints(LoopCheckpoints c, const std::string& record_types, int partitions);
+  bool checkpointing() const { return ckpt_.storage != nullptr; }
+  // The superstep this run starts after (0: from the loop's initial input).
+  int first_superstep() const { return recovery_.superstep; }
+  const RecoveryPlan& recovery() const { return recovery_; }
+  enum class Entry { kNone, kHead, kTail };
+  // What the heads snapshot at the head after `completed` supersteps (the same on every rank).
+  Entry entry_due(int completed) const;
+  // A head's parts of the entry after `completed`; the rank's file is written once every head
+  // on the rank gave its parts. Throws the writer's first error, if one happened.
+  void add_parts(int completed, CheckpointStorage::Parts parts, double encode_seconds);
+  // Every chain entry's parts (read once per rank, on first use); release after restoring.
+  std::shared_ptr<const std::vector<std::map<std::string, std::string>>> restore_parts();
+  void restored();
 
   // ---- called by the heads ----
   void register_head(Notifiable* head);
@@ -73,6 +121,7 @@ class LoopController final : public LoopHook {
  private:
   void submit(int epoch, const LocalReport& r);
   void decide(int epoch, const std::vector<double>& global);
+  void post_write(int completed, CheckpointStorage::Parts parts);  // under mu_
 
   const LoopKind kind_;
   const std::string name_;
@@ -99,6 +148,20 @@ class LoopController final : public LoopHook {
   std::uint64_t last_bytes_ = 0;
   LoopMetrics metrics_;
   std::vector<double> step_bytes_;  // this rank's exchanged bytes per superstep
+
+  LoopCheckpoints ckpt_;
+  std::string fingerprint_;
+  int partitions_ = 0;
+  RecoveryPlan recovery_;
+  bool rebase_ = false;  // write a head at the resume point first
+  int ranks_ = 1;
+  std::unique_ptr<CheckpointWriter> writer_;
+  std::atomic<int> written_{-1};  // newest entry this rank's file of which is written
+  int parts_added_ = 0;           // heads that gave their parts of the pending entry
+  CheckpointStorage::Parts pending_parts_;
+  std::deque<CheckpointInfo> to_commit_;  // rank 0: entries written here, not yet committed
+  std::shared_ptr<const std::vector<std::map<std::string, std::string>>> restore_;
+  int restoring_ = 0;  // local heads that have not released restore_ yet
 };
 
 }  // namespace detail

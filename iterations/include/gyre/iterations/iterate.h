@@ -37,10 +37,12 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
 #include "gyre/core/stream.h"
+#include "gyre/iterations/checkpoint.h"
 #include "gyre/iterations/controller.h"
 #include "gyre/iterations/detail/heads.h"
 #include "gyre/iterations/detail/solution_set.h"
@@ -57,6 +59,11 @@ struct IterationOptions {
   int parallelism = 0;  // 0: the environment's default
   // Called on rank 0 after every superstep (bytes: rank 0's share; the job result has the sum).
   std::function<void(const SuperstepMetrics&)> on_superstep;
+  // Head checkpoints / tail logs, and resume (bulk and delta loops; see checkpoint.h).
+  LoopCheckpoints checkpoint;
+  // Saved with the checkpoints, per partition: what a Rehome needs to place the partition's
+  // records elsewhere (e.g. the ids they refer to).
+  std::function<std::string(int partition)> checkpoint_context;
 };
 
 // A global value per superstep (sum, min or max over all records of a stream in the body). In
@@ -137,6 +144,17 @@ class LoopContext {
 
 namespace detail {
 
+// Plan time: checkpoints need records with a codec; resuming reads what to resume from.
+template <class... T>
+void setup_checkpoints(LoopController& ctl, const IterationOptions& opts, int partitions) {
+  if (!opts.checkpoint.storage) return;
+  if (!(Encodable<T> && ...))
+    throw PlanError("iteration '" + opts.name + "' checkpoints, but its records have no gyre::Codec");
+  std::string types;
+  ((types += std::string(typeid(T).name()) + "/" + std::to_string(sizeof(T)) + " "), ...);
+  ctl.set_checkpoints(opts.checkpoint, types, partitions);
+}
+
 template <class T>
 NodeSpec head_spec(const Stream<T>& in, const IterationOptions& opts, const char* kind) {
   NodeSpec spec;
@@ -184,9 +202,12 @@ concept BulkBodyPlain = requires(B b, Stream<T> s) {
 // solution. Runs at most max_supersteps supersteps; also ends early when the partial solution
 // becomes empty, the termination criterion is empty, or the convergence test says so. The
 // result is the last superstep's partial solution (the initial one if none ran).
+// With checkpoints (opts.checkpoint), `rehome` says where records go when the loop resumes with
+// another number of partitions (see checkpoint.h).
 template <Record T, class Body>
   requires detail::BulkBodyWithContext<Body, T> || detail::BulkBodyPlain<Body, T>
-Stream<T> iterate(const Stream<T>& initial, int max_supersteps, Body body, IterationOptions opts = {}) {
+Stream<T> iterate(const Stream<T>& initial, int max_supersteps, Body body, IterationOptions opts = {},
+                  Rehome<T> rehome = {}) {
   Environment& env = initial.env();
   auto ctl = std::make_shared<detail::LoopController>(LoopKind::kBulk, opts.name, max_supersteps);
   if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
@@ -207,12 +228,14 @@ Stream<T> iterate(const Stream<T>& initial, int max_supersteps, Body body, Itera
     else return Stream<T>(body(partial));
   }();
   env.add_edge({next.node(), head, 1, next.next_partitioning(), true, {}, false});
+  detail::setup_checkpoints<T>(*ctl, opts, parallelism);
   const int ports = ctx.ports();
   env.node(head).num_ports = ports;
-  env.node(head).make_head = [ctl, layout, ports](const detail::OpContext& c, detail::PortBase* body_out,
-                                                   detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
+  env.node(head).make_head = [ctl, layout, ports, context = opts.checkpoint_context, rehome](
+                                 const detail::OpContext& c, detail::PortBase* body_out,
+                                 detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
     return std::make_unique<detail::BulkHead<T>>(c, ctl, ports, *layout, static_cast<detail::Input<T>*>(body_out),
-                                                 static_cast<detail::Input<T>*>(exit_out));
+                                                 static_cast<detail::Input<T>*>(exit_out), context, rehome);
   };
   return detail::exit_node<T>(env, head, parallelism, bounded, opts.name);
 }
@@ -400,10 +423,13 @@ class SolutionSet {
 // earlier one), the workset as `workset`. Runs until the workset is empty on every rank, at most
 // max_supersteps supersteps; the result is the final solution set. With kDense the keys must be
 // non-negative integers (the index is an array per partition).
+// With checkpoints (opts.checkpoint), `rehome_solution` / `rehome_workset` say where records go
+// when the loop resumes with another number of partitions (see checkpoint.h).
 template <SolutionSetIndex kIndex = SolutionSetIndex::kHash, Record S, Record W, class SKF, class Body>
   requires KeyFunction<SKF, S>
 Stream<S> iterate_delta(const Stream<S>& solution_set, const Stream<W>& workset, SKF key, int max_supersteps,
-                        Body body, IterationOptions opts = {}) {
+                        Body body, IterationOptions opts = {}, Rehome<S> rehome_solution = {},
+                        Rehome<W> rehome_workset = {}) {
   using SS = SolutionSet<S, SKF, kIndex>;
   using Index = typename SS::Index;
   Environment& env = solution_set.env();
@@ -428,13 +454,18 @@ Stream<S> iterate_delta(const Stream<S>& solution_set, const Stream<W>& workset,
   DeltaStep<S, W> step = body(ss, Stream<W>(&env, head), ctx);
   env.add_edge({step.next_workset.node(), head, 1, step.next_workset.next_partitioning(), true, {}, false});
   env.add_edge({step.delta.node(), head, 3, Partitioning::kAuto, true, by_key, false});
+  detail::setup_checkpoints<S, W>(*ctl, opts, parallelism);
   const int ports = ctx.ports();
   env.node(head).num_ports = ports;
-  env.node(head).make_head = [ctl, layout, ports, state](const detail::OpContext& c, detail::PortBase* body_out,
-                                                          detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<detail::DeltaHead<S, W, Index>>(c, ctl, ports, *layout, state,
-                                                            static_cast<detail::Input<W>*>(body_out),
-                                                            static_cast<detail::Input<S>*>(exit_out));
+  std::function<int(const S&, int)> home = [key](const S& s, int n) {
+    return static_cast<int>(SS::Partitioner::of(key(s), static_cast<std::size_t>(n)));
+  };
+  env.node(head).make_head = [ctl, layout, ports, state, context = opts.checkpoint_context, home, rehome_solution,
+                              rehome_workset](const detail::OpContext& c, detail::PortBase* body_out,
+                                              detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::DeltaHead<S, W, Index>>(
+        c, ctl, ports, *layout, state, static_cast<detail::Input<W>*>(body_out),
+        static_cast<detail::Input<S>*>(exit_out), context, home, rehome_solution, rehome_workset);
   };
   // The result stream carries S, not the head's W: its exit node decodes S.
   return detail::exit_node<S>(env, head, parallelism, bounded, opts.name);

@@ -6,13 +6,17 @@
 // runtime runs it as a source with an input gate.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "gyre/core/codec.h"
 #include "gyre/core/operators.h"
 #include "gyre/iterations/controller.h"
 #include "gyre/iterations/detail/solution_set.h"
@@ -148,6 +152,61 @@ class BatchedEmitter {
   std::size_t pos_ = 0;
 };
 
+// ---------------------------------------------------------------- checkpoint parts
+
+// What a loop saves besides its records, per partition (e.g. the vertex ids its records refer
+// to), so that it can be resumed with another number of partitions.
+using CheckpointContext = std::function<std::string(int partition)>;
+
+inline std::string part_name(int partition, const char* what) { return "p" + std::to_string(partition) + "." + what; }
+
+template <class T>
+std::string encode_records(const std::vector<T>& records) {
+  std::string out;
+  if constexpr (Encodable<T>) Codec<std::vector<T>>::encode(records, out);
+  return out;
+}
+
+template <class T>
+std::vector<T> decode_records(const std::map<std::string, std::string>& parts, const std::string& name) {
+  std::vector<T> out;
+  if constexpr (Encodable<T>) {
+    const auto it = parts.find(name);
+    if (it == parts.end()) throw Error("checkpoint: part '" + name + "' is missing");
+    const char* end = Codec<std::vector<T>>::decode(it->second.data(), it->second.data() + it->second.size(), out);
+    if (end != it->second.data() + it->second.size()) throw Error("checkpoint: part '" + name + "' has trailing bytes");
+  } else {
+    throw Error("checkpoint: records without a codec cannot be restored");
+  }
+  return out;
+}
+
+// Partition p's records of part `what` of one entry (written with `old` partitions): its own
+// part if the number of partitions is the same, else through `rehome`, or `keep(record, q)` for
+// the records of every old partition q.
+template <class T, class Keep>
+std::vector<T> restore_records(const std::map<std::string, std::string>& parts,
+                               const std::map<std::string, std::string>& context, const char* what, int old,
+                               int p, int partitions, const Rehome<T>& rehome, Keep keep) {
+  if (old == partitions) return decode_records<T>(parts, part_name(p, what));
+  std::vector<std::vector<T>> held;
+  for (int q = 0; q < old; ++q) held.push_back(decode_records<T>(parts, part_name(q, what)));
+  if (rehome) {
+    std::vector<OldPartition<T>> olds;
+    for (int q = 0; q < old; ++q) {
+      const auto it = context.find(part_name(q, "context"));
+      olds.push_back(OldPartition<T>{q, old, std::span<const T>(held[static_cast<std::size_t>(q)]),
+                                     it == context.end() ? nullptr : &it->second});
+    }
+    return rehome(p, partitions, std::span<const OldPartition<T>>(olds));
+  }
+  std::vector<T> out;
+  for (int q = 0; q < old; ++q)
+    for (const T& r : held[static_cast<std::size_t>(q)])
+      if (keep(r, q)) out.push_back(r);
+  return out;
+}
+
 // ---------------------------------------------------------------- bulk and delta
 
 // What bulk and delta heads share: a loop state of records T (partial solution, workset) that
@@ -172,17 +231,31 @@ class SuperstepHead : public HeadBase {
     if (phase_ == Phase::kDone) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
     bool stop = false;
     if (!take_decision(stop)) return SourceStatus::kIdle;
-    between_supersteps();
+    const int completed = epoch_;
+    const auto due = stop ? LoopController::Entry::kNone : ctl_->entry_due(completed);
+    const auto t0 = std::chrono::steady_clock::now();
+    CheckpointStorage::Parts parts;
+    between_supersteps(due, parts);
     emitter_.reset();
     if (stop) {
       phase_ = Phase::kFinal;
       return SourceStatus::kMore;
     }
-    if (epoch_ > 0) {
+    if (epoch_ > first_) {
       cur_.swap(next_);
       next_.clear();
     }
+    if (due != LoopController::Entry::kNone) {
+      snapshot(due, parts);
+      if (context_ && (due == LoopController::Entry::kHead || completed == 1))
+        parts.emplace_back(part_name(partition_, "context"), context_(partition_));
+      ctl_->add_parts(completed, std::move(parts),
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
     ++epoch_;
+    if (injected_failure(rank_, epoch_, FailureMode::kThrow))
+      throw Error("injected failure: a task of rank " + std::to_string(rank_) + " threw at the start of superstep " +
+                  std::to_string(epoch_));
     reset_aggregates();
     phase_ = Phase::kEmitting;
     return SourceStatus::kMore;
@@ -191,7 +264,8 @@ class SuperstepHead : public HeadBase {
  protected:
   SuperstepHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, int feedback_ports,
                 const HeadLayout& layout, Input<T>* body)
-      : HeadBase(ctx, std::move(ctl), num_ports, feedback_ports, layout), body_(body), emitter_(ctx.batch_bytes) {
+      : HeadBase(ctx, std::move(ctl), num_ports, feedback_ports, layout), body_(body), emitter_(ctx.batch_bytes),
+        rank_(ctx.rank), partitions_(ctx.parallelism) {
     initial_.on_push = [this](std::span<const T> in) {
       records_in += in.size();
       cur_.insert(cur_.end(), in.begin(), in.end());
@@ -206,12 +280,41 @@ class SuperstepHead : public HeadBase {
   }
   // After the decision: emits (part of) the loop's result to the exit; true while more remains.
   virtual bool emit_result() = 0;
-  // Between a superstep's end and the next one's start (or the result).
-  virtual void between_supersteps() {}
+  // Between a superstep's end and the next one's start (or the result); a tail entry due adds
+  // what the superstep sent back besides the next records.
+  virtual void between_supersteps(LoopController::Entry /*due*/, CheckpointStorage::Parts& /*parts*/) {}
+  // The parts of a checkpoint entry, once cur_ holds the state the next superstep starts with.
+  virtual void snapshot(LoopController::Entry due, CheckpointStorage::Parts& parts) = 0;
+  // When the initial input ended: a resumed loop replaces its state (restore) and numbers its
+  // supersteps on from the resumed one; then reports its size.
+  void initial_input_ended() {
+    if (ctl_->first_superstep() > 0) {
+      epoch_ = first_ = ctl_->first_superstep();
+      try {
+        const auto parts = ctl_->restore_parts();
+        restore(*parts);
+      } catch (const std::exception& e) {
+        ctl_->restored();
+        throw Error(std::string("iteration '") + ctl_->name() + "': cannot resume: " + e.what());
+      }
+      ctl_->restored();
+    }
+    LocalReport r;
+    r.size = cur_.size();
+    report(epoch_, r);
+  }
+  virtual void restore(const std::vector<std::map<std::string, std::string>>& parts) = 0;
+  const std::map<std::string, std::string>& context_parts(const std::vector<std::map<std::string, std::string>>& parts) const {
+    return parts.front();  // every entry of a chain has the first one's partition layout
+  }
   std::uint64_t next_size() const override { return next_.size(); }
 
   Input<T>* body_;
   BatchedEmitter<T> emitter_;
+  int rank_;
+  int partitions_;
+  int first_ = 0;  // the superstep this run started after
+  CheckpointContext context_;
   HeadPort<T> initial_;   // input 0; its on_end is the kind's
   HeadPort<T> feedback_;  // input 1
   std::vector<T> cur_;
@@ -230,13 +333,12 @@ class BulkHead final : public SuperstepHead<T> {
 
  public:
   BulkHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
-           Input<T>* body, Input<T>* exit)
-      : Base(ctx, std::move(ctl), num_ports, num_ports - 1, layout, body), exit_(exit) {
+           Input<T>* body, Input<T>* exit, CheckpointContext context, Rehome<T> rehome)
+      : Base(ctx, std::move(ctl), num_ports, num_ports - 1, layout, body), exit_(exit), rehome_(std::move(rehome)) {
+    this->context_ = std::move(context);
     this->initial_.on_end = [this] {
       this->port_ended();
-      LocalReport r;
-      r.size = this->cur_.size();
-      this->report(0, r);
+      this->initial_input_ended();
     };
   }
   PortBase* port(int i) override {
@@ -248,13 +350,25 @@ class BulkHead final : public SuperstepHead<T> {
  private:
   // The last superstep's output (or the initial input if none ran).
   bool emit_result() override {
-    std::vector<T>& result = this->epoch_ == 0 ? this->cur_ : this->next_;
+    std::vector<T>& result = this->epoch_ == this->first_ ? this->cur_ : this->next_;
     if (this->emitter_.step(result, exit_, this->records_out)) return true;
     if (exit_ != nullptr) exit_->end();
     return false;
   }
+  // Heads and tails hold the same: the partial solution.
+  void snapshot(LoopController::Entry /*due*/, CheckpointStorage::Parts& parts) override {
+    parts.emplace_back(part_name(this->partition_, "partial"), encode_records(this->cur_));
+  }
+  void restore(const std::vector<std::map<std::string, std::string>>& parts) override {
+    const int old = this->ctl_->recovery().chain.back().info.partitions;
+    const int n = this->partitions_;
+    const int p = this->partition_;
+    this->cur_ = restore_records<T>(parts.back(), this->context_parts(parts), "partial", old, p, n, rehome_,
+                                    [n, p](const T&, int q) { return q % n == p; });
+  }
 
   Input<T>* exit_;
+  Rehome<T> rehome_;
 };
 
 // ---------------------------------------------------------------- delta
@@ -269,9 +383,12 @@ class DeltaHead final : public SuperstepHead<W> {
 
  public:
   DeltaHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, int num_ports, const HeadLayout& layout,
-            std::shared_ptr<SolutionSetState<Index>> state, Input<W>* body, Input<S>* exit)
+            std::shared_ptr<SolutionSetState<Index>> state, Input<W>* body, Input<S>* exit, CheckpointContext context,
+            std::function<int(const S&, int)> home, Rehome<S> rehome_s, Rehome<W> rehome_w)
       : Base(ctx, std::move(ctl), num_ports, num_ports - 2, layout, body), state_(std::move(state)), exit_(exit),
-        name_(ctx.name), batch_bytes_(ctx.batch_bytes) {
+        name_(ctx.name), batch_bytes_(ctx.batch_bytes), home_(std::move(home)), rehome_s_(std::move(rehome_s)),
+        rehome_w_(std::move(rehome_w)) {
+    this->context_ = std::move(context);
     index_ = &state_->create(ctx.partition, ctx.parallelism);
     this->initial_.on_end = [this] { initial_ended(); };
     initial_ss_.on_push = [this](std::span<const S> in) {
@@ -322,7 +439,8 @@ class DeltaHead final : public SuperstepHead<W> {
     exit_->end();
     return false;
   }
-  void between_supersteps() override {
+  void between_supersteps(LoopController::Entry due, CheckpointStorage::Parts& parts) override {
+    if (due == LoopController::Entry::kTail) parts.emplace_back(part_name(this->partition_, "delta"), encode_records(pending_));
     try {
       for (const S& s : pending_) index_->upsert(s);
     } catch (...) {
@@ -330,12 +448,38 @@ class DeltaHead final : public SuperstepHead<W> {
     }
     pending_.clear();
   }
+  // A head holds the solution set and the workset; a tail the deltas (added above) and the workset.
+  void snapshot(LoopController::Entry due, CheckpointStorage::Parts& parts) override {
+    if (due == LoopController::Entry::kHead) {
+      std::vector<S> all;
+      index_->for_each([&](const S& s) { all.push_back(s); });
+      parts.emplace_back(part_name(this->partition_, "solution"), encode_records(all));
+    }
+    parts.emplace_back(part_name(this->partition_, "workset"), encode_records(this->cur_));
+  }
+  // The head's solution set (or the initial one), the tails' deltas in order, the last workset.
+  void restore(const std::vector<std::map<std::string, std::string>>& parts) override {
+    const auto& recovery = this->ctl_->recovery();
+    const int n = this->partitions_;
+    const int p = this->partition_;
+    const auto& context = this->context_parts(parts);
+    auto by_key = [this, n, p](const S& s, int) { return home_(s, n) == p; };
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const CheckpointInfo& info = recovery.chain[i].info;
+      const bool head = info.kind == "head";
+      if (head) index_->clear();
+      for (const S& s : restore_records<S>(parts[i], context, head ? "solution" : "delta", info.partitions, p, n,
+                                           rehome_s_, by_key))
+        index_->upsert(s);
+    }
+    this->cur_ = restore_records<W>(parts.back(), context, "workset", recovery.chain.back().info.partitions, p, n,
+                                    rehome_w_, [n, p](const W&, int q) { return q % n == p; });
+  }
   void initial_ended() {
     this->port_ended();
     if (++initial_ended_ < 2) return;
-    LocalReport r;
-    r.size = this->cur_.size();
-    this->report(0, r);
+    if (this->ctl_->first_superstep() > 0) this->cur_.clear();
+    this->initial_input_ended();
   }
 
   std::shared_ptr<SolutionSetState<Index>> state_;
@@ -347,6 +491,9 @@ class DeltaHead final : public SuperstepHead<W> {
   HeadPort<S> deltas_;
   std::vector<S> pending_;  // deltas of the running superstep
   int initial_ended_ = 0;
+  std::function<int(const S&, int)> home_;  // the partition of a solution-set record, of n
+  Rehome<S> rehome_s_;
+  Rehome<W> rehome_w_;
 };
 
 // ---------------------------------------------------------------- streaming

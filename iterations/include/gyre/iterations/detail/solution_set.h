@@ -47,6 +47,7 @@ class HashSolutionIndex {
     if (!inserted) slot = s;
   }
   const S* find(const K& k) const { return map_.find(k, hash_key(k)); }
+  void clear() { map_.clear(); }
   template <class F>
   void for_each(F&& f) {
     map_.for_each([&](const K&, S& s) { f(std::as_const(s)); });
@@ -86,6 +87,10 @@ class DenseSolutionIndex {
     }
     const std::size_t slot = static_cast<std::size_t>(static_cast<std::uint64_t>(k) / parallelism_);
     return slot < values_.size() && present_[slot] ? &values_[slot] : nullptr;
+  }
+  void clear() {
+    values_.clear();
+    present_.clear();
   }
   template <class F>
   void for_each(F&& f) {

@@ -163,6 +163,7 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
     pending_parts_.clear();
     to_commit_.clear();
     restore_.reset();
+    sync_error_.clear();
     restoring_ = recovery_.superstep > 0 ? local_heads : 0;
     for (auto& a : aggs_) a->value.store(a->identity());
     // A resumed loop starts with the aggregators as they were after the resumed superstep.
@@ -243,7 +244,7 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
     std::lock_guard lock(mu_);
     // Rank 0 commits the entries every rank has written (in order, after its own writes).
     while (rank_ == 0 && !to_commit_.empty() && to_commit_.front().superstep <= written_everywhere) {
-      writer_->post([storage = ckpt_.storage, info = std::move(to_commit_.front())] { storage->commit(info); });
+      run_or_post([storage = ckpt_.storage, info = std::move(to_commit_.front())] { storage->commit(info); });
       to_commit_.pop_front();
     }
     // A rank without head partitions writes an empty file for each entry.
@@ -319,7 +320,7 @@ LoopController::Entry LoopController::entry_due(int completed) const {
 
 void LoopController::add_parts(int completed, CheckpointStorage::Parts parts, double encode_seconds) {
   std::lock_guard lock(mu_);
-  if (const std::string e = writer_->error(); !e.empty())
+  if (const std::string e = sync_error_.empty() ? writer_->error() : sync_error_; !e.empty())
     throw Error("iteration '" + name_ + "': writing a checkpoint to " + ckpt_.storage->location() + " failed: " + e);
   for (auto& p : parts) pending_parts_.push_back(std::move(p));
   metrics_.checkpoint_seconds = std::max(metrics_.checkpoint_seconds, encode_seconds);
@@ -341,10 +342,23 @@ void LoopController::post_write(int completed, CheckpointStorage::Parts parts) {
   for (const auto& a : aggs_) info.aggregators.emplace_back(a->name, a->value.load());
   ++metrics_.checkpoints;
   if (rank_ == 0) to_commit_.push_back(info);
-  writer_->post([this, storage = ckpt_.storage, info, parts = std::move(parts), rank = rank_] {
+  run_or_post([this, storage = ckpt_.storage, info, parts = std::move(parts), rank = rank_] {
     storage->write_rank(info, rank, parts);
     written_.store(info.superstep);
   });
+}
+
+void LoopController::run_or_post(std::function<void()> task) {
+  if (!ckpt_.wait) {
+    writer_->post(std::move(task));
+    return;
+  }
+  if (!sync_error_.empty()) return;
+  try {
+    task();
+  } catch (const std::exception& e) {
+    sync_error_ = e.what();
+  }
 }
 
 std::shared_ptr<const std::vector<std::map<std::string, std::string>>> LoopController::restore_parts() {

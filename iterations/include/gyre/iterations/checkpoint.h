@@ -38,6 +38,10 @@ struct LoopCheckpoints {
   int every = 5;                                     // head checkpoints after supersteps K, 2K, ...
   CheckpointMode mode = CheckpointMode::kBoth;
   bool resume = false;
+  // Write each entry, and commit it, before the loop goes on (no overlap with computation): an
+  // entry is then committed as soon as the superstep after it ends. For tests and demonstrations
+  // that need to know which checkpoints exist when a failure strikes.
+  bool wait = false;
   // What makes this run the same job as the one that wrote the checkpoints: the caller's
   // description of the input and parameters (the loop's name, kind and aggregators are added).
   std::string fingerprint;

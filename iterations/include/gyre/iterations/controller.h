@@ -122,6 +122,7 @@ class LoopController final : public LoopHook {
   void submit(int epoch, const LocalReport& r);
   void decide(int epoch, const std::vector<double>& global);
   void post_write(int completed, CheckpointStorage::Parts parts);  // under mu_
+  void run_or_post(std::function<void()> task);                      // under mu_
 
   const LoopKind kind_;
   const std::string name_;
@@ -156,6 +157,7 @@ class LoopController final : public LoopHook {
   bool rebase_ = false;  // write a head at the resume point first
   int ranks_ = 1;
   std::unique_ptr<CheckpointWriter> writer_;
+  std::string sync_error_;  // LoopCheckpoints::wait: the first failed write or commit
   std::atomic<int> written_{-1};  // newest entry this rank's file of which is written
   int parts_added_ = 0;           // heads that gave their parts of the pending entry
   CheckpointStorage::Parts pending_parts_;

@@ -3,6 +3,8 @@
 //   gyre pagerank --input FILE [--directed|--undirected] [--damping D] [--iterations N]
 //                 [--tolerance T] --output OUT
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
+//     both also: [--checkpoint-dir DIR [--checkpoint-every K] [--checkpoint-mode head|tail|both]
+//                 [--resume]] [--max-restarts N] [--inject-failure rank=R,superstep=S,mode=kill|throw]
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
 //   gyre explain  pagerank|cc --input FILE [--directed|--undirected]
@@ -11,6 +13,7 @@
 // or a gyre HDF5 graph (.h5, made by convert). OUT: one "id value" line per vertex, sorted by
 // id (or, named *.h5, an HDF5 result file), written by rank 0 only when the run succeeded.
 // Errors go to stderr (rank 0) with a non-zero exit on every rank.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -23,7 +26,9 @@
 #include "gyre/algorithms/generators.h"
 #include "gyre/core/error.h"
 #include "gyre/io/graph_files.h"
+#include "gyre/io/checkpoint_store.h"
 #include "gyre/io/hdf5_graph.h"
+#include "gyre/iterations/checkpoint.h"
 #include "gyre/mpi/session.h"
 
 namespace {
@@ -38,6 +43,14 @@ struct Common {
   int parallelism = 0;
   std::string metrics;
   bool no_progress = false;
+  // checkpoints and failures
+  std::string checkpoint_dir;
+  int checkpoint_every = 5;
+  std::string checkpoint_mode = "both";
+  bool resume = false;
+  bool checkpoint_wait = false;
+  int max_restarts = 3;
+  std::string inject_failure;
 };
 
 enum class Output { kResult, kGraph, kNone };
@@ -63,6 +76,55 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--metrics", c.metrics, "write job metrics as JSON (per superstep: time, size, bytes)");
   cmd->add_flag("--no-progress", c.no_progress,
                 "no progress line (shown on rank 0 when stdout is a terminal; under mpirun it always is one)");
+  if (output != Output::kResult) return;
+  cmd->add_option("--checkpoint-dir", c.checkpoint_dir,
+                  "write loop checkpoints (HDF5) here; must be the same directory for every rank");
+  cmd->add_option("--checkpoint-every", c.checkpoint_every, "a head checkpoint after every K-th superstep (default 5)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--checkpoint-mode", c.checkpoint_mode,
+                  "head (head checkpoints only), tail (a tail log after every superstep), both (default: heads every K, "
+                  "tail logs in between)")
+      ->check(CLI::IsMember({"head", "tail", "both"}));
+  cmd->add_flag("--checkpoint-wait", c.checkpoint_wait,
+                "write and commit each checkpoint before the loop goes on (no overlap; which checkpoints exist at a "
+                "failure then does not depend on timing)");
+  cmd->add_flag("--resume", c.resume, "continue from the newest usable checkpoint in --checkpoint-dir (after a failure)");
+  cmd->add_option("--max-restarts", c.max_restarts,
+                  "after a task failure, roll back to the last checkpoint and go on, at most N times (default 3)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--inject-failure", c.inject_failure,
+                  "fail on purpose: rank=R,superstep=S,mode=kill (the rank dies with SIGKILL at the start of superstep "
+                  "S) or mode=throw (a task of rank R throws there once; the job recovers in-process)");
+}
+
+// What identifies the input of a run: its name, size and modification time.
+std::string input_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return path;
+  return path + " (" + std::to_string(st.st_size) + " bytes, modified " + std::to_string(st.st_mtime) + ")";
+}
+
+// Checkpoint settings of a run; `what` names the algorithm and its parameters.
+gyre::graph::RecoveryOptions recovery_options(const Common& c, const std::string& what, const gyre::graph::Graph& g,
+                                              bool root) {
+  gyre::graph::RecoveryOptions r;
+  r.max_restarts = c.max_restarts;
+  if (c.checkpoint_dir.empty()) {
+    if (c.resume) throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
+    return r;
+  }
+  r.checkpoint.storage = std::make_shared<gyre::io::CheckpointStore>(c.checkpoint_dir);
+  r.checkpoint.every = c.checkpoint_every;
+  r.checkpoint.mode = c.checkpoint_mode == "head"   ? gyre::CheckpointMode::kHead
+                      : c.checkpoint_mode == "tail" ? gyre::CheckpointMode::kTail
+                                                    : gyre::CheckpointMode::kBoth;
+  r.checkpoint.resume = c.resume;
+  r.checkpoint.wait = c.checkpoint_wait;
+  r.checkpoint.fingerprint = what + " on " + input_identity(c.input) + ", " + std::to_string(g.vertices) +
+                             " vertices, " + std::to_string(g.edges) + (g.directed ? " directed" : " undirected") +
+                             " edges";
+  if (root) r.checkpoint.log = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
+  return r;
 }
 
 gyre::graph::LoadOptions load_options(const Common& c) {
@@ -197,6 +259,10 @@ int main(int argc, char** argv) {
   };
 
   try {
+    const Common& run_opts = pagerank->parsed() ? pr_opts : cc_opts;
+    if (!run_opts.inject_failure.empty()) gyre::inject_failure(gyre::parse_injected_failure(run_opts.inject_failure));
+    if (run_opts.resume && run_opts.checkpoint_dir.empty())
+      throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
     gyre::JobResult metrics;
     std::size_t vertices = 0;
     std::string metrics_path;
@@ -210,6 +276,9 @@ int main(int argc, char** argv) {
                      static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
                      g->directed ? "directed" : "undirected", g->load_seconds);
       pr.on_superstep = show("pagerank", pr.iterations);
+      char params[64];
+      std::snprintf(params, sizeof params, "pagerank damping=%.17g", pr.damping);
+      pr.recovery = recovery_options(pr_opts, params, *g, root);
       const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
       if (root) write_result(output, "pagerank", ranks);
       vertices = ranks.size();
@@ -219,8 +288,8 @@ int main(int argc, char** argv) {
       gyre::graph::LoadOptions in = load_options(cc_opts);
       in.directed = false;  // weak connectivity
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
-      const auto labels =
-          gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics, show("cc", 0));
+      const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics,
+                                                            show("cc", 0), recovery_options(cc_opts, "cc", *g, root));
       if (root) write_result(output, "connected components", labels);
       vertices = labels.size();
     }
@@ -228,9 +297,12 @@ int main(int argc, char** argv) {
     if (root) {
       if (!metrics_path.empty()) metrics.write_json(metrics_path);
       const auto& loop = metrics.loops.at(0);
-      std::fprintf(stderr, "%s: %zu vertices, %d supersteps (%s), %.3f s on %d rank(s); wrote %s\n",
+      std::string recovered;
+      if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);
+      if (metrics.restarts > 0) recovered += ", " + std::to_string(metrics.restarts) + " restart(s)";
+      std::fprintf(stderr, "%s: %zu vertices, %d supersteps (%s%s), %.3f s on %d rank(s); wrote %s\n",
                    pagerank->parsed() ? "pagerank" : "cc", vertices, loop.supersteps, loop.ended_by.c_str(),
-                   metrics.seconds, mpi.size(), output.c_str());
+                   recovered.c_str(), metrics.seconds, mpi.size(), output.c_str());
     }
     return 0;
   } catch (const std::exception& e) {

@@ -32,9 +32,11 @@ VertexOptions options() {
 }  // namespace
 
 Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
-                                JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep) {
+                                JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep,
+                                const RecoveryOptions& recovery) {
   VertexOptions vo = options();
   vo.on_superstep = std::move(on_superstep);
+  vo.recovery = recovery;
   return run_delta(g, ComponentsProgram{}, vo, config, std::move(transport), metrics);
 }
 

@@ -42,6 +42,7 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
   vo.tolerance = opts.tolerance;
   vo.on_superstep = opts.on_superstep;
   vo.plan = opts.plan;
+  vo.recovery = opts.recovery;
   const PageRankProgram program{opts.damping, static_cast<double>(g.vertices)};
   return run_bulk(g, program, vo, config, std::move(transport), metrics);
 }

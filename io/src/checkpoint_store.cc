@@ -155,6 +155,9 @@ void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Par
   make_dir(dir_);
   const std::string entry = entry_dir(dir_, info.kind, info.superstep);
   make_dir(entry);
+  // An entry written again (a resumed run repeats the supersteps after its resume point) does not
+  // exist until it is committed again.
+  std::remove(manifest_file(entry).c_str());
   const std::string path = rank_file(entry, rank);
   Writer w(path);
   w.attribute("format", kRankFormat);

@@ -20,6 +20,7 @@ struct PageRankOptions {
   double tolerance = 0;  // > 0: stop early once the L1 change of a superstep is below it
   std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
   std::string* plan = nullptr;  // if set: the plan goes here and nothing runs (see explain below)
+  RecoveryOptions recovery;     // checkpoints, resume, in-process retries
 };
 
 // (original id, rank) per vertex, sorted by id, on rank 0 (empty on other ranks).
@@ -41,7 +42,8 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
 // directions); the overloads below do that. Metrics: "active vertices" per superstep.
 Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
                                 JobResult* metrics = nullptr,
-                                std::function<void(const SuperstepMetrics&)> on_superstep = {});
+                                std::function<void(const SuperstepMetrics&)> on_superstep = {},
+                                const RecoveryOptions& recovery = {});
 Components connected_components(const LoadOptions& input, const JobConfig& config,
                                 std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
 // The same over edges in memory (every rank passes the same vector).

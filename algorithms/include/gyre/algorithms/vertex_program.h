@@ -40,6 +40,7 @@
 #include <bit>
 #include <concepts>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -89,8 +90,16 @@ concept HasResidual = requires(const P& p, const typename P::Value& v) {
   { p.residual(v, v) } -> std::convertible_to<double>;
 };
 
+// Checkpoints of the loop (see gyre/iterations/checkpoint.h) and in-process recovery: after a
+// task failure the job runs again from the last checkpoint, at most max_restarts times.
+struct RecoveryOptions {
+  LoopCheckpoints checkpoint;
+  int max_restarts = 0;
+};
+
 struct VertexOptions {
   std::string name = "vertex program";
+  RecoveryOptions recovery;
   int max_supersteps = 20;  // bulk: this many unless converged before; delta: at most this many
   double tolerance = 0;     // bulk, programs with residual(): stop once a superstep's residual < this
   std::function<void(const SuperstepMetrics&)> on_superstep;  // rank 0, after each superstep
@@ -209,9 +218,9 @@ class PullOp final : public gyre::detail::NodeRuntime {
 
  public:
   PullOp(const gyre::detail::OpContext& c, const Graph* g, P program, std::shared_ptr<SharedMessages<M>> messages,
-         gyre::detail::Input<Block<V>>* out)
+         SuperstepNumber step, gyre::detail::Input<Block<V>>* out)
       : g_(g), part_(g->part(c.partition)), p_(c.partition), program_(std::move(program)),
-        messages_(std::move(messages)), out_(out), messages_port_(this), values_port_(this) {}
+        messages_(std::move(messages)), step_(std::move(step)), out_(out), messages_port_(this), values_port_(this) {}
   gyre::detail::PortBase* port(int i) override {
     return i == 0 ? static_cast<gyre::detail::PortBase*>(&messages_port_) : &values_port_;
   }
@@ -240,7 +249,7 @@ class PullOp final : public gyre::detail::NodeRuntime {
     for (const auto& d : messages_->done)
       while (d.load(std::memory_order_acquire) != s) std::this_thread::yield();
     const std::size_t n = part_->ids.size();
-    const StepInfo step{s, g_->vertices, global_.value()};
+    const StepInfo step{step_.value(), g_->vertices, global_.value()};  // the loop's superstep (a resumed one goes on)
     auto values = recycle(spare_, n);
     const std::size_t chunks = (n + kChunk - 1) / kChunk;
     partial_.assign(2 * chunks, 0.0);
@@ -290,7 +299,8 @@ class PullOp final : public gyre::detail::NodeRuntime {
   int p_;
   P program_;
   std::shared_ptr<SharedMessages<M>> messages_;
-  int superstep_ = 0;  // completed supersteps
+  SuperstepNumber step_;
+  int superstep_ = 0;  // completed supersteps of this job
   gyre::detail::Input<Block<V>>* out_;
   std::vector<double> partial_;
   std::shared_ptr<const std::vector<V>> old_;
@@ -424,6 +434,71 @@ class Applier {
   std::vector<const Block<Offer<M>>*> order_;
 };
 
+// Checkpoints: each partition saves its vertex ids, so that its records can be placed in another
+// partitioning on resume.
+inline std::function<std::string(int)> ids_context(const Graph* g) {
+  return [g](int p) {
+    const auto& ids = g->part(p)->ids;
+    return std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * sizeof(std::uint64_t));
+  };
+}
+inline std::uint64_t old_id(const std::string* context, std::size_t i, int partition) {
+  if (context == nullptr || (i + 1) * sizeof(std::uint64_t) > context->size())
+    throw Error("the checkpoint has no vertex ids for its partition " + std::to_string(partition));
+  std::uint64_t id = 0;
+  std::memcpy(&id, context->data() + i * sizeof(std::uint64_t), sizeof id);
+  return id;
+}
+// The local index of `id` in `part`, or -1.
+inline std::int64_t local_of(const Partition& part, std::uint64_t id) {
+  const auto it = std::lower_bound(part.ids.begin(), part.ids.end(), id);
+  return it != part.ids.end() && *it == id ? it - part.ids.begin() : -1;
+}
+
+// Values blocks in another partitioning: partition p's values start as init() (or as they were
+// restored so far: tails only hold the partitions that changed) and take every saved vertex of p.
+template <class P>
+Rehome<Block<typename P::Value>> rehome_values(const Graph* g, const P& program) {
+  using V = typename P::Value;
+  auto staged = std::make_shared<std::vector<std::shared_ptr<std::vector<V>>>>(static_cast<std::size_t>(g->partitions()));
+  return [g, program, staged](int p, int, std::span<const OldPartition<Block<V>>> old) {
+    const Partition& part = *g->part(p);
+    auto& values = (*staged)[static_cast<std::size_t>(p)];
+    if (!values) {
+      values = std::make_shared<std::vector<V>>(part.ids.size());
+      for (std::size_t v = 0; v < part.ids.size(); ++v) (*values)[v] = program.init(info(part, v));
+    }
+    for (const auto& o : old)
+      for (const Block<V>& b : o.records)
+        for (std::size_t i = 0; i < b.values->size(); ++i) {
+          const std::int64_t v = local_of(part, old_id(o.context, i, o.partition));
+          if (v >= 0) (*values)[static_cast<std::size_t>(v)] = (*b.values)[i];
+        }
+    return std::vector<Block<V>>{Block<V>{static_cast<std::uint64_t>(p), {0, 0}, values}};
+  };
+}
+
+// Pending messages in another partitioning: every offer to a vertex of p, in old partition order.
+template <class M>
+Rehome<Block<Offer<M>>> rehome_offers(const Graph* g) {
+  return [g](int p, int, std::span<const OldPartition<Block<Offer<M>>>> old) {
+    const Partition& part = *g->part(p);
+    auto items = std::make_shared<std::vector<Offer<M>>>();
+    for (const auto& o : old)
+      for (const Block<Offer<M>>& b : o.records) {
+        const auto dest = static_cast<std::size_t>(b.partition);
+        if (dest >= old.size()) throw Error("the checkpoint's messages name partition " + std::to_string(dest));
+        for (const Offer<M>& offer : *b.values) {
+          const std::int64_t v = local_of(part, old_id(old[dest].context, offer.vertex, static_cast<int>(dest)));
+          if (v >= 0) items->push_back(Offer<M>{static_cast<std::uint32_t>(v), offer.message});
+        }
+      }
+    std::vector<Block<Offer<M>>> out;
+    if (!items->empty()) out.push_back(Block<Offer<M>>{static_cast<std::uint64_t>(p), {0, 0}, std::move(items)});
+    return out;
+  };
+}
+
 template <class V>
 VertexValues<V> collect_values(Environment& env, const Graph* g, Stream<Block<V>> values, std::string* plan,
                                JobResult* metrics) {
@@ -445,10 +520,26 @@ VertexValues<V> collect_values(Environment& env, const Graph* g, Stream<Block<V>
   return result;
 }
 
-inline IterationOptions iteration_options(const VertexOptions& opts) {
+inline IterationOptions iteration_options(const VertexOptions& opts, const Graph* g, bool resume) {
   IterationOptions io(opts.name);
   io.on_superstep = opts.on_superstep;
+  io.checkpoint = opts.recovery.checkpoint;
+  io.checkpoint.resume = io.checkpoint.resume || resume;
+  if (io.checkpoint.storage) io.checkpoint_context = ids_context(g);
   return io;
+}
+
+// Runs the job `run(resume)` builds, again from the last checkpoint after a task failure.
+template <class V, class Run>
+VertexValues<V> recovering(const VertexOptions& opts, JobResult* metrics, Run run) {
+  VertexValues<V> out;
+  JobResult r = run_with_recovery(opts.plan != nullptr ? 0 : opts.recovery.max_restarts, [&](bool resume) {
+    JobResult jr;
+    out = run(resume, &jr);
+    return jr;
+  });
+  if (metrics != nullptr) *metrics = std::move(r);
+  return out;
 }
 
 inline JobConfig graph_config(const Graph& g, const JobConfig& config) {
@@ -489,7 +580,8 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
   using M = typename P::Message;
   using vp_detail::Block;
   if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
-  Environment env(vp_detail::graph_config(g, config), std::move(transport));
+  return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
+  Environment env(vp_detail::graph_config(g, config), transport);
   const Graph* gp = &g;
   auto initial = vp_detail::initial_values(env, gp, program);
   const double tolerance = opts.tolerance;
@@ -516,9 +608,10 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
     pull.parallelism = gp->partitions();
     pull.bounded = true;
     pull.num_ports = 2;
-    pull.make = [gp, program, shared = std::make_shared<vp_detail::SharedMessages<M>>(*gp)](
+    pull.make = [gp, program, shared = std::make_shared<vp_detail::SharedMessages<M>>(*gp), step = loop.superstep()](
                     const detail::OpContext& oc, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-      return std::make_unique<vp_detail::PullOp<P>>(oc, gp, program, shared, static_cast<detail::Input<Block<V>>*>(out));
+      return std::make_unique<vp_detail::PullOp<P>>(oc, gp, program, shared, step,
+                                                    static_cast<detail::Input<Block<V>>*>(out));
     };
     detail::set_output_type<Block<V>>(pull);
     const int pull_id = env.add_node(std::move(pull));
@@ -532,8 +625,9 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
       if (tolerance > 0) loop.converge_when([residual, tolerance] { return residual.value() < tolerance; });
     }
     return next;
-  }, vp_detail::iteration_options(opts));
-  return vp_detail::collect_values(env, gp, result, opts.plan, metrics);
+  }, vp_detail::iteration_options(opts, gp, resume), vp_detail::rehome_values(gp, program));
+  return vp_detail::collect_values(env, gp, result, opts.plan, jr);
+  });
 }
 
 // Runs `program` as a delta iteration: at first every vertex sends; afterwards only those whose
@@ -550,7 +644,8 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
   if (g.directed)
     throw PlanError(opts.name + ": run_delta pushes messages over out-edges and needs the graph loaded undirected");
   if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
-  Environment env(vp_detail::graph_config(g, config), std::move(transport));
+  return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
+  Environment env(vp_detail::graph_config(g, config), transport);
   const Graph* gp = &g;
   auto initial = vp_detail::initial_values(env, gp, program);
   // (Each partition gets its own copy of a function, so its own Pusher / Applier state.)
@@ -581,8 +676,10 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
         next.name(opts.name + ": send from changed vertices");
         return DeltaStep<Block<V>, Offers>{delta, next};
       },
-      vp_detail::iteration_options(opts));
-  return vp_detail::collect_values(env, gp, result, opts.plan, metrics);
+      vp_detail::iteration_options(opts, gp, resume), vp_detail::rehome_values(gp, program),
+      vp_detail::rehome_offers<M>(gp));
+  return vp_detail::collect_values(env, gp, result, opts.plan, jr);
+  });
 }
 
 }  // namespace gyre::graph

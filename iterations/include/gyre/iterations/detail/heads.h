@@ -247,7 +247,9 @@ class SuperstepHead : public HeadBase {
     }
     if (due != LoopController::Entry::kNone) {
       snapshot(due, parts);
-      if (context_ && (due == LoopController::Entry::kHead || completed == 1))
+      // The context goes with every entry a chain can start from: heads, bulk tails (they hold the
+      // whole state), and the first tail of a run from the initial input.
+      if (context_ && (due == LoopController::Entry::kHead || ctl_->kind() == LoopKind::kBulk || completed == 1))
         parts.emplace_back(part_name(partition_, "context"), context_(partition_));
       ctl_->add_parts(completed, std::move(parts),
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

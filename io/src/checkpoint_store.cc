@@ -31,6 +31,9 @@ std::string entry_dir(const std::string& dir, const std::string& kind, int super
 }
 std::string rank_file(const std::string& entry, int rank) { return entry + "/rank-" + std::to_string(rank) + ".h5"; }
 std::string manifest_file(const std::string& entry) { return entry + "/MANIFEST.h5"; }
+// Size and CRC-32 of a rank's file, as its rank computed them after writing it (so rank 0 need not
+// read every rank's file to commit).
+std::string sum_file(const std::string& entry, int rank) { return entry + "/rank-" + std::to_string(rank) + ".sum"; }
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
 void make_dir(const std::string& path) {
@@ -171,15 +174,30 @@ void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Par
     w.dataset(("/parts/" + name).c_str(), std::span<const std::uint8_t>(
                                               reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
   w.commit();
+  const auto [size, crc] = file_sum(path);
+  const std::string sum = sum_file(entry, rank);
+  const std::string tmp = sum + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << size << " " << crc << "\n";
+    if (!out.flush()) throw Error("cannot write '" + tmp + "' (disk full?)");
+  }
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0 || std::rename(tmp.c_str(), sum.c_str()) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error("cannot write '" + sum + "'");
+  }
+  ::close(fd);
 }
 
 void CheckpointStore::commit(const CheckpointInfo& info) const {
   const std::string entry = entry_dir(dir_, info.kind, info.superstep);
   std::vector<std::uint64_t> ranks, sizes, crcs;
   for (int r = 0; r < info.ranks; ++r) {
-    const std::string path = rank_file(entry, r);
-    if (!exists(path)) throw Error("checkpoint " + entry + ": rank " + std::to_string(r) + "'s file is missing");
-    const auto [size, crc] = file_sum(path);
+    std::ifstream in(sum_file(entry, r));
+    std::uint64_t size = 0, crc = 0;
+    if (!(in >> size >> crc) || !exists(rank_file(entry, r)))
+      throw Error("checkpoint " + entry + ": rank " + std::to_string(r) + "'s file is missing");
     ranks.push_back(static_cast<std::uint64_t>(r));
     sizes.push_back(size);
     crcs.push_back(crc);

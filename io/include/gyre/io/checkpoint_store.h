@@ -2,6 +2,7 @@
 //
 //   DIR/head-000010/rank-0.h5      every rank's parts (named byte strings: one per partition and
 //   DIR/head-000010/rank-1.h5      kind of state, e.g. "p3.solution"), written by that rank
+//   DIR/head-000010/rank-0.sum     size and CRC-32 of rank 0's file (so rank 0 need not read them all)
 //   DIR/head-000010/MANIFEST.h5    written by rank 0 last, once every rank's file is durable
 //   DIR/tail-000011/...            a tail log: what superstep 11 sent back to the head
 //

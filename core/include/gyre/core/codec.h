@@ -96,7 +96,7 @@ struct Codec<std::vector<T>> {
     if constexpr (std::is_trivially_copyable_v<T>) {
       if (static_cast<std::uint64_t>(end - p) / sizeof(T) < n) detail::truncated();
       v.resize(static_cast<std::size_t>(n));
-      std::memcpy(static_cast<void*>(v.data()), p, static_cast<std::size_t>(n) * sizeof(T));
+      if (n > 0) std::memcpy(static_cast<void*>(v.data()), p, static_cast<std::size_t>(n) * sizeof(T));
       return p + n * sizeof(T);
     } else {
       v.clear();

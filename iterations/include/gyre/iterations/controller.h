@@ -73,6 +73,10 @@ bool injected_failure(int rank, int superstep, FailureMode mode);
 class LoopController final : public LoopHook {
  public:
   LoopController(LoopKind kind, std::string name, int max_supersteps);
+  // Joins the checkpoint writer before the members its last task may touch go away.
+  ~LoopController() override { writer_.reset(); }
+  LoopController(const LoopController&) = delete;
+  LoopController& operator=(const LoopController&) = delete;
 
   // ---- set up while the plan is built ----
   std::shared_ptr<AggregatorState> add_aggregator(std::string name, ReduceOp op);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "gyre/core/error.h"
+#include "gyre/core/text_io.h"
 #include "hdf5_util.h"
 
 namespace gyre::io {
@@ -175,19 +176,9 @@ void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Par
                                               reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
   w.commit();
   const auto [size, crc] = file_sum(path);
-  const std::string sum = sum_file(entry, rank);
-  const std::string tmp = sum + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << size << " " << crc << "\n";
-    if (!out.flush()) throw Error("cannot write '" + tmp + "' (disk full?)");
-  }
-  const int fd = ::open(tmp.c_str(), O_RDONLY);
-  if (fd < 0 || ::fsync(fd) != 0 || std::rename(tmp.c_str(), sum.c_str()) != 0) {
-    if (fd >= 0) ::close(fd);
-    throw Error("cannot write '" + sum + "'");
-  }
-  ::close(fd);
+  detail::AtomicFile sum(sum_file(entry, rank));
+  sum.write(std::to_string(size) + " " + std::to_string(crc) + "\n");
+  sum.commit();
 }
 
 void CheckpointStore::commit(const CheckpointInfo& info) const {

@@ -17,16 +17,25 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/algorithms/generators.h"
 #include "gyre/core/error.h"
-#include "gyre/io/graph_files.h"
 #include "gyre/io/checkpoint_store.h"
+#include "gyre/io/checksum.h"
+#include "gyre/io/graph_files.h"
 #include "gyre/io/hdf5_graph.h"
 #include "gyre/iterations/checkpoint.h"
 #include "gyre/mpi/session.h"
@@ -55,6 +64,29 @@ struct Common {
 
 enum class Output { kResult, kGraph, kNone };
 
+// Number checks whose messages a person reads: "--threads: must be 0 or more (got -1)", not a
+// 309-digit bound.
+std::string format_number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+CLI::Validator number_in(double lo, double hi, bool whole, const std::string& what) {
+  return CLI::Validator(
+      [lo, hi, whole, what](std::string& text) -> std::string {
+        double v = 0;
+        const char* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+        if (ec != std::errc() || ptr != end || !std::isfinite(v)) return "'" + text + "' is not a number";
+        if (whole && v != std::floor(v)) return "'" + text + "' is not a whole number";
+        if (v < lo || v > hi) return "must be " + what + " (got " + text + ")";
+        return {};
+      },
+      what);
+}
+const CLI::Validator kNonNegativeInt = number_in(0, 1e9, true, "a whole number, 0 or more");
+const CLI::Validator kPositiveInt = number_in(1, 1e9, true, "a whole number, 1 or more");
+
 void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--input", c.input, "graph file: edge list ('src dst [weight]' lines; '#'/'%' comments; plain or "
                                       "gzip), a Graphalytics .properties file, or a gyre HDF5 graph (.h5)")
@@ -71,8 +103,8 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   auto* d = cmd->add_flag("--directed", c.directed, "treat edges as directed (default for edge lists)");
   cmd->add_flag("--undirected", c.undirected, "treat every edge as going both ways")->excludes(d);
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeInt);
+  cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(kNonNegativeInt);
   cmd->add_option("--metrics", c.metrics, "write job metrics as JSON (per superstep: time, size, bytes)");
   cmd->add_flag("--no-progress", c.no_progress,
                 "no progress line (shown on rank 0 when stdout is a terminal; under mpirun it always is one)");
@@ -80,7 +112,7 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--checkpoint-dir", c.checkpoint_dir,
                   "write loop checkpoints (HDF5) here; must be the same directory for every rank");
   cmd->add_option("--checkpoint-every", c.checkpoint_every, "a head checkpoint after every K-th superstep (default 5)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInt);
   cmd->add_option("--checkpoint-mode", c.checkpoint_mode,
                   "head (head checkpoints only), tail (a tail log after every superstep), both (default: heads every K, "
                   "tail logs in between)")
@@ -88,25 +120,138 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_flag("--checkpoint-wait", c.checkpoint_wait,
                 "write and commit each checkpoint before the loop goes on (no overlap; which checkpoints exist at a "
                 "failure then does not depend on timing)");
-  cmd->add_flag("--resume", c.resume, "continue from the newest usable checkpoint in --checkpoint-dir (after a failure)");
+  cmd->add_flag("--resume", c.resume,
+                "continue from the newest usable checkpoint in --checkpoint-dir (after a failure); only checkpoints "
+                "of the same job are used: same algorithm and parameters, same input content (CRC-32 of every "
+                "input file), same graph. Without --resume a run starts a new chain in the directory");
   cmd->add_option("--max-restarts", c.max_restarts,
                   "after a task failure, roll back to the last checkpoint and go on, at most N times (default 3)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeInt);
   cmd->add_option("--inject-failure", c.inject_failure,
                   "fail on purpose: rank=R,superstep=S,mode=kill (the rank dies with SIGKILL at the start of superstep "
                   "S) or mode=throw (a task of rank R throws there once; the job recovers in-process)");
 }
 
-// What identifies the input of a run: its name, size and modification time.
-std::string input_identity(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return path;
-  return path + " (" + std::to_string(st.st_size) + " bytes, modified " + std::to_string(st.st_mtime) + ")";
+bool is_graphalytics(const Common& c) {
+  return c.format == "graphalytics" ||
+         (c.format == "auto" && gyre::io::guess_format(c.input) == gyre::io::GraphFormat::kGraphalytics);
 }
 
-// Checkpoint settings of a run; `what` names the algorithm and its parameters.
-gyre::graph::RecoveryOptions recovery_options(const Common& c, const std::string& what, const gyre::graph::Graph& g,
-                                              bool root) {
+// The files a run reads: the input, and for a .properties file also its vertex and edge files.
+std::vector<std::string> input_files(const Common& c) {
+  std::vector<std::string> files{c.input};
+  if (is_graphalytics(c)) {
+    const auto g = gyre::io::read_properties(c.input);
+    files.push_back(g.vertex_file);
+    files.push_back(g.edge_file);
+  }
+  return files;
+}
+
+// True if `a` and `b` name the same file (or would: neither need exist).
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  if (::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  std::error_code ea, eb;
+  const auto pa = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ea);
+  const auto pb = std::filesystem::weakly_canonical(std::filesystem::absolute(b), eb);
+  return !ea && !eb && pa == pb;
+}
+
+// A file this run will write must be writable now, not only after the computation.
+void check_writable_file(const std::string& path, const char* flag) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw gyre::Error(std::string(flag) + " " + path + " is a directory");
+    if (::access(path.c_str(), W_OK) != 0)
+      throw gyre::Error(std::string("cannot write ") + flag + " " + path + ": " + std::strerror(errno));
+  }
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw gyre::Error(std::string(flag) + " " + path + ": directory " + dir.string() + " does not exist");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw gyre::Error(std::string("cannot write ") + flag + " " + path + ": " + std::strerror(errno) + " (directory " +
+                      dir.string() + ")");
+}
+
+// A checkpoint directory must be a writable directory, or creatable.
+void check_checkpoint_dir(const std::string& path) {
+  struct stat st {};
+  std::filesystem::path p(path);
+  if (::stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) throw gyre::Error("--checkpoint-dir " + path + " is not a directory");
+    if (::access(path.c_str(), W_OK | X_OK) != 0)
+      throw gyre::Error("cannot write --checkpoint-dir " + path + ": " + std::strerror(errno));
+    return;
+  }
+  // The nearest existing ancestor must let us create the rest.
+  std::filesystem::path a = std::filesystem::absolute(p).parent_path();
+  while (!a.empty() && ::stat(a.c_str(), &st) != 0) a = a.parent_path();
+  if (a.empty() || !S_ISDIR(st.st_mode) || ::access(a.c_str(), W_OK | X_OK) != 0)
+    throw gyre::Error("cannot create --checkpoint-dir " + path + ": " + (a.empty() ? "no parent" : a.string()) +
+                      " is not a writable directory");
+}
+
+// Before anything is loaded: what the run writes must be writable and must not be what it reads
+// (an --output equal to --input would overwrite the graph), nor one another.
+void check_paths(const Common& c, const std::vector<std::string>& inputs, bool writes_checkpoints) {
+  struct Written {
+    const char* flag;
+    const std::string& path;
+  };
+  std::vector<Written> written;
+  if (!c.output.empty()) written.push_back({"--output", c.output});
+  if (!c.metrics.empty()) written.push_back({"--metrics", c.metrics});
+  if (writes_checkpoints && !c.checkpoint_dir.empty()) written.push_back({"--checkpoint-dir", c.checkpoint_dir});
+  for (std::size_t i = 0; i < written.size(); ++i) {
+    for (const auto& in : inputs)
+      if (same_file(written[i].path, in))
+        throw gyre::Error(std::string(written[i].flag) + " " + written[i].path + " is an input file (" + in +
+                          "): it would be overwritten; choose another name");
+    for (std::size_t j = 0; j < i; ++j)
+      if (same_file(written[i].path, written[j].path))
+        throw gyre::Error(std::string(written[i].flag) + " and " + written[j].flag + " are the same file (" +
+                          written[i].path + "); choose another name for one of them");
+  }
+  for (const auto& w : written) {
+    if (std::string(w.flag) == "--checkpoint-dir") check_checkpoint_dir(w.path);
+    else check_writable_file(w.path, w.flag);
+  }
+}
+
+// What identifies the input of a run: the size and CRC-32 of every input file. Each rank
+// checksums a slice and the slices are combined, so the cost is a read of the input shared by
+// the ranks (against parsing it).
+std::string content_identity(const std::vector<std::string>& files, const gyre::mpi::Session& mpi) {
+  std::string id;
+  for (const auto& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) throw gyre::Error("cannot read " + f + ": " + std::strerror(errno));
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    const auto ranks = static_cast<std::uint64_t>(mpi.size());
+    const auto r = static_cast<std::uint64_t>(mpi.rank());
+    const std::uint64_t begin = size / ranks * r + std::min(r, size % ranks);
+    const std::uint64_t end = begin + size / ranks + (r < size % ranks ? 1 : 0);
+    const std::uint32_t mine = gyre::io::crc32_of_file(f, begin, end - begin);
+    const auto all = mpi.allgather(std::vector<long long>{static_cast<long long>(mine)});
+    std::uint32_t crc = 0;
+    for (std::uint64_t q = 0; q < ranks; ++q) {
+      const std::uint64_t len = size / ranks + (q < size % ranks ? 1 : 0);
+      crc = q == 0 ? static_cast<std::uint32_t>(all[q])
+                   : gyre::io::crc32_combine(crc, static_cast<std::uint32_t>(all[q]), len);
+    }
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " (%llu bytes, crc32 %08x)", static_cast<unsigned long long>(size), crc);
+    id += (id.empty() ? "" : ", ") + std::filesystem::path(f).filename().string() + buf;
+  }
+  return id;
+}
+
+// Checkpoint settings of a run; `what` names the algorithm and every parameter that changes the
+// result, `input` the content of the input files.
+gyre::graph::RecoveryOptions recovery_options(const Common& c, const std::string& what, const std::string& input,
+                                              const gyre::graph::Graph& g, bool root) {
   gyre::graph::RecoveryOptions r;
   r.max_restarts = c.max_restarts;
   if (c.checkpoint_dir.empty()) {
@@ -120,7 +265,7 @@ gyre::graph::RecoveryOptions recovery_options(const Common& c, const std::string
                                                     : gyre::CheckpointMode::kBoth;
   r.checkpoint.resume = c.resume;
   r.checkpoint.wait = c.checkpoint_wait;
-  r.checkpoint.fingerprint = what + " on " + input_identity(c.input) + ", " + std::to_string(g.vertices) +
+  r.checkpoint.fingerprint = what + " on " + input + ", format " + c.format + ", " + std::to_string(g.vertices) +
                              " vertices, " + std::to_string(g.edges) + (g.directed ? " directed" : " undirected") +
                              " edges";
   if (root) r.checkpoint.log = [](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); };
@@ -152,23 +297,48 @@ void write_result(const std::string& path, const char* algorithm, const std::vec
   else gyre::io::write_id_values(path, rows);
 }
 
+// An algorithm parameter of a Graphalytics graph ("graph.NAME.pr.num-iterations" for "pr.num-iterations").
+std::optional<double> graphalytics_number(const Common& c, const std::string& key, bool whole) {
+  const auto g = gyre::io::read_properties(c.input);
+  const auto it = g.properties.find("graph." + g.name + "." + key);
+  if (it == g.properties.end()) return std::nullopt;
+  double v = 0;
+  const std::string& text = it->second;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v) || (whole && v != std::floor(v)))
+    throw gyre::Error(c.input + ": " + it->first + " = '" + text + "' is not " + (whole ? "a whole number" : "a number"));
+  return v;
+}
+
+// The rank mpirun gave this process, from the environment (before MPI, for parse errors).
+int launcher_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  gyre::mpi::Session mpi(&argc, &argv);
-  const bool root = mpi.rank() == 0;
-
   CLI::App app{"gyre: iterative graph processing on a batch/stream dataflow engine"};
   app.require_subcommand(1);
   Common pr_opts, cc_opts;
   gyre::graph::PageRankOptions pr;
   auto* pagerank = app.add_subcommand("pagerank", "PageRank (LDBC Graphalytics semantics)");
   add_common(pagerank, pr_opts, Output::kResult);
-  pagerank->add_option("--damping", pr.damping, "damping factor d (default 0.85)")->check(CLI::Range(0.0, 1.0));
-  pagerank->add_option("--iterations", pr.iterations, "number of iterations (default 20)")->check(CLI::NonNegativeNumber);
+  auto* damping_opt =
+      pagerank
+          ->add_option("--damping", pr.damping,
+                       "damping factor d (default 0.85, or pr.damping-factor of a .properties input)")
+          ->check(number_in(0, 1, false, "between 0 and 1"));
+  auto* iterations_opt =
+      pagerank
+          ->add_option("--iterations", pr.iterations,
+                       "number of iterations (default 20, or pr.num-iterations of a .properties input)")
+          ->check(kNonNegativeInt);
   pagerank->add_option("--tolerance", pr.tolerance,
                        "stop early once the L1 change of an iteration is below this (default: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(number_in(0, HUGE_VAL, false, "0 or more"));
   auto* cc = app.add_subcommand("cc", "weakly connected components: label = smallest vertex id of the component");
   add_common(cc, cc_opts, Output::kResult);
   Common convert_opts, explain_opts;
@@ -186,38 +356,44 @@ int main(int argc, char** argv) {
   generate->add_option("--kind", gen.kind, "kronecker (Graph500: A=0.57, B=0.19, C=0.19) or uniform")
       ->check(CLI::IsMember({"kronecker", "uniform"}));
   generate->add_option("--scale", gen.scale, "2^scale vertex ids (default 16)")->check(CLI::Range(1, 31));
-  generate->add_option("--edge-factor", gen.edge_factor, "edges per vertex id (default 16)")->check(CLI::PositiveNumber);
+  generate->add_option("--edge-factor", gen.edge_factor, "edges per vertex id (default 16)")->check(kPositiveInt);
   generate->add_option("--seed", gen.seed, "random seed (default 1)");
   generate->add_option("--output", gen_output, "edge-list file to write")->required();
 
+  // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return root ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
+    return launcher_rank() == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
   }
+  gyre::mpi::Session mpi(&argc, &argv);
+  const bool root = mpi.rank() == 0;
 
   if (generate->parsed()) {
     // Rank 0 writes the file; edge i depends only on the seed and i, so the file is the same
     // whatever the number of ranks.
-    try {
-      if (root) {
+    // Every rank learns whether rank 0 succeeded, so that all exit alike.
+    long long failed = 0;
+    if (root) {
+      try {
+        check_writable_file(gen_output, "--output");
         const auto edges = gyre::graph::generate_edges(gen);
         gyre::graph::write_edge_list(gen_output, edges,
                                      "# gyre generate --kind " + gen.kind + " --scale " + std::to_string(gen.scale) +
                                          " --edge-factor " + std::to_string(gen.edge_factor) + " --seed " +
                                          std::to_string(gen.seed) + "\n");
         std::fprintf(stderr, "wrote %zu edges to %s\n", edges.size(), gen_output.c_str());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "gyre: error: %s\n", e.what());
+        failed = 1;
       }
-      mpi.barrier();
-      return 0;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "gyre: error: %s\n", e.what());
-      return 1;
     }
+    return mpi.allreduce_sum(failed) != 0 ? 1 : 0;
   }
 
   if (convert->parsed()) {
     try {
+      check_paths(convert_opts, input_files(convert_opts), false);
       const auto st = gyre::graph::convert(load_options(convert_opts), convert_opts.output, job_config(convert_opts),
                                            mpi.transport());
       if (root)
@@ -263,22 +439,51 @@ int main(int argc, char** argv) {
     if (!run_opts.inject_failure.empty()) gyre::inject_failure(gyre::parse_injected_failure(run_opts.inject_failure));
     if (run_opts.resume && run_opts.checkpoint_dir.empty())
       throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
+    // Before anything is loaded: outputs writable and not inputs, checkpoint directory usable.
+    const std::vector<std::string> inputs = input_files(run_opts);
+    check_paths(run_opts, inputs, true);
+    // Only with checkpoints: the input's content identifies the job for --resume.
+    const std::string input_id = run_opts.checkpoint_dir.empty() ? std::string() : content_identity(inputs, mpi);
+    auto loaded = [root](const gyre::graph::Graph& g) {
+      if (root)
+        std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
+                     static_cast<unsigned long long>(g.vertices), static_cast<unsigned long long>(g.edges),
+                     g.directed ? "directed" : "undirected", g.load_seconds);
+    };
     gyre::JobResult metrics;
     std::size_t vertices = 0;
     std::string metrics_path;
     std::string output;
+    std::string details;  // the command's own summary figures
     if (pagerank->parsed()) {
       metrics_path = pr_opts.metrics;
       output = pr_opts.output;
+      // A Graphalytics graph brings its parameters; flags override them.
+      if (is_graphalytics(pr_opts)) {
+        std::string from;
+        if (damping_opt->count() == 0)
+          if (auto d = graphalytics_number(pr_opts, "pr.damping-factor", false)) {
+            if (*d < 0 || *d > 1)
+              throw gyre::Error(pr_opts.input + ": pr.damping-factor = " + format_number(*d) + " is not between 0 and 1");
+            pr.damping = *d;
+            from += " damping " + format_number(*d);
+          }
+        if (iterations_opt->count() == 0)
+          if (auto n = graphalytics_number(pr_opts, "pr.num-iterations", true)) {
+            if (*n < 0 || *n > 1e9)
+              throw gyre::Error(pr_opts.input + ": pr.num-iterations = " + format_number(*n) + " is out of range");
+            pr.iterations = static_cast<int>(*n);
+            from += " iterations " + std::to_string(pr.iterations);
+          }
+        if (root && !from.empty()) std::fprintf(stderr, "pagerank: from %s:%s\n", pr_opts.input.c_str(), from.c_str());
+      }
       auto g = gyre::graph::load(load_options(pr_opts), job_config(pr_opts), mpi.transport());
-      if (root)
-        std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
-                     static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
-                     g->directed ? "directed" : "undirected", g->load_seconds);
+      loaded(*g);
       pr.on_superstep = show("pagerank", pr.iterations);
-      char params[64];
-      std::snprintf(params, sizeof params, "pagerank damping=%.17g", pr.damping);
-      pr.recovery = recovery_options(pr_opts, params, *g, root);
+      char params[160];
+      std::snprintf(params, sizeof params, "pagerank damping=%.17g iterations=%d tolerance=%.17g", pr.damping,
+                    pr.iterations, pr.tolerance);
+      pr.recovery = recovery_options(pr_opts, params, input_id, *g, root);
       const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
       if (root) write_result(output, "pagerank", ranks);
       vertices = ranks.size();
@@ -288,9 +493,20 @@ int main(int argc, char** argv) {
       gyre::graph::LoadOptions in = load_options(cc_opts);
       in.directed = false;  // weak connectivity
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
+      loaded(*g);
       const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics,
-                                                            show("cc", 0), recovery_options(cc_opts, "cc", *g, root));
-      if (root) write_result(output, "connected components", labels);
+                                                            show("cc", 0),
+                                                            recovery_options(cc_opts, "cc", input_id, *g, root));
+      if (root) {
+        write_result(output, "connected components", labels);
+        std::map<std::uint64_t, std::uint64_t> sizes;
+        for (const auto& [v, label] : labels) ++sizes[label];
+        std::uint64_t largest = 0, largest_label = 0;
+        for (const auto& [label, n] : sizes)
+          if (n > largest) largest = n, largest_label = label;
+        details = ", " + std::to_string(sizes.size()) + " components (largest: " + std::to_string(largest) +
+                  " vertices, label " + std::to_string(largest_label) + ")";
+      }
       vertices = labels.size();
     }
     if (progress) std::fprintf(stderr, "\n");
@@ -300,9 +516,9 @@ int main(int argc, char** argv) {
       std::string recovered;
       if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);
       if (metrics.restarts > 0) recovered += ", " + std::to_string(metrics.restarts) + " restart(s)";
-      std::fprintf(stderr, "%s: %zu vertices, %d supersteps (%s%s), %.3f s on %d rank(s); wrote %s\n",
-                   pagerank->parsed() ? "pagerank" : "cc", vertices, loop.supersteps, loop.ended_by.c_str(),
-                   recovered.c_str(), metrics.seconds, mpi.size(), output.c_str());
+      std::fprintf(stderr, "%s: %zu vertices%s, %d supersteps (%s%s), %.3f s on %d rank(s); wrote %s\n",
+                   pagerank->parsed() ? "pagerank" : "cc", vertices, details.c_str(), loop.supersteps,
+                   loop.ended_by.c_str(), recovered.c_str(), metrics.seconds, mpi.size(), output.c_str());
     }
     return 0;
   } catch (const std::exception& e) {

@@ -668,12 +668,12 @@ void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_pt
     if (failed_) return;
     failed_ = true;
     user_cancelled_ = false;
+    // What went wrong first (a parse error names its file and line), then where.
     std::ostringstream msg;
-    msg << "job failed: ";
-    if (!op.empty()) msg << "operator '" << op << "' ";
-    else msg << "task '" << task_name(s.task_) << "' ";
-    msg << "(subtask " << s.partition_ + 1 << " of " << s.parallelism_ << ", rank " << rank()
-        << ") threw: " << what;
+    msg << what << " (in ";
+    if (!op.empty()) msg << "operator '" << op << "'";
+    else msg << "task '" << task_name(s.task_) << "'";
+    msg << ", subtask " << s.partition_ + 1 << " of " << s.parallelism_ << ", rank " << rank() << ")";
     error_ = msg.str();
     error_op_ = op;
     error_cause_ = std::move(cause);

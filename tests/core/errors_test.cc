@@ -44,7 +44,8 @@ TEST(Errors, UserExceptionCancelsJobAndNamesOperator) {
     } catch (const gyre::JobError& e) {
       const std::string msg = e.what();
       EXPECT_NE(msg.find("operator 'parse'"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("bad record 1234"), std::string::npos) << msg;
+      // The user's message leads (a parse error's file and line come first), the place follows.
+      EXPECT_EQ(msg.rfind("bad record 1234 (in operator 'parse'", 0), 0U) << msg;
       EXPECT_NE(msg.find("rank 0"), std::string::npos) << msg;
       EXPECT_EQ(e.operator_name(), "parse");
       EXPECT_THROW(std::rethrow_exception(e.cause()), UserError);

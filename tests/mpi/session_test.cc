@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "gyre/mpi/session.h"
 
@@ -38,6 +40,23 @@ TEST(MpiSession, AllreduceSumsOverRanks) {
   EXPECT_EQ(session->allreduce_sum(session->rank() + 1), n * (n + 1) / 2);
 }
 
-TEST(MpiSession, ThreadMultipleIsProvided) { EXPECT_EQ(session->thread_level(), "MPI_THREAD_MULTIPLE"); }
+// Under mpirun; without it there is no MPI and no thread level.
+TEST(MpiSession, ThreadMultipleIsProvided) {
+  EXPECT_EQ(session->thread_level(), session->uses_mpi() ? "MPI_THREAD_MULTIPLE" : "");
+}
+
+// Without mpirun the session is one rank on the in-process transport and MPI is not initialised
+// (Open MPI's singleton start-up costs about 0.3 s per command).
+TEST(MpiSession, UsesMpiOnlyUnderALauncher) {
+  const bool launched = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+  EXPECT_EQ(gyre::mpi::Session::launched_by_mpi(), launched);
+  EXPECT_EQ(session->uses_mpi(), launched);
+  if (!launched) {
+    EXPECT_EQ(session->size(), 1);
+    EXPECT_EQ(session->thread_level(), "");
+    EXPECT_EQ(session->allgather_bytes("x"), std::vector<std::string>{"x"});
+    session->barrier();
+  }
+}
 
 }  // namespace

@@ -114,7 +114,7 @@ int open_regular(const std::string& path, struct stat& st) {
   detail::check_readable(path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error("cannot open '" + path + "': " + errno_text());
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (::fstat(fd, &st) != 0 || !detail::is_input_file(fd)) {
     const std::string why = errno_text();
     ::close(fd);
     throw Error("cannot read '" + path + "': not a regular file (" + why + ")");

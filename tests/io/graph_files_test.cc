@@ -262,6 +262,10 @@ TEST(NonRegularInput, PipesFifosAndDirectoriesAreRefused) {
   }
   ::close(fds[0]);
   ::unlink(fifo.c_str());
+  // /dev/null is an empty input; another device (which could stream forever) is not.
+  EXPECT_TRUE(gyre::io::read_edge_list_serial("/dev/null").empty());
+  EXPECT_NE(error_of([] { gyre::io::read_edge_list_serial("/dev/zero"); }).find("'/dev/zero' is a character device"),
+            std::string::npos);
 }
 
 TEST(EdgeList, MissingFileIsAPlanError) {

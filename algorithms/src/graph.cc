@@ -5,6 +5,7 @@
 #include <bit>
 #include <chrono>
 #include <limits>
+#include <utility>
 
 #include "gyre/core/error.h"
 #include "gyre/core/stream.h"
@@ -50,11 +51,32 @@ struct Offsets {
   std::vector<std::uint64_t> first;
 };
 
-std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* role, const Edge& e) {
+// The files a Graphalytics graph came from, for error messages that name a line: an edge whose
+// endpoint is not in the vertex file, a vertex listed twice. Empty for other inputs.
+struct SourceFiles {
+  std::string edge_file;
+  std::string vertex_file;
+};
+
+// An edge endpoint missing from the vertex file. The edge at hand may be the reversed copy of an
+// undirected edge, so the message names the first line of the edge file with that vertex, as
+// written (found by reading the file again: this is the error path only).
+[[noreturn]] void missing_vertex(const SourceFiles& files, std::uint64_t id, const char* role, const Edge& e) {
+  const std::string v = std::to_string(id);
+  if (!files.edge_file.empty()) {
+    const auto at = io::find_edge_lines(files.edge_file, id, 1);
+    if (!at.empty())
+      throw Error(files.edge_file + ":" + std::to_string(at[0].line) + ": edge '" + at[0].printable() + "': vertex " + v +
+                  " is not in the vertex file '" + files.vertex_file + "'");
+  }
+  throw Error("edge " + std::to_string(e.src) + " -> " + std::to_string(e.dst) + ": its " + role + " " + v +
+              " is not in the vertex file");
+}
+
+std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* role, const Edge& e,
+                          const SourceFiles& files) {
   const auto it = std::lower_bound(part.ids.begin(), part.ids.end(), id);
-  if (it == part.ids.end() || *it != id)
-    throw Error("edge " + std::to_string(e.src) + " -> " + std::to_string(e.dst) + ": its " + role + " " +
-                std::to_string(id) + " is not in the vertex file");
+  if (it == part.ids.end() || *it != id) missing_vertex(files, id, role, e);
   return static_cast<std::uint32_t>(it - part.ids.begin());
 }
 
@@ -62,18 +84,16 @@ std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* r
 // memory stays near the number of distinct ids, not of edge ends.
 class IdSet {
  public:
-  void insert(std::uint64_t id) {
-    if (id == kEmpty) {
-      has_empty_ = true;
-      return;
-    }
+  // Whether `id` was new.
+  bool insert(std::uint64_t id) {
+    if (id == kEmpty) return !std::exchange(has_empty_, true);
     if ((size_ + 1) * 2 > slots_.size()) grow();
     for (std::size_t i = slot(id);; i = (i + 1) & mask_) {
-      if (slots_[i] == id) return;
+      if (slots_[i] == id) return false;
       if (slots_[i] == kEmpty) {
         slots_[i] = id;
         ++size_;
-        return;
+        return true;
       }
     }
   }
@@ -110,15 +130,18 @@ class IdSet {
   bool has_empty_ = false;
 };
 
-// Collects the ids its partition owns, sorts them, and announces the count to everyone.
+// Collects the ids its partition owns, sorts them, and announces the count to everyone. Ids from
+// a vertex list (`unique`) must come once each; ids taken from the edges repeat.
 class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uint64_t> {
  public:
-  OwnersOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Count>* out)
-      : g_(std::move(g)), p_(c.partition), out_(out) {}
+  OwnersOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Count>* out, bool unique,
+           std::shared_ptr<const SourceFiles> files)
+      : g_(std::move(g)), p_(c.partition), out_(out), unique_(unique), files_(std::move(files)) {}
   detail::PortBase* port(int) override { return this; }
   void push(std::span<const std::uint64_t> in) override {
     records_in += in.size();
-    for (const std::uint64_t id : in) ids_.insert(id);
+    for (const std::uint64_t id : in)
+      if (!ids_.insert(id) && unique_) duplicate(id);
   }
   void end() override {
     Partition& part = g_->make_part(p_);
@@ -133,9 +156,22 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
   void superstep_end() override {}
 
  private:
+  [[noreturn]] void duplicate(std::uint64_t id) const {
+    const std::string v = std::to_string(id);
+    if (!files_->vertex_file.empty()) {
+      const auto at = io::find_vertex_lines(files_->vertex_file, id, 2);
+      if (at.size() == 2)
+        throw Error(files_->vertex_file + ":" + std::to_string(at[1].line) + ": vertex " + v +
+                    " is listed again (first at line " + std::to_string(at[0].line) + ")");
+    }
+    throw Error("vertex " + v + " is listed twice in the vertex list");
+  }
+
   std::shared_ptr<Graph> g_;
   int p_;
   detail::Input<Count>* out_;
+  bool unique_;
+  std::shared_ptr<const SourceFiles> files_;
   IdSet ids_;
 };
 
@@ -200,14 +236,16 @@ class AfterCountsOp : public detail::NodeRuntime {
 // Edges by source: resolves sources to dense ids and counts out-degrees; emits arcs.
 class OutResolveOp final : public AfterCountsOp<Edge> {
  public:
-  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out)
-      : AfterCountsOp<Edge>(c, std::move(g)), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)) {}
+  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out,
+               std::shared_ptr<const SourceFiles> files)
+      : AfterCountsOp<Edge>(c, std::move(g)), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)),
+        files_(std::move(files)) {}
 
  private:
   void resolve(std::span<const Edge> in) override {
     const std::uint64_t first = offsets_.first[static_cast<std::size_t>(p_)];
     for (const Edge& e : in) {
-      const std::uint32_t l = local_index(*part_, e.src, "source", e);
+      const std::uint32_t l = local_index(*part_, e.src, "source", e, *files_);
       ++part_->out_degree[l];
       buf_.push_back(Arc{first + l, e.src, e.dst});
       if (buf_.size() >= batch_) flush();
@@ -223,6 +261,7 @@ class OutResolveOp final : public AfterCountsOp<Edge> {
   }
   detail::Input<Arc>* out_;
   std::size_t batch_;
+  std::shared_ptr<const SourceFiles> files_;
   std::vector<Arc> buf_;
 };
 
@@ -231,7 +270,8 @@ class OutResolveOp final : public AfterCountsOp<Edge> {
 // ranks (results identical alone and under mpirun).
 class InBuildOp final : public AfterCountsOp<Arc> {
  public:
-  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g) : AfterCountsOp<Arc>(c, std::move(g)) {}
+  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g, std::shared_ptr<const SourceFiles> files)
+      : AfterCountsOp<Arc>(c, std::move(g)), files_(std::move(files)) {}
 
  private:
   struct Local {
@@ -244,7 +284,7 @@ class InBuildOp final : public AfterCountsOp<Arc> {
                "graphs of more than 4G vertices are not supported");
     if (counts_.empty()) counts_.assign(part_->ids.size() + 1, 0);
     for (const Arc& a : in) {
-      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst});
+      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst}, *files_);
       if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
       chunks_.back().push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
       ++counts_[l + 1];
@@ -284,6 +324,7 @@ class InBuildOp final : public AfterCountsOp<Arc> {
     g_->set_first(offsets_.first);
   }
   static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(Local);  // one mmap each
+  std::shared_ptr<const SourceFiles> files_;
   std::vector<std::vector<Local>> chunks_;
   std::vector<std::uint64_t> counts_;  // in-degree of local vertex i at i + 1, then offsets
 };
@@ -304,8 +345,10 @@ namespace {
 // Adds the loading operators for `edges` (and `ids`, if a vertex file gives them); returns the
 // node whose output counts the arcs.
 int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
-             std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
+             std::optional<Stream<std::uint64_t>> vertex_ids, bool directed,
+             std::shared_ptr<const SourceFiles> files) {
   g->directed = directed;
+  const bool unique = vertex_ids.has_value();
   if (!directed) {
     edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {
       emit(e);
@@ -323,8 +366,9 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
 
   detail::NodeSpec owners = spec(env, "graph: vertex owners", 1);
   owners.keyed = true;
-  owners.make = [g](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(out));
+  owners.make = [g, unique, files](const detail::OpContext& c,
+                                   detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(out), unique, files);
   };
   detail::set_output_type<Count>(owners);
   const int owners_id = env.add_node(std::move(owners));
@@ -332,8 +376,9 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
                 detail::hash_writer_factory<std::uint64_t, decltype(identity)>(identity), false});
 
   detail::NodeSpec out_resolve = spec(env, "graph: out-degrees", 2);
-  out_resolve.make = [g](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(out));
+  out_resolve.make = [g, files](const detail::OpContext& c,
+                                detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(out), files);
   };
   detail::set_output_type<Arc>(out_resolve);
   const int out_id = env.add_node(std::move(out_resolve));
@@ -343,8 +388,8 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
 
   detail::NodeSpec in_build = spec(env, "graph: in-edge CSR", 2);
   in_build.is_sink = true;
-  in_build.make = [g](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<InBuildOp>(c, g);
+  in_build.make = [g, files](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<InBuildOp>(c, g, files);
   };
   const int in_id = env.add_node(std::move(in_build));
   env.add_edge({out_id, in_id, 0, Partitioning::kAuto, false,
@@ -355,8 +400,8 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
 
 // Adds the loading operators and runs the job.
 void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
-           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed) {
-  const int out_id = add_load(env, g, std::move(edges), std::move(vertex_ids), directed);
+           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed, std::shared_ptr<const SourceFiles> files) {
+  const int out_id = add_load(env, g, std::move(edges), std::move(vertex_ids), directed, std::move(files));
   g->load_metrics = env.run();
   for (const auto& op : g->load_metrics.operators)
     if (op.node == out_id) g->edges = op.records_out;
@@ -370,6 +415,7 @@ struct Input {
   Stream<Edge> edges;
   std::optional<Stream<std::uint64_t>> ids;
   bool directed;
+  std::shared_ptr<const SourceFiles> files = std::make_shared<const SourceFiles>();
 };
 
 Input open_input(Environment& env, const LoadOptions& opts) {
@@ -383,7 +429,8 @@ Input open_input(Environment& env, const LoadOptions& opts) {
   if (format == io::GraphFormat::kGraphalytics) {
     const auto props = io::read_properties(opts.path);
     return Input{io::read_edge_list(env, props.edge_file), io::read_vertex_file(env, props.vertex_file),
-                 opts.directed.value_or(props.directed)};
+                 opts.directed.value_or(props.directed),
+                 std::make_shared<const SourceFiles>(SourceFiles{props.edge_file, props.vertex_file})};
   }
   return Input{io::read_edge_list(env, opts.path), std::nullopt, opts.directed.value_or(true)};
 }
@@ -404,7 +451,7 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
   Environment env(config, std::move(transport));
   auto g = make_graph(env);
   Input in = open_input(env, opts);
-  build(env, g, std::move(in.edges), std::move(in.ids), in.directed);
+  build(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }
@@ -415,7 +462,7 @@ std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>>
   Environment env(config, std::move(transport));
   auto g = make_graph(env);
   auto stream = env.from_collection(std::move(edges)).map([](const MemoryEdge& e) { return Edge{e.src, e.dst}; });
-  build(env, g, stream, std::nullopt, directed);
+  build(env, g, stream, std::nullopt, directed, std::make_shared<const SourceFiles>());
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }
@@ -424,7 +471,7 @@ std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::
   Environment env(config, std::move(transport));
   auto g = make_graph(env);
   Input in = open_input(env, opts);
-  add_load(env, g, std::move(in.edges), std::move(in.ids), in.directed);
+  add_load(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
   return env.explain();
 }
 

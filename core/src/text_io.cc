@@ -17,6 +17,13 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// A regular file, or the null device (reads as empty).
+bool input_kind(const struct stat& st) {
+  if (S_ISREG(st.st_mode)) return true;
+  struct stat null {};
+  return S_ISCHR(st.st_mode) && ::stat("/dev/null", &null) == 0 && S_ISCHR(null.st_mode) && st.st_rdev == null.st_rdev;
+}
+
 class TextFileSource final : public SourceOp<std::string> {
  public:
   TextFileSource(const OpContext& ctx, std::string path, Input<std::string>* out)
@@ -25,6 +32,7 @@ class TextFileSource final : public SourceOp<std::string> {
     if (f_ == nullptr) throw Error("cannot open '" + path_ + "': " + errno_text());
     struct stat st {};
     if (::fstat(::fileno(f_), &st) != 0) throw Error("cannot stat '" + path_ + "': " + errno_text());
+    if (!input_kind(st)) throw Error("'" + path_ + "' is not a regular file");
     const auto size = static_cast<std::uint64_t>(st.st_size);
     std::tie(pos_, end_) = split_range(size, ctx.partition, ctx.parallelism);
     // A line belongs to the partition its first byte is in: unless we start right after a
@@ -94,9 +102,27 @@ std::atomic<unsigned> tmp_counter{0};
 }  // namespace
 
 void check_readable(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw PlanError("cannot read input file '" + path + "': " + errno_text());
+  if (S_ISDIR(st.st_mode)) throw PlanError("input file '" + path + "' is a directory");
+  if (!input_kind(st)) {
+    const char* kind = S_ISFIFO(st.st_mode)   ? "a pipe or FIFO"
+                       : S_ISCHR(st.st_mode)  ? "a character device"
+                       : S_ISBLK(st.st_mode)  ? "a block device"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "not a regular file";
+    throw PlanError("input file '" + path + "' is " + kind +
+                    ": gyre reads inputs by byte range from every rank, so it needs a regular file; write the "
+                    "data to a file first (e.g. 'cat > graph.txt') and pass that file");
+  }
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) throw PlanError("cannot read input file '" + path + "': " + errno_text());
   std::fclose(f);
+}
+
+bool is_input_file(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 && input_kind(st);
 }
 
 std::unique_ptr<NodeRuntime> make_text_file_source(const OpContext& ctx, const std::string& path,

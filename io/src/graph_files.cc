@@ -12,7 +12,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <limits>
+#include <optional>
 
 #include "gyre/core/error.h"
 #include "gyre/core/text_io.h"
@@ -24,11 +25,34 @@ std::string errno_text() { return std::strerror(errno); }
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
-// A line shown in an error message: at most 60 characters.
+// Bytes shown in an error message: at most 60 of them, printable ASCII as it is, everything
+// else (NUL, control characters, a BOM, bytes >= 0x80) as \xNN, tab as \t.
 std::string excerpt(const char* b, const char* e) {
-  std::string s(b, std::min<std::size_t>(static_cast<std::size_t>(e - b), 60));
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  const char* stop = b + std::min<std::ptrdiff_t>(e - b, 60);
+  for (const char* p = b; p < stop; ++p) {
+    const auto c = static_cast<unsigned char>(*p);
+    if (c == '\t') {
+      s += "\\t";
+    } else if (c >= 0x20 && c < 0x7f && c != '\\') {
+      s += static_cast<char>(c);
+    } else if (c == '\\') {
+      s += "\\\\";
+    } else {
+      s += "\\x";
+      s += kHex[c >> 4];
+      s += kHex[c & 15];
+    }
+  }
   if (e - b > 60) s += "...";
   return s;
+}
+std::string excerpt(const std::string& line) { return excerpt(line.data(), line.data() + line.size()); }
+
+constexpr unsigned char kBom[3] = {0xef, 0xbb, 0xbf};
+bool starts_with_bom(const char* b, const char* e) {
+  return e - b >= 3 && std::memcmp(b, kBom, 3) == 0;
 }
 
 // Parses an unsigned decimal id at p; returns the position after it, or nullptr.
@@ -80,36 +104,54 @@ bool parse_vertex(const char* b, const char* e, std::uint64_t& out) {
   return true;
 }
 
-bool is_gzip(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return false;
-  unsigned char m[2] = {0, 0};
-  const std::size_t n = std::fread(m, 1, 2, f);
-  std::fclose(f);
-  return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Opens a regular file for reading (a pipe, FIFO or directory is refused before it is opened,
+// so a FIFO cannot block).
+int open_regular(const std::string& path, struct stat& st) {
+  detail::check_readable(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("cannot open '" + path + "': " + errno_text());
+  if (::fstat(fd, &st) != 0 || !detail::is_input_file(fd)) {
+    const std::string why = errno_text();
+    ::close(fd);
+    throw Error("cannot read '" + path + "': not a regular file (" + why + ")");
+  }
+  return fd;
 }
 
 // Reads lines of a file: a byte range of a plain file (lines starting in [begin, end)), or all
-// of a gzip file. Counts line numbers only when it needs one (an error).
+// of a gzip file. Counts line numbers only when it needs one (an error). A UTF-8 byte order mark
+// at the very start of the file is skipped.
+//
+// gzip input is inflated here (not through gzread, which takes a cut file for a short one): the
+// stream must end with its trailer (CRC-32 and length, checked by zlib), further gzip members
+// may follow (as gzip(1) allows), and anything else after the last member is an error.
 class LineReader {
  public:
   LineReader(std::string path, int partition, int parallelism) : path_(std::move(path)) {
-    gz_ = is_gzip(path_);
+    struct stat st {};
+    fd_ = open_regular(path_, st);
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    unsigned char magic[2] = {0, 0};
+    const ssize_t m = size >= 2 ? ::pread(fd_, magic, 2, 0) : 0;
+    if (m < 0) throw Error("cannot read '" + path_ + "': " + errno_text());
+    gz_ = m == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (!gz_ && ends_with(path_, ".gz"))
+      throw Error(path_ + ": not gzip data (the name ends in .gz but the file does not start with the gzip signature "
+                  "1f 8b); decompress or rename it");
     if (gz_) {
       if (partition != 0) {
         done_ = true;
         return;
       }
-      gzf_ = gzopen(path_.c_str(), "rb");
-      if (gzf_ == nullptr) throw Error("cannot open '" + path_ + "': " + errno_text());
-      gzbuffer(gzf_, 1 << 20);
+      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) throw Error(path_ + ": cannot initialise zlib");
+      zinit_ = true;
+      in_.resize(1 << 20);
       return;
     }
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) throw Error("cannot open '" + path_ + "': " + errno_text());
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0) throw Error("cannot stat '" + path_ + "': " + errno_text());
-    const auto size = static_cast<std::uint64_t>(st.st_size);
     std::tie(file_pos_, end_) = detail::split_range(size, partition, parallelism);
     if (file_pos_ >= end_) {
       done_ = true;
@@ -122,12 +164,13 @@ class LineReader {
       if (::pread(fd_, &c, 1, static_cast<off_t>(file_pos_ - 1)) != 1)
         throw Error("cannot read '" + path_ + "': " + errno_text());
       skip_first_ = c != '\n';
+      at_start_ = false;
     }
     buf_offset_ = file_pos_;
   }
   ~LineReader() {
     if (fd_ >= 0) ::close(fd_);
-    if (gzf_ != nullptr) gzclose(gzf_);
+    if (zinit_) inflateEnd(&zs_);
   }
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -160,11 +203,19 @@ class LineReader {
       }
       b = start;
       e = line_end;
+      if (at_start_) {
+        at_start_ = false;
+        if (starts_with_bom(b, e)) b += 3;
+      }
       if (e > b && e[-1] == '\r') --e;
       return true;
     }
     return false;
   }
+
+  // Lines returned or skipped so far: the number of the last line returned when reading from
+  // the start of the file (partition 0).
+  std::uint64_t lines_read() const { return lines_read_; }
 
   // "file:line" of the last line returned.
   std::string where() {
@@ -199,32 +250,78 @@ class LineReader {
     }
     if (buf_.size() - fill_ < (1 << 19)) buf_.resize(std::max<std::size_t>(1 << 20, buf_.size() * 2));
     const std::size_t room = buf_.size() - fill_;
-    long n = 0;
+    std::size_t n = 0;
     if (gz_) {
-      n = gzread(gzf_, buf_.data() + fill_, static_cast<unsigned>(room));
-      if (n < 0) {
-        int err = 0;
-        const char* msg = gzerror(gzf_, &err);
-        throw Error("cannot read '" + path_ + "': " + (msg != nullptr ? msg : "gzip error"));
-      }
+      n = inflate_into(buf_.data() + fill_, room);
     } else {
-      n = static_cast<long>(::pread(fd_, buf_.data() + fill_, room, static_cast<off_t>(file_pos_)));
-      if (n < 0) throw Error("cannot read '" + path_ + "': " + errno_text());
-      file_pos_ += static_cast<std::uint64_t>(n);
+      const ssize_t r = ::pread(fd_, buf_.data() + fill_, room, static_cast<off_t>(file_pos_));
+      if (r < 0) throw Error("cannot read '" + path_ + "': " + errno_text());
+      n = static_cast<std::size_t>(r);
+      file_pos_ += n;
     }
     if (n == 0) eof_ = true;
-    fill_ += static_cast<std::size_t>(n);
+    fill_ += n;
+  }
+
+  // Inflates into [out, out + room); returns the bytes produced, 0 at the proper end of the
+  // last gzip member. Throws if the data is corrupt, cut short, or followed by non-gzip bytes.
+  std::size_t inflate_into(char* out, std::size_t room) {
+    zs_.next_out = reinterpret_cast<Bytef*>(out);
+    zs_.avail_out = static_cast<uInt>(std::min<std::size_t>(room, std::numeric_limits<uInt>::max()));
+    const uInt want = zs_.avail_out;
+    while (zs_.avail_out > 0) {
+      if (zs_.avail_in == 0 && !in_eof_) {
+        const ssize_t r = ::read(fd_, in_.data(), in_.size());
+        if (r < 0) throw Error("cannot read '" + path_ + "': " + errno_text());
+        if (r == 0) {
+          in_eof_ = true;
+        } else {
+          zs_.next_in = in_.data();
+          zs_.avail_in = static_cast<uInt>(r);
+          compressed_ += static_cast<std::uint64_t>(r);
+        }
+      }
+      if (zs_.avail_in == 0 && in_eof_) {
+        if (!member_ended_)
+          throw Error(path_ + ": truncated gzip stream (ends after " + std::to_string(compressed_) +
+                      " bytes): the file is incomplete");
+        break;
+      }
+      if (member_ended_) {
+        // More bytes after a complete member: they must be the next member.
+        if (zs_.next_in[0] != 0x1f)
+          throw Error(path_ + ": corrupt gzip data: bytes after the end of the gzip stream at offset " +
+                      std::to_string(compressed_ - zs_.avail_in) + " are not another gzip member");
+        if (inflateReset(&zs_) != Z_OK) throw Error(path_ + ": cannot reset zlib");
+        member_ended_ = false;
+      }
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        throw Error(path_ + ": corrupt gzip data: " +
+                    (zs_.msg != nullptr ? std::string(zs_.msg) : "zlib error " + std::to_string(rc)) +
+                    " (near compressed byte " + std::to_string(compressed_ - zs_.avail_in) + ")");
+      }
+    }
+    return want - zs_.avail_out;
   }
 
   std::string path_;
   bool gz_ = false;
-  gzFile gzf_ = nullptr;
   int fd_ = -1;
-  std::uint64_t file_pos_ = 0;    // next byte to read (plain)
-  std::uint64_t end_ = 0;         // lines starting at or after this belong to the next partition
-  std::uint64_t buf_offset_ = 0;  // file offset of buf_[0] (plain)
+  z_stream zs_{};
+  bool zinit_ = false;
+  std::vector<unsigned char> in_;  // compressed bytes (gzip)
+  std::uint64_t compressed_ = 0;   // compressed bytes read so far
+  bool in_eof_ = false;
+  bool member_ended_ = false;      // the last inflate() reached the end of a gzip member
+  std::uint64_t file_pos_ = 0;     // next byte to read (plain)
+  std::uint64_t end_ = 0;          // lines starting at or after this belong to the next partition
+  std::uint64_t buf_offset_ = 0;   // file offset of buf_[0] (plain)
   std::uint64_t line_offset_ = 0;
   std::uint64_t lines_read_ = 0;
+  bool at_start_ = true;  // the next line starts at offset 0 of the (decompressed) file
   bool skip_first_ = false;
   bool eof_ = false;
   bool done_ = false;
@@ -274,10 +371,6 @@ std::string dir_of(const std::string& path) {
   return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 GraphFormat guess_format(const std::string& path) {
@@ -286,44 +379,129 @@ GraphFormat guess_format(const std::string& path) {
   return GraphFormat::kEdgeList;
 }
 
+namespace {
+
+// The value of graph.<name>.<key> in a properties file, and the line it is on.
+class PropertyFile {
+ public:
+  PropertyFile(std::string path, const GraphalyticsGraph& g, const std::map<std::string, int>& lines)
+      : path_(std::move(path)), g_(g), lines_(lines) {}
+  const std::string* find(const std::string& key) const {
+    const auto it = g_.properties.find(full(key));
+    return it == g_.properties.end() ? nullptr : &it->second;
+  }
+  std::string get(const std::string& key) const {
+    const std::string* v = find(key);
+    if (v == nullptr) throw Error(path_ + ": missing '" + full(key) + "'");
+    if (v->empty()) throw Error(where(key) + ": '" + full(key) + "' is empty");
+    return *v;
+  }
+  [[noreturn]] void bad(const std::string& key, const std::string& expected) const {
+    throw Error(where(key) + ": '" + full(key) + "' is '" + excerpt(*find(key)) + "', expected " + expected);
+  }
+  std::optional<std::uint64_t> integer(const std::string& key) const {
+    const std::string* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    std::uint64_t x = 0;
+    const auto r = std::from_chars(v->data(), v->data() + v->size(), x);
+    if (r.ec != std::errc() || r.ptr != v->data() + v->size() || v->empty())
+      bad(key, "an integer in [0, 2^64)");
+    return x;
+  }
+  std::optional<double> number(const std::string& key) const {
+    const std::string* v = find(key);
+    if (v == nullptr) return std::nullopt;
+    double x = 0;
+    const auto r = std::from_chars(v->data(), v->data() + v->size(), x);
+    if (r.ec != std::errc() || r.ptr != v->data() + v->size() || v->empty()) bad(key, "a number");
+    return x;
+  }
+
+ private:
+  std::string full(const std::string& key) const { return "graph." + g_.name + "." + key; }
+  std::string where(const std::string& key) const {
+    const auto it = lines_.find(full(key));
+    return it == lines_.end() ? path_ : path_ + ":" + std::to_string(it->second);
+  }
+  std::string path_;
+  const GraphalyticsGraph& g_;
+  const std::map<std::string, int>& lines_;
+};
+
+GraphalyticsParameters parameters_of(const PropertyFile& f) {
+  GraphalyticsParameters p;
+  p.pr_damping_factor = f.number("pr.damping-factor");
+  if (p.pr_damping_factor && !(*p.pr_damping_factor >= 0.0 && *p.pr_damping_factor <= 1.0))
+    f.bad("pr.damping-factor", "a number in [0, 1]");
+  p.pr_num_iterations = f.integer("pr.num-iterations");
+  p.bfs_source_vertex = f.integer("bfs.source-vertex");
+  p.sssp_source_vertex = f.integer("sssp.source-vertex");
+  p.cdlp_max_iterations = f.integer("cdlp.max-iterations");
+  if (const std::string* w = f.find("sssp.weight-property")) {
+    if (w->empty()) f.bad("sssp.weight-property", "the name of an edge property");
+    p.sssp_weight_property = *w;
+  }
+  if (const std::string* names = f.find("edge-properties.names"))
+    p.weighted = names->find_first_not_of(" \t,") != std::string::npos;
+  return p;
+}
+
+}  // namespace
+
 GraphalyticsGraph read_properties(const std::string& path) {
-  std::ifstream in(path);
+  detail::check_readable(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read '" + path + "': " + errno_text());
   GraphalyticsGraph g;
+  std::map<std::string, int> lines;  // key -> line
   std::string line;
   int n = 0;
+  auto trim = [](const std::string& s) {
+    const auto a = s.find_first_not_of(" \t");
+    const auto b = s.find_last_not_of(" \t");
+    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+  };
   while (std::getline(in, line)) {
     ++n;
+    if (n == 1 && starts_with_bom(line.data(), line.data() + line.size())) line.erase(0, 3);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
+    if (first == std::string::npos || line[first] == '#' || line[first] == '!') continue;
     const auto eq = line.find('=');
-    if (eq == std::string::npos) throw Error(path + ":" + std::to_string(n) + ": expected 'key = value': '" + line + "'");
-    auto trim = [](std::string s) {
-      const auto a = s.find_first_not_of(" \t");
-      const auto b = s.find_last_not_of(" \t");
-      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-    };
-    g.properties[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+    const std::string at = path + ":" + std::to_string(n);
+    if (eq == std::string::npos) throw Error(at + ": expected 'key = value': '" + excerpt(line) + "'");
+    const std::string key = trim(line.substr(0, eq));
+    if (key.empty()) throw Error(at + ": no key before '=': '" + excerpt(line) + "'");
+    const auto [it, fresh] = lines.emplace(key, n);
+    if (!fresh)
+      throw Error(at + ": '" + excerpt(key) + "' is set again (first at line " + std::to_string(it->second) + ")");
+    g.properties[key] = trim(line.substr(eq + 1));
   }
+  if (in.bad()) throw Error("cannot read '" + path + "': " + errno_text());
   // graph.<name>.vertex-file: the name is what sits between "graph." and ".vertex-file".
   for (const auto& [k, v] : g.properties) {
-    if (k.rfind("graph.", 0) == 0 && ends_with(k, ".vertex-file")) g.name = k.substr(6, k.size() - 6 - 12);
+    if (k.rfind("graph.", 0) != 0 || !ends_with(k, ".vertex-file")) continue;
+    const std::string name = k.substr(6, k.size() - 6 - 12);
+    if (!g.name.empty() && name != g.name)
+      throw Error(path + ": vertex files for two graphs ('" + excerpt(g.name) + "' and '" + excerpt(name) +
+                  "'); a properties file describes one graph");
+    g.name = name;
   }
   if (g.name.empty()) throw Error(path + ": no 'graph.<name>.vertex-file' entry: not a Graphalytics properties file");
-  auto get = [&](const std::string& key) {
-    const auto it = g.properties.find("graph." + g.name + "." + key);
-    if (it == g.properties.end()) throw Error(path + ": missing 'graph." + g.name + "." + key + "'");
-    return it->second;
-  };
-  g.vertex_file = dir_of(path) + get("vertex-file");
-  g.edge_file = dir_of(path) + get("edge-file");
-  const std::string directed = get("directed");
-  if (directed != "true" && directed != "false")
-    throw Error(path + ": 'graph." + g.name + ".directed' is '" + directed + "', expected true or false");
+  const PropertyFile f(path, g, lines);
+  // File names are relative to the properties file's directory; absolute ones stay as they are.
+  auto resolve = [&](const std::string& file) { return file.front() == '/' ? file : dir_of(path) + file; };
+  g.vertex_file = resolve(f.get("vertex-file"));
+  g.edge_file = resolve(f.get("edge-file"));
+  const std::string directed = f.get("directed");
+  if (directed != "true" && directed != "false") f.bad("directed", "true or false");
   g.directed = directed == "true";
+  g.parameters = parameters_of(f);
+  g.parameters.directed = g.directed;
   return g;
 }
+
+GraphalyticsParameters read_graphalytics_parameters(const std::string& path) { return read_properties(path).parameters; }
 
 namespace {
 
@@ -369,6 +547,40 @@ std::vector<Edge> read_edge_list_serial(const std::string& path) {
   }
   return out;
 }
+
+namespace {
+
+// The first `max` data lines of `path` (read from its start, serially) for which Match holds.
+template <class T, bool (*Parse)(const char*, const char*, T&), class Match>
+std::vector<LineRef> find_lines(const std::string& path, std::size_t max, Match match) {
+  LineReader r(path, 0, 1);
+  std::vector<LineRef> out;
+  const char* b = nullptr;
+  const char* e = nullptr;
+  while (out.size() < max && r.next(b, e)) {
+    T x{};
+    bool data = false;
+    try {
+      data = Parse(b, e, x);
+    } catch (const std::string&) {
+      continue;  // a malformed line is reported by the reader itself
+    }
+    if (data && match(x)) out.push_back(LineRef{r.lines_read(), std::string(b, e)});
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<LineRef> find_edge_lines(const std::string& path, std::uint64_t id, std::size_t max) {
+  return find_lines<Edge, &parse_edge>(path, max, [id](const Edge& x) { return x.src == id || x.dst == id; });
+}
+
+std::vector<LineRef> find_vertex_lines(const std::string& path, std::uint64_t id, std::size_t max) {
+  return find_lines<std::uint64_t, &parse_vertex>(path, max, [id](std::uint64_t x) { return x == id; });
+}
+
+std::string LineRef::printable() const { return excerpt(text); }
 
 std::vector<std::pair<std::uint64_t, double>> read_id_values(const std::string& path) {
   detail::check_readable(path);

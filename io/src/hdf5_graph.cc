@@ -14,6 +14,7 @@
 
 #include "gyre/core/error.h"
 #include "gyre/core/operators.h"
+#include "gyre/core/text_io.h"
 #include "hdf5_util.h"
 
 namespace gyre::io {
@@ -34,7 +35,12 @@ Hdf5GraphInfo check_graph(const Reader& r) {
   Hdf5GraphInfo info;
   info.vertices = r.integer_attribute("vertices");
   info.edges = r.integer_attribute("edges");
-  info.directed = r.integer_attribute("directed") != 0;
+  const std::uint64_t directed = r.integer_attribute("directed");
+  if (directed > 1) fail(r.path(), "attribute directed = " + std::to_string(directed) + ", expected 0 or 1");
+  info.directed = directed == 1;
+  if (info.vertices > std::uint64_t{std::numeric_limits<std::uint32_t>::max()} + 1)
+    fail(r.path(), "attribute vertices = " + std::to_string(info.vertices) +
+                       ": more than the 2^32 vertices that uint32 /edges/targets can index");
   if (r.length("/vertices/ids") != info.vertices)
     fail(r.path(), "dataset /vertices/ids has " + std::to_string(r.length("/vertices/ids")) + " elements, attribute vertices says " +
                        std::to_string(info.vertices));
@@ -47,6 +53,19 @@ Hdf5GraphInfo check_graph(const Reader& r) {
   return info;
 }
 
+// Ids [first, first + n) of /vertices/ids, given with the element before them (at first - 1, if
+// first > 0): the format keeps them strictly increasing, so a duplicate, an unsorted or a
+// damaged id is found. Each partition checks its slice and the boundary with the one before.
+void check_ids(const std::string& path, const std::uint64_t* ids, std::uint64_t first, std::uint64_t n) {
+  for (std::uint64_t i = first == 0 ? 1 : 0; i < n; ++i) {
+    const std::uint64_t prev = i == 0 ? ids[-1] : ids[i - 1];
+    if (ids[i] <= prev)
+      fail(path, "/vertices/ids[" + std::to_string(first + i) + "] = " + std::to_string(ids[i]) +
+                     " is not greater than [" + std::to_string(first + i - 1) + "] = " + std::to_string(prev) +
+                     " (ids must be strictly increasing)");
+  }
+}
+
 // Partition p's slice of a graph file: its vertices [lo, hi), their offsets, and the id map.
 struct Slice {
   explicit Slice(const std::string& path, int partition, int parallelism) : reader(path) {
@@ -55,13 +74,22 @@ struct Slice {
     ids = reader.read_all<std::uint64_t>("/vertices/ids");
     offsets.resize(hi - lo + 1);
     reader.read("/edges/offsets", lo, offsets.size(), offsets.data());
-    for (std::size_t i = 0; i + 1 < offsets.size(); ++i)
-      if (offsets[i] > offsets[i + 1] || offsets[i + 1] > info.edges)
-        fail(path, "dataset /edges/offsets: element " + std::to_string(lo + i + 1) + " (" + std::to_string(offsets[i + 1]) +
-                       ") is smaller than the one before it or beyond the " + std::to_string(info.edges) + " edges");
-    if (lo == 0 && offsets[0] != 0) fail(path, "dataset /edges/offsets: element 0 is not 0");
+    check_ids(path, ids.data() + lo, lo, hi - lo);
+    if (lo == 0 && offsets[0] != 0)
+      fail(path, "/edges/offsets[0] = " + std::to_string(offsets[0]) + ", expected 0");
+    for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
+      const std::uint64_t at = lo + i + 1;
+      if (offsets[i + 1] < offsets[i])
+        fail(path, "/edges/offsets[" + std::to_string(at) + "] = " + std::to_string(offsets[i + 1]) +
+                       " is less than [" + std::to_string(at - 1) + "] = " + std::to_string(offsets[i]) +
+                       " (offsets must not decrease)");
+      if (offsets[i + 1] > info.edges)
+        fail(path, "/edges/offsets[" + std::to_string(at) + "] = " + std::to_string(offsets[i + 1]) +
+                       " is beyond the " + std::to_string(info.edges) + " edges");
+    }
     if (hi == info.vertices && offsets.back() != info.edges)
-      fail(path, "dataset /edges/offsets: the last element is not the number of edges");
+      fail(path, "/edges/offsets[" + std::to_string(hi) + "] = " + std::to_string(offsets.back()) +
+                     ", expected the number of edges " + std::to_string(info.edges));
   }
   Reader reader;
   Hdf5GraphInfo info;
@@ -96,8 +124,8 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
         while (s.offsets[vertex_ + 1] <= edge_) ++vertex_;
         const std::uint32_t t = targets_[edge_ - read_from_];
         if (t >= s.info.vertices)
-          fail(path_, "dataset /edges/targets: element " + std::to_string(edge_) + " is " + std::to_string(t) +
-                          ", beyond the " + std::to_string(s.info.vertices) + " vertices");
+          fail(path_, "/edges/targets[" + std::to_string(edge_) + "] = " + std::to_string(t) +
+                          " is not a vertex index (there are " + std::to_string(s.info.vertices) + " vertices)");
         batch_.push_back(Edge{s.ids[s.lo + vertex_], s.ids[t]});
       }
       emit(std::span<const Edge>(batch_));
@@ -132,9 +160,12 @@ class Hdf5VertexSource final : public detail::SourceOp<std::uint64_t> {
       Reader r(path_);
       const auto info = check_graph(r);
       std::tie(pos_, end_) = detail::split_range(info.vertices, partition_, parallelism_);
-      ids_.resize(end_ - pos_);
-      r.read("/vertices/ids", pos_, ids_.size(), ids_.data());
-      first_ = pos_;
+      // The slice and the id before it (for the ordering check at the boundary).
+      const std::uint64_t from = pos_ > 0 && pos_ < end_ ? pos_ - 1 : pos_;
+      ids_.resize(end_ - from);
+      r.read("/vertices/ids", from, ids_.size(), ids_.data());
+      first_ = from;
+      if (pos_ < end_) check_ids(path_, ids_.data() + (pos_ - from), pos_, end_ - pos_);
     }
     for (std::size_t k = 0; k < max_batches && pos_ < end_; ++k) {
       const std::uint64_t n = std::min<std::uint64_t>(cap_, end_ - pos_);
@@ -231,6 +262,7 @@ void write_hdf5_graph(const std::string& path, const Hdf5Graph& g, const std::st
 }
 
 Hdf5GraphInfo read_hdf5_graph_info(const std::string& path) {
+  detail::check_readable(path);
   const Reader r(path);
   return check_graph(r);
 }
@@ -259,6 +291,7 @@ void write_hdf5_values(const std::string& path, const std::string& algorithm,
 }
 
 std::vector<std::pair<std::uint64_t, double>> read_hdf5_values(const std::string& path) {
+  detail::check_readable(path);
   const Reader r(path);
   if (!r.has_attribute("format") || r.string_attribute("format") != "gyre-result")
     fail(path, "not a gyre result file (no root attribute format = \"gyre-result\")");

@@ -3,6 +3,7 @@
 // that are not gyre graphs or are damaged.
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -133,15 +134,132 @@ TEST(Hdf5Graph, ClearErrors) {
   gyre::io::write_hdf5_graph(bad, g, "damaged");
   const std::string err = error_of([&] { edges_of(bad, 2); });
   EXPECT_NE(err.find(bad), std::string::npos) << err;
-  EXPECT_NE(err.find("/edges/targets: element 1 is 99"), std::string::npos) << err;
+  EXPECT_NE(err.find("/edges/targets[1] = 99 is not a vertex index (there are 3 vertices)"), std::string::npos) << err;
 
   // Offsets that go backwards.
   auto h = gyre::io::make_hdf5_graph({}, {{1, 2}, {2, 3}, {3, 1}}, true);
   h.offsets[1] = 3;
   gyre::io::write_hdf5_graph(bad, h, "damaged");
-  EXPECT_NE(error_of([&] { edges_of(bad, 1); }).find("/edges/offsets: element 2"), std::string::npos);
+  const std::string off = error_of([&] { edges_of(bad, 1); });
+  EXPECT_NE(off.find("/edges/offsets[2] = 2 is less than [1] = 3"), std::string::npos) << off;
 
   for (const auto& p : {text, result, bad}) ::unlink(p.c_str());
+}
+
+// Damaged copies of a good file, made with the HDF5 C API as any tool (or a flipped bit) could.
+class DamagedHdf5 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::vector<gyre::io::Edge> edges;
+    for (std::uint64_t i = 0; i < 40; ++i) edges.push_back({i * 10, ((i * 7) % 40) * 10});
+    good_ = gyre::io::make_hdf5_graph({}, edges, true);
+    path_ = temp("damaged");
+    gyre::io::write_hdf5_graph(path_, good_, "test");
+  }
+  void TearDown() override { ::unlink(path_.c_str()); }
+
+  template <class T>
+  void overwrite(const char* dataset, const std::vector<T>& values, hid_t type) {
+    const hid_t f = H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t d = H5Dopen2(f, dataset, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    ASSERT_GE(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  void overwrite_ids(const std::vector<std::uint64_t>& ids) { overwrite("/vertices/ids", ids, H5T_NATIVE_UINT64); }
+  void set_directed(std::uint64_t v) {
+    const hid_t f = H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t a = H5Aopen(f, "directed", H5P_DEFAULT);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_UINT64, &v), 0);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  // The error of reading the edges and of reading the vertices, at 1..4 partitions.
+  void expect_both_fail(const std::string& want) {
+    for (int p : {1, 2, 3, 4}) {
+      const std::string e = error_of([&] { edges_of(path_, p); });
+      EXPECT_NE(e.find("'" + path_ + "': " + want), std::string::npos) << "edges, p" << p << ": " << e;
+      const std::string v = error_of([&] { vertices_of(path_, p); });
+      EXPECT_NE(v.find("'" + path_ + "': " + want), std::string::npos) << "vertices, p" << p << ": " << v;
+    }
+  }
+  gyre::io::Hdf5Graph good_;
+  std::string path_;
+};
+
+TEST_F(DamagedHdf5, UndamagedCopyReads) {
+  set_directed(0);
+  EXPECT_FALSE(gyre::io::read_hdf5_graph_info(path_).directed);
+  EXPECT_EQ(vertices_of(path_, 3), good_.ids);
+  EXPECT_EQ(edges_of(path_, 3).size(), 40u);
+}
+
+TEST_F(DamagedHdf5, DuplicateIds) {
+  auto ids = good_.ids;
+  ids[17] = ids[16];
+  overwrite_ids(ids);
+  expect_both_fail("/vertices/ids[17] = 160 is not greater than [16] = 160");
+}
+
+TEST_F(DamagedHdf5, UnsortedIds) {
+  auto ids = good_.ids;
+  std::swap(ids[0], ids[1]);
+  overwrite_ids(ids);
+  expect_both_fail("/vertices/ids[1] = 0 is not greater than [0] = 10");
+}
+
+// A flipped high bit in one id: the next id is then not greater. The damage sits at a partition
+// boundary at 2 partitions (ids[19] | ids[20]), which the boundary check covers.
+TEST_F(DamagedHdf5, BitFlippedId) {
+  auto ids = good_.ids;
+  ids[19] ^= std::uint64_t{1} << 40;
+  overwrite_ids(ids);
+  expect_both_fail("/vertices/ids[20] = 200 is not greater than [19] = " + std::to_string(ids[19]));
+}
+
+TEST_F(DamagedHdf5, DirectedFlagOutOfRange) {
+  set_directed(77);
+  const std::string err = error_of([&] { gyre::io::read_hdf5_graph_info(path_); });
+  EXPECT_NE(err.find("'" + path_ + "': attribute directed = 77, expected 0 or 1"), std::string::npos) << err;
+}
+
+TEST_F(DamagedHdf5, OffsetsAndTargets) {
+  auto offsets = good_.offsets;
+  offsets[40] = 41;  // the last one beyond the edges
+  overwrite("/edges/offsets", offsets, H5T_NATIVE_UINT64);
+  std::string err = error_of([&] { edges_of(path_, 2); });
+  EXPECT_NE(err.find("/edges/offsets[40] = 41 is beyond the 40 edges"), std::string::npos) << err;
+  offsets = good_.offsets;
+  offsets[0] = 1;
+  overwrite("/edges/offsets", offsets, H5T_NATIVE_UINT64);
+  err = error_of([&] { edges_of(path_, 1); });
+  EXPECT_NE(err.find("/edges/offsets[0] = 1, expected 0"), std::string::npos) << err;
+  overwrite("/edges/offsets", good_.offsets, H5T_NATIVE_UINT64);
+  auto targets = good_.targets;
+  targets[33] = 40;
+  overwrite("/edges/targets", targets, H5T_NATIVE_UINT32);
+  err = error_of([&] { edges_of(path_, 3); });
+  EXPECT_NE(err.find("/edges/targets[33] = 40 is not a vertex index (there are 40 vertices)"), std::string::npos) << err;
+}
+
+TEST(Hdf5Graph, PipesAndDirectoriesAreRefused) {
+  const std::string fifo = temp("fifo");
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string err = error_of([&] { gyre::io::read_hdf5_graph_info(fifo); });
+  EXPECT_NE(err.find("'" + fifo + "' is a pipe or FIFO"), std::string::npos) << err;
+  err = error_of([&] { edges_of(fifo, 2); });
+  EXPECT_NE(err.find("'" + fifo + "' is a pipe or FIFO"), std::string::npos) << err;
+  err = error_of([&] { gyre::io::read_hdf5_values(fifo); });
+  EXPECT_NE(err.find("'" + fifo + "' is a pipe or FIFO"), std::string::npos) << err;
+  const std::string dir = ::testing::TempDir();
+  err = error_of([&] { gyre::io::read_hdf5_graph_info(dir); });
+  EXPECT_NE(err.find("is a directory"), std::string::npos) << err;
+  ::unlink(fifo.c_str());
 }
 
 TEST(Hdf5Graph, WritingIntoAMissingDirectoryLeavesNothing) {

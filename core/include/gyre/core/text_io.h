@@ -17,8 +17,14 @@
 
 namespace gyre::detail {
 
-// Throws PlanError naming the file if it cannot be opened for reading.
+// Throws PlanError naming the file if it is not a regular file (a pipe such as /dev/stdin or
+// <(cmd), a FIFO, a device or a directory: inputs are split by byte range and may be read by
+// several ranks, so a stream would be lost or hang) or cannot be opened for reading. Checks with
+// stat(2) before opening, so a FIFO is refused without blocking. /dev/null is accepted (an empty
+// input).
 void check_readable(const std::string& path);
+// Whether an open file is one check_readable accepts (a regular file or /dev/null).
+bool is_input_file(int fd);
 
 std::unique_ptr<NodeRuntime> make_text_file_source(const OpContext& ctx, const std::string& path,
                                                    Input<std::string>* out);

@@ -297,19 +297,6 @@ void write_result(const std::string& path, const char* algorithm, const std::vec
   else gyre::io::write_id_values(path, rows);
 }
 
-// An algorithm parameter of a Graphalytics graph ("graph.NAME.pr.num-iterations" for "pr.num-iterations").
-std::optional<double> graphalytics_number(const Common& c, const std::string& key, bool whole) {
-  const auto g = gyre::io::read_properties(c.input);
-  const auto it = g.properties.find("graph." + g.name + "." + key);
-  if (it == g.properties.end()) return std::nullopt;
-  double v = 0;
-  const std::string& text = it->second;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v) || (whole && v != std::floor(v)))
-    throw gyre::Error(c.input + ": " + it->first + " = '" + text + "' is not " + (whole ? "a whole number" : "a number"));
-  return v;
-}
-
 // The rank mpirun gave this process, from the environment (before MPI, for parse errors).
 int launcher_rank() {
   for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
@@ -460,21 +447,19 @@ int main(int argc, char** argv) {
       output = pr_opts.output;
       // A Graphalytics graph brings its parameters; flags override them.
       if (is_graphalytics(pr_opts)) {
+        const auto p = gyre::io::read_graphalytics_parameters(pr_opts.input);
         std::string from;
-        if (damping_opt->count() == 0)
-          if (auto d = graphalytics_number(pr_opts, "pr.damping-factor", false)) {
-            if (*d < 0 || *d > 1)
-              throw gyre::Error(pr_opts.input + ": pr.damping-factor = " + format_number(*d) + " is not between 0 and 1");
-            pr.damping = *d;
-            from += " damping " + format_number(*d);
-          }
-        if (iterations_opt->count() == 0)
-          if (auto n = graphalytics_number(pr_opts, "pr.num-iterations", true)) {
-            if (*n < 0 || *n > 1e9)
-              throw gyre::Error(pr_opts.input + ": pr.num-iterations = " + format_number(*n) + " is out of range");
-            pr.iterations = static_cast<int>(*n);
-            from += " iterations " + std::to_string(pr.iterations);
-          }
+        if (damping_opt->count() == 0 && p.pr_damping_factor) {
+          pr.damping = *p.pr_damping_factor;
+          from += " damping " + format_number(pr.damping);
+        }
+        if (iterations_opt->count() == 0 && p.pr_num_iterations) {
+          if (*p.pr_num_iterations > 1'000'000'000)
+            throw gyre::Error(pr_opts.input + ": pr.num-iterations = " + std::to_string(*p.pr_num_iterations) +
+                              " is more than 10^9");
+          pr.iterations = static_cast<int>(*p.pr_num_iterations);
+          from += " iterations " + std::to_string(pr.iterations);
+        }
         if (root && !from.empty()) std::fprintf(stderr, "pagerank: from %s:%s\n", pr_opts.input.c_str(), from.c_str());
       }
       auto g = gyre::graph::load(load_options(pr_opts), job_config(pr_opts), mpi.transport());

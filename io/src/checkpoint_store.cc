@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -13,7 +14,6 @@
 #include <sstream>
 
 #include "gyre/core/error.h"
-#include "gyre/core/text_io.h"
 #include "hdf5_util.h"
 
 namespace gyre::io {
@@ -39,7 +39,38 @@ bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0;
 
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST)
-    throw Error("cannot create checkpoint directory '" + path + "': " + std::strerror(errno));
+    throw Error("cannot create checkpoint directory " + path + ": " + std::strerror(errno));
+}
+
+// Writes `bytes` to `path` durably: a temporary file, written, fsync'd and renamed into place.
+// Every failure (a full disk: "No space left on device") throws gyre::Error naming `path`, and
+// leaves no temporary behind.
+void write_file(const std::string& path, std::span<const unsigned char> bytes) {
+  static std::atomic<int> counter{0};
+  const std::string tmp = path + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  auto failed = [&](int fd) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error("cannot write checkpoint " + path + ": " + std::strerror(err));
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) failed(fd);
+  for (std::size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;
+      failed(fd);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) failed(fd);
+  if (::close(fd) != 0) failed(-1);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) failed(-1);
+}
+void write_file(const std::string& path, const std::string& text) {
+  write_file(path, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text.data()), text.size()));
 }
 
 void sync_dir(const std::string& path) {
@@ -89,16 +120,31 @@ std::vector<std::pair<int, std::string>> list_entries(const std::string& dir) {
   return out;
 }
 
-void remove_tree(const std::string& path) {
+// A file the store writes in an entry directory: MANIFEST.h5, rank-N.h5, rank-N.sum, or a
+// temporary one of those ("<name>.gyre-tmp-...").
+bool own_file(const std::string& name) {
+  const std::string base = name.substr(0, name.find(".gyre-tmp-"));
+  if (base == "MANIFEST.h5") return true;
+  int r = 0;
+  char c = 0;
+  char ext[4] = {};
+  return std::sscanf(base.c_str(), "rank-%d.%3s%c", &r, ext, &c) == 2 && r >= 0 &&
+         (std::strcmp(ext, "h5") == 0 || std::strcmp(ext, "sum") == 0) && base == "rank-" + std::to_string(r) + "." + ext;
+}
+
+// Removes an entry: its manifest first (so it stops existing at once), then the store's other
+// files in it, then the directory if nothing else is left in it. True if the directory is gone.
+bool remove_entry(const std::string& path) {
+  std::remove(manifest_file(path).c_str());
   DIR* d = ::opendir(path.c_str());
   if (d != nullptr) {
     while (const dirent* e = ::readdir(d)) {
       const std::string name = e->d_name;
-      if (name != "." && name != "..") std::remove((path + "/" + name).c_str());
+      if (own_file(name)) std::remove((path + "/" + name).c_str());
     }
     ::closedir(d);
   }
-  ::rmdir(path.c_str());
+  return ::rmdir(path.c_str()) == 0 || errno == ENOENT;
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -163,7 +209,9 @@ void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Par
   // exist until it is committed again.
   std::remove(manifest_file(entry).c_str());
   const std::string path = rank_file(entry, rank);
-  Writer w(path);
+  std::size_t bytes_total = 0;
+  for (const auto& part : parts) bytes_total += part.second.size() + 512;
+  Writer w(path, Writer::Target::kMemory, bytes_total);
   w.attribute("format", kRankFormat);
   w.attribute("version", kVersion);
   w.attribute("fingerprint", info.fingerprint);
@@ -174,11 +222,17 @@ void CheckpointStore::write_rank(const CheckpointInfo& info, int rank, const Par
   for (const auto& [name, bytes] : parts)
     w.dataset(("/parts/" + name).c_str(), std::span<const std::uint8_t>(
                                               reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
-  w.commit();
-  const auto [size, crc] = file_sum(path);
-  detail::AtomicFile sum(sum_file(entry, rank));
-  sum.write(std::to_string(size) + " " + std::to_string(crc) + "\n");
-  sum.commit();
+  const std::vector<unsigned char> image = w.image();
+  write_file(path, image);
+  const uLong crc = crc32(crc32(0L, Z_NULL, 0), image.data(), static_cast<uInt>(image.size()));
+  write_file(sum_file(entry, rank), std::to_string(image.size()) + " " + std::to_string(crc) + "\n");
+}
+
+bool CheckpointStore::written(const CheckpointInfo& info) const {
+  const std::string entry = entry_dir(dir_, info.kind, info.superstep);
+  for (int r = 0; r < info.ranks; ++r)
+    if (!exists(sum_file(entry, r)) || !exists(rank_file(entry, r))) return false;
+  return true;
 }
 
 void CheckpointStore::commit(const CheckpointInfo& info) const {
@@ -194,7 +248,7 @@ void CheckpointStore::commit(const CheckpointInfo& info) const {
     crcs.push_back(crc);
   }
   {
-    Writer w(manifest_file(entry));
+    Writer w(manifest_file(entry), Writer::Target::kMemory);
     w.attribute("format", kManifestFormat);
     w.attribute("version", kVersion);
     w.attribute("fingerprint", info.fingerprint);
@@ -215,19 +269,24 @@ void CheckpointStore::commit(const CheckpointInfo& info) const {
     w.dataset("/files/rank", ranks);
     w.dataset("/files/size", sizes);
     w.dataset("/files/crc32", crcs);
-    w.commit();
+    write_file(manifest_file(entry), w.image());
   }
   sync_dir(entry);
   sync_dir(dir_);
   if (!info.self_contained) return;
-  // Keep the newest `keep` self-contained entries and what came after the oldest of them.
+  // Keep the newest `keep` self-contained entries and what came after the oldest of them; entries
+  // older than this one that never got their manifest will not get it (entries are committed in
+  // order): they go too.
   const auto all = list_entries(dir_);
   int kept = 0;
   int floor = -1;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     if (it->first > info.superstep) continue;  // (a newer one: not ours to judge)
     const std::string e = entry_dir(dir_, it->second, it->first);
-    if (!exists(manifest_file(e))) continue;
+    if (!exists(manifest_file(e))) {
+      if (it->first < info.superstep) remove_entry(e);
+      continue;
+    }
     bool self_contained = false;
     try {
       self_contained = read_manifest(manifest_file(e)).info.self_contained;
@@ -241,8 +300,20 @@ void CheckpointStore::commit(const CheckpointInfo& info) const {
   }
   for (const auto& [s, kind] : all) {
     if (s >= floor) break;
-    remove_tree(entry_dir(dir_, kind, s));
+    remove_entry(entry_dir(dir_, kind, s));
   }
+}
+
+int CheckpointStore::discard(int after) const {
+  int removed = 0;
+  for (const auto& [s, kind] : list_entries(dir_)) {
+    const std::string e = entry_dir(dir_, kind, s);
+    if (s <= after && exists(manifest_file(e))) continue;
+    remove_entry(e);
+    ++removed;
+  }
+  if (removed > 0) sync_dir(dir_);
+  return removed;
 }
 
 CheckpointStorage::Listing CheckpointStore::list(const std::string& fingerprint) const {

@@ -70,19 +70,35 @@ hid_t stored() {
 
 // ---- writing ----
 
+// Writes an HDF5 file: on disk (a temporary renamed into place by commit()), or, with
+// kMemory, in memory only: image() then gives the file's bytes for the caller to write. A file
+// built in memory never meets a full disk inside HDF5; on disk, a flush or close that fails
+// leaves HDF5 with a file it can neither close nor forget, and its shutdown at exit crashes
+// (HDF5 1.10), so whatever must not crash on a full disk (checkpoints) is built in memory.
 class Writer {
  public:
-  explicit Writer(std::string path) : path_(std::move(path)) {
+  enum class Target { kDisk, kMemory };
+  // kMemory: `size_hint` is the expected file size (the in-memory file grows by that much).
+  explicit Writer(std::string path, Target target = Target::kDisk, std::size_t size_hint = 0)
+      : path_(std::move(path)), target_(target) {
     static std::atomic<int> counter{0};
     tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     quiet();
+    if (target_ == Target::kMemory) {
+      Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+      if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), std::max<std::size_t>(size_hint + (64u << 10), 1u << 20), 0) < 0)
+        fail(path_, "cannot set up an in-memory HDF5 file");
+      file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
+      if (!file_.valid()) fail(path_, "cannot create an in-memory HDF5 file (out of memory?)");
+      return;
+    }
     file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     if (!file_.valid()) fail(path_, "cannot create the HDF5 file (temporary '" + tmp_ + "')");
   }
   ~Writer() {
     if (!committed_) {
       file_.reset();
-      std::remove(tmp_.c_str());
+      if (target_ == Target::kDisk) std::remove(tmp_.c_str());
     }
   }
   Writer(const Writer&) = delete;
@@ -118,8 +134,23 @@ class Writer {
       fail(path_, std::string("cannot write dataset ") + name + " (disk full?)");
   }
 
-  // Closes the file, makes it durable, and renames it into place.
+  // kMemory: the whole file's bytes; closes it (nothing more can be written).
+  std::vector<unsigned char> image() {
+    if (target_ != Target::kMemory) fail(path_, "not an in-memory HDF5 file");
+    if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot flush the in-memory HDF5 file");
+    const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
+    if (size < 0) fail(path_, "cannot get the image of the in-memory HDF5 file");
+    std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(file_.get(), bytes.data(), bytes.size()) != size)
+      fail(path_, "cannot get the image of the in-memory HDF5 file");
+    file_.reset();
+    committed_ = true;
+    return bytes;
+  }
+
+  // kDisk: closes the file, makes it durable, and renames it into place.
   void commit() {
+    if (target_ != Target::kDisk) fail(path_, "an in-memory HDF5 file is written with image()");
     if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot flush the HDF5 file");
     file_.reset();
     const int fd = ::open(tmp_.c_str(), O_RDONLY);
@@ -141,6 +172,7 @@ class Writer {
   }
 
   std::string path_;
+  Target target_;
   std::string tmp_;
   Handle file_;
   bool committed_ = false;

@@ -31,8 +31,9 @@ double fold(ReduceOp op, double a, double b) {
 }
 
 // Layout of the allreduced vector: size, criterion, the newest checkpoint entry written on every
-// rank (min), then one value per aggregator.
-constexpr std::size_t kFixed = 3;
+// rank (min), whether a checkpoint writer is busy on some rank (max), then one value per
+// aggregator.
+constexpr std::size_t kFixed = 4;
 
 std::mutex g_inject_mu;
 std::optional<InjectedFailure> g_inject;
@@ -65,13 +66,26 @@ CheckpointWriter::~CheckpointWriter() {
   if (thread_.joinable()) thread_.join();
 }
 
-void CheckpointWriter::post(std::function<void()> task) {
+std::size_t CheckpointWriter::post(std::function<void()> task) {
+  std::size_t backlog = 0;
   {
     std::lock_guard lock(mu_);
     tasks_.push_back(std::move(task));
+    backlog = tasks_.size() + (running_ ? 1 : 0);
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
   }
   cv_.notify_all();
+  return backlog;
+}
+
+std::size_t CheckpointWriter::backlog() const {
+  std::lock_guard lock(mu_);
+  return tasks_.size() + (running_ ? 1 : 0);
+}
+
+void CheckpointWriter::wait_idle() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [this] { return tasks_.empty() && !running_; });
 }
 
 std::string CheckpointWriter::error() const {
@@ -88,14 +102,26 @@ void CheckpointWriter::run() {
       if (stop_) return;
       task = std::move(tasks_.front());
       tasks_.pop_front();
-      if (!error_.empty()) continue;  // after a failure nothing more is written
+      if (!error_.empty()) {  // after a failure nothing more is written
+        if (tasks_.empty()) idle_cv_.notify_all();
+        continue;
+      }
+      running_ = true;
     }
+    std::string error;
     try {
       task();
     } catch (const std::exception& e) {
-      std::lock_guard lock(mu_);
-      error_ = e.what();
+      error = e.what();
+      if (error.empty()) error = "unknown error";
+    } catch (...) {
+      error = "unknown error";
     }
+    task = nullptr;  // what it held (an entry's parts) goes now, not when the next one comes
+    std::lock_guard lock(mu_);
+    running_ = false;
+    if (!error.empty() && error_.empty()) error_ = std::move(error);
+    if (tasks_.empty()) idle_cv_.notify_all();
   }
 }
 
@@ -118,7 +144,7 @@ std::shared_ptr<AggregatorState> LoopController::add_aggregator(std::string name
   for (const auto& a : aggs_)
     if (a->name == name) throw PlanError("iteration '" + name_ + "' has two aggregators named '" + name + "'");
   if (aggs_.size() + kFixed >= 64)
-    throw PlanError("iteration '" + name_ + "' has too many aggregators (at most 62)");
+    throw PlanError("iteration '" + name_ + "' has too many aggregators (at most " + std::to_string(63 - kFixed) + ")");
   auto a = std::make_shared<AggregatorState>();
   a->name = std::move(name);
   a->op = op;
@@ -162,6 +188,16 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
     parts_added_ = 0;
     pending_parts_.clear();
     to_commit_.clear();
+    due_epoch_ = -1;
+    due_ = Entry::kNone;
+    chained_ = true;
+    head_owed_ = false;
+    written_everywhere_ = -1;
+    committed_.store(0);
+    final_error_.clear();
+    metrics_.checkpoints_skipped = 0;
+    metrics_.checkpoints_committed = 0;
+    metrics_.checkpoint_backlog = 0;
     restore_.reset();
     sync_error_.clear();
     restoring_ = recovery_.superstep > 0 ? local_heads : 0;
@@ -172,6 +208,27 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
         for (auto& a : aggs_)
           if (a->name == name) a->value.store(v);
     superstep_.store(recovery_.superstep);
+    // Rank 0 clears the directory for this run's chain before anything is written: a fresh run
+    // removes every old entry (a later resume must not find a stale superstep), a resumed one
+    // the entries after its resume point and the incomplete ones. Every rank read the directory
+    // (find_recovery) while its plan was built, before the transport's bind (collective), so
+    // before this; and no rank writes before the first superstep's allreduce, to which rank 0
+    // contributes only after this.
+    if (checkpointing() && kind_ != LoopKind::kStreaming && rank_ == 0) {
+      try {
+        const int removed = ckpt_.storage->discard(ckpt_.resume ? recovery_.superstep : -1);
+        if (removed > 0 && ckpt_.log) {
+          if (ckpt_.resume)
+            ckpt_.log("removed " + std::to_string(removed) + " stale checkpoint(s) (incomplete, or after superstep " +
+                      std::to_string(recovery_.superstep) + ") from " + ckpt_.storage->location());
+          else
+            ckpt_.log("removed " + std::to_string(removed) + " old checkpoint(s) from " + ckpt_.storage->location() +
+                      " (a run without --resume starts a new chain)");
+        }
+      } catch (const std::exception& e) {
+        sync_error_ = std::string("cannot remove old checkpoints: ") + e.what();
+      }
+    }
   }
   // A rank without head partitions still takes part in every superstep's allreduce.
   if (local_heads == 0) submit(recovery_.superstep, LocalReport{});
@@ -203,6 +260,11 @@ void LoopController::submit(int epoch, const LocalReport& r) {
   values[1] = static_cast<double>(r.criterion);
   values[2] = static_cast<double>(written_.load());
   ops[2] = ReduceOp::kMin;
+  {
+    std::lock_guard lock(mu_);
+    values[3] = writer_ && writer_->backlog() > 0 ? 1.0 : 0.0;
+  }
+  ops[3] = ReduceOp::kMax;
   for (std::size_t i = 0; i < aggs_.size(); ++i) {
     values[kFixed + i] = i < r.aggregates.size() ? r.aggregates[i] : aggs_[i]->identity();
     ops[kFixed + i] = aggs_[i]->op;
@@ -215,6 +277,7 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   const auto size = static_cast<std::uint64_t>(global[0]);
   const auto criterion = static_cast<std::uint64_t>(global[1]);
   const auto written_everywhere = static_cast<int>(global[2]);
+  const bool writer_busy = global[3] > 0;
   const int first = recovery_.superstep;
   if (epoch > first || kind_ == LoopKind::kStreaming)
     for (std::size_t i = 0; i < aggs_.size(); ++i) aggs_[i]->value.store(global[kFixed + i]);
@@ -243,12 +306,18 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   {
     std::lock_guard lock(mu_);
     // Rank 0 commits the entries every rank has written (in order, after its own writes).
+    written_everywhere_ = written_everywhere;
     while (rank_ == 0 && !to_commit_.empty() && to_commit_.front().superstep <= written_everywhere) {
-      run_or_post([storage = ckpt_.storage, info = std::move(to_commit_.front())] { storage->commit(info); });
+      run_or_post([this, storage = ckpt_.storage, info = std::move(to_commit_.front())] {
+        storage->commit(info);
+        committed_.fetch_add(1);
+      });
       to_commit_.pop_front();
     }
+    due_epoch_ = epoch;
+    due_ = stop ? Entry::kNone : choose(epoch, writer_busy);
     // A rank without head partitions writes an empty file for each entry.
-    if (!stop && local_heads_ == 0 && entry_due(epoch) != Entry::kNone) post_write(epoch, {});
+    if (local_heads_ == 0 && due_ != Entry::kNone) post_write(epoch, {});
     const auto now = std::chrono::steady_clock::now();
     const std::uint64_t bytes = exchanged_ ? exchanged_->load(std::memory_order_relaxed) : 0;
     if (record) {
@@ -310,7 +379,7 @@ void LoopController::set_checkpoints(LoopCheckpoints c, const std::string& recor
   }
 }
 
-LoopController::Entry LoopController::entry_due(int completed) const {
+LoopController::Entry LoopController::scheduled(int completed) const {
   if (!checkpointing() || kind_ == LoopKind::kStreaming) return Entry::kNone;
   if (completed == recovery_.superstep) return rebase_ ? Entry::kHead : Entry::kNone;
   if (ckpt_.mode != CheckpointMode::kTail && ckpt_.every > 0 && completed % ckpt_.every == 0) return Entry::kHead;
@@ -318,9 +387,63 @@ LoopController::Entry LoopController::entry_due(int completed) const {
   return Entry::kNone;
 }
 
+// Asynchronous checkpoints never queue: an entry is written only if no rank's writer has anything
+// left to do when the superstep ends (so at most one entry is in flight per rank, and memory
+// holds at most one entry's parts), else it is skipped. Skipping keeps every chain usable: a tail
+// of a delta loop is replayed on the state before it, so once an entry was skipped the tails
+// after it would chain onto nothing, and the next entry written is a head (also in tail-only
+// mode); a skipped head is owed, and written at the next superstep that can. Bulk tails hold
+// the whole state, so they never need what came before them. With LoopCheckpoints::wait every
+// write is done before the loop goes on, so nothing is ever skipped.
+LoopController::Entry LoopController::choose(int epoch, bool busy) {
+  Entry want = scheduled(epoch);
+  if (!checkpointing() || kind_ == LoopKind::kStreaming) return Entry::kNone;
+  if (epoch == recovery_.superstep && want == Entry::kNone) {
+    chained_ = true;  // the loop's initial input, or the head it resumed from
+    return Entry::kNone;
+  }
+  if (want == Entry::kTail && (head_owed_ || (kind_ != LoopKind::kBulk && !chained_))) want = Entry::kHead;
+  if (want == Entry::kNone && head_owed_) want = Entry::kHead;
+  if (want != Entry::kNone && busy) {
+    ++metrics_.checkpoints_skipped;
+    if (want == Entry::kHead) head_owed_ = true;
+    chained_ = false;
+    return Entry::kNone;
+  }
+  if (want == Entry::kHead) head_owed_ = false;
+  chained_ = want != Entry::kNone;
+  return want;
+}
+
+std::string LoopController::checkpoint_error() const {
+  if (!sync_error_.empty()) return sync_error_;
+  return writer_ ? writer_->error() : std::string();
+}
+
+LoopController::Entry LoopController::entry_due(int completed) {
+  std::lock_guard lock(mu_);
+  if (!checkpointing()) return Entry::kNone;
+  if (const std::string e = checkpoint_error(); !e.empty())
+    throw Error("iteration '" + name_ + "': writing a checkpoint to " + ckpt_.storage->location() + " failed: " + e);
+  return due_epoch_ == completed ? due_ : Entry::kNone;
+}
+
+void LoopController::drain_checkpoints() {
+  CheckpointWriter* writer = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (!checkpointing()) return;
+    writer = writer_.get();
+  }
+  if (writer != nullptr) writer->wait_idle();
+  std::lock_guard lock(mu_);
+  if (const std::string e = checkpoint_error(); !e.empty())
+    throw Error("iteration '" + name_ + "': writing a checkpoint to " + ckpt_.storage->location() + " failed: " + e);
+}
+
 void LoopController::add_parts(int completed, CheckpointStorage::Parts parts, double encode_seconds) {
   std::lock_guard lock(mu_);
-  if (const std::string e = sync_error_.empty() ? writer_->error() : sync_error_; !e.empty())
+  if (const std::string e = checkpoint_error(); !e.empty())
     throw Error("iteration '" + name_ + "': writing a checkpoint to " + ckpt_.storage->location() + " failed: " + e);
   for (auto& p : parts) pending_parts_.push_back(std::move(p));
   metrics_.checkpoint_seconds = std::max(metrics_.checkpoint_seconds, encode_seconds);
@@ -333,7 +456,8 @@ void LoopController::add_parts(int completed, CheckpointStorage::Parts parts, do
 void LoopController::post_write(int completed, CheckpointStorage::Parts parts) {
   CheckpointInfo info;
   info.fingerprint = fingerprint_;
-  const Entry e = entry_due(completed);
+  const Entry e = due_epoch_ == completed ? due_ : Entry::kNone;
+  GYRE_CHECK(e != Entry::kNone, "checkpoint parts for a superstep without an entry");
   info.kind = e == Entry::kHead ? "head" : "tail";
   info.self_contained = e == Entry::kHead || kind_ == LoopKind::kBulk;
   info.superstep = completed;
@@ -350,7 +474,8 @@ void LoopController::post_write(int completed, CheckpointStorage::Parts parts) {
 
 void LoopController::run_or_post(std::function<void()> task) {
   if (!ckpt_.wait) {
-    writer_->post(std::move(task));
+    const std::size_t backlog = writer_->post(std::move(task));
+    metrics_.checkpoint_backlog = std::max(metrics_.checkpoint_backlog, static_cast<int>(backlog));
     return;
   }
   if (!sync_error_.empty()) return;
@@ -384,9 +509,38 @@ LoopController::Decision LoopController::decision(int epoch) const {
   return d;
 }
 
+// After the job (every rank, before the collective sum): the writer finishes what it has (at
+// most one entry; ranks with head partitions already waited for it when the loop stopped, so
+// every rank's files of the entries written are there), and rank 0 commits the entries that are
+// written on every rank. The last value counts the ranks on which that failed, so that every
+// rank fails alike.
 std::vector<double> LoopController::local_counters() {
+  CheckpointWriter* writer = nullptr;
+  std::vector<double> out;
+  {
+    std::lock_guard lock(mu_);
+    out = step_bytes_;
+    writer = writer_.get();
+  }
+  if (writer != nullptr) writer->wait_idle();
   std::lock_guard lock(mu_);
-  return step_bytes_;
+  if (checkpointing()) {
+    final_error_ = checkpoint_error();
+    while (final_error_.empty() && rank_ == 0 && !to_commit_.empty()) {
+      const CheckpointInfo& info = to_commit_.front();
+      try {
+        // (A rank without head partitions may still be writing its empty file of the last one.)
+        if (info.superstep > written_everywhere_ && !ckpt_.storage->written(info)) break;
+        ckpt_.storage->commit(info);
+        committed_.fetch_add(1);
+      } catch (const std::exception& e) {
+        final_error_ = e.what();
+      }
+      to_commit_.pop_front();
+    }
+  }
+  out.push_back(final_error_.empty() ? 0.0 : 1.0);
+  return out;
 }
 
 void LoopController::finish(const std::vector<double>& global_counters, JobResult& result) {
@@ -397,8 +551,15 @@ void LoopController::finish(const std::vector<double>& global_counters, JobResul
   }
   writer.reset();  // joins it
   std::lock_guard lock(mu_);
+  if (!global_counters.empty() && global_counters.back() > 0) {
+    const std::string where = "iteration '" + name_ + "': writing a checkpoint to " + ckpt_.storage->location();
+    if (!final_error_.empty()) throw Error(where + " failed: " + final_error_);
+    throw Error(where + " failed on " + std::to_string(static_cast<int>(global_counters.back())) +
+                " other rank(s) (the checkpoints committed before are kept)");
+  }
   for (std::size_t i = 0; i < metrics_.steps.size() && i < global_counters.size(); ++i)
     metrics_.steps[i].bytes = static_cast<std::uint64_t>(global_counters[i]);
+  metrics_.checkpoints_committed = committed_.load();
   result.loops.push_back(metrics_);
 }
 

@@ -4,12 +4,16 @@
 # after one, between two, after tail logs — then the same command with --resume: the output is
 # byte-identical to a failure-free run. Also: resume with another number of ranks; the newest
 # checkpoint truncated → the previous one is used and the run says so; a thrown task rolls back
-# in-process; another job's checkpoints are refused.
+# in-process; another job's checkpoints are refused. A full file system (a 200k tmpfs: needs root,
+# as CI has; otherwise this test fails) ends a run, alone and under mpiexec, with the file and
+# "No space left on device" and exit 1, never a crash, and what was committed resumes. A run
+# without --resume removes the old entries first; asynchronous checkpoints of a long run leave
+# the newest two entries, all committed.
 #   recovery_test.sh MPIEXEC NP GYRE DATASETS [mpiexec flags...]
 set -uo pipefail
 mpiexec=$1; np=$2; gyre=$3; data=$4; shift 4
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'umount "$work/full" 2>/dev/null; rm -rf "$work"' EXIT
 other=$(( np == 2 ? 4 : 2 ))
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -88,3 +92,58 @@ run "$np" pagerank "$work/path.txt" "$work/mixed" "$work/mixed.log" --checkpoint
 grep -q "another job" "$work/mixed.log" || fail "the refusal does not say why: $(cat "$work/mixed.log")"
 [ ! -e "$work/mixed" ] || fail "a refused resume wrote output"
 echo "ok: another job's checkpoints refused"
+
+# A full file system: alone and under mpiexec, exit 1 with the file and the reason, no crash, no
+# output; the entries committed before are kept, and a run resumed from a copy of them on a disk
+# with room gives the failure-free output.
+[ "$(id -u)" -eq 0 ] || fail "the full-disk check mounts a small tmpfs and needs root (CI runs as root)"
+"$gyre" generate --kind kronecker --scale 12 --output "$work/k12.txt" > /dev/null 2>&1 || fail "generate failed"
+run "$np" pagerank "$work/k12.txt" "$work/k12.ref" "$work/log" || fail "k12: the failure-free run failed: $(cat "$work/log")"
+mkdir -p "$work/full"
+mount -t tmpfs -o size=200k tmpfs "$work/full" || fail "cannot mount a tmpfs at $work/full"
+for n in 0 "$np"; do
+  for wait in "" --checkpoint-wait; do
+    rm -rf "$work/full/ck" "$work/k12.out"
+    if [ "$n" -eq 0 ]; then
+      "$gyre" pagerank --input "$work/k12.txt" --output "$work/k12.out" --threads 1 --no-progress \
+        --checkpoint-dir "$work/full/ck" --checkpoint-every 1 $wait > "$work/full.log" 2>&1 < /dev/null
+    else
+      run "$n" pagerank "$work/k12.txt" "$work/k12.out" "$work/full.log" --checkpoint-dir "$work/full/ck" \
+        --checkpoint-every 1 $wait
+    fi
+    rc=$?
+    what="full disk ($([ "$n" -eq 0 ] && echo alone || echo "$n ranks")${wait:+, $wait})"
+    [ "$rc" -eq 1 ] || fail "$what: exit $rc, not 1: $(cat "$work/full.log")"
+    grep -q "cannot write checkpoint $work/full/ck/[a-z]*-[0-9]*/[A-Za-z0-9.-]*: No space left on device" "$work/full.log" \
+      || fail "$what: no message naming the file and the reason: $(cat "$work/full.log")"
+    ! grep -qi "segmentation\|signal\|HDF5" "$work/full.log" || fail "$what: crashed: $(cat "$work/full.log")"
+    [ ! -e "$work/k12.out" ] || fail "$what: wrote output"
+    ls "$work"/full/ck/*/MANIFEST.h5 > /dev/null 2>&1 || fail "$what: nothing committed before the disk was full"
+    rm -rf "$work/ck-copy" && cp -r "$work/full/ck" "$work/ck-copy"
+    run "$np" pagerank "$work/k12.txt" "$work/k12.out" "$work/resume.log" --checkpoint-dir "$work/ck-copy" --resume \
+      || fail "$what: resume from the committed entries failed: $(cat "$work/resume.log")"
+    grep -q "resuming 'pagerank' after superstep [1-9]" "$work/resume.log" || fail "$what: did not resume: $(cat "$work/resume.log")"
+    cmp -s "$work/k12.ref" "$work/k12.out" || fail "$what: resumed output differs"
+    echo "ok: $what: exit 1, $(grep -o 'No space left on device' "$work/full.log" | head -1), resumed from what was committed"
+  done
+done
+umount "$work/full"
+
+# A run without --resume removes the old entries first (and says so); asynchronous checkpoints
+# of a long run (600 fast supersteps) leave only the newest two entries, all committed.
+ck="$work/ck-async"
+run "$np" pagerank "$work/k12.txt" "$work/k12.out" "$work/log" --checkpoint-dir "$ck" --checkpoint-every 5 \
+  --checkpoint-mode both --iterations 600 || fail "async run failed: $(cat "$work/log")"
+entries=$(ls -d "$ck"/head-* "$ck"/tail-* 2>/dev/null | wc -l)
+committed=$(ls "$ck"/*/MANIFEST.h5 2>/dev/null | wc -l)
+[ "$entries" -ge 1 ] && [ "$entries" -le 2 ] && [ "$committed" -eq "$entries" ] \
+  || fail "async run left $entries entries, $committed committed: $(ls "$ck")"
+echo "ok: a 600-superstep run with asynchronous checkpoints left $entries committed entries: $(ls "$ck" | tr '\n' ' ')"
+run "$np" pagerank "$work/k12.txt" "$work/k12.out" "$work/log" --checkpoint-dir "$ck" --checkpoint-every 5 \
+  --inject-failure "rank=0,superstep=3,mode=kill"
+grep -q "removed $entries old checkpoint(s) from $ck" "$work/log" || fail "a fresh run did not remove the old entries: $(cat "$work/log")"
+run "$np" pagerank "$work/k12.txt" "$work/k12.out" "$work/log" --checkpoint-dir "$ck" --checkpoint-every 5 --resume \
+  || fail "resume after the fresh run failed: $(cat "$work/log")"
+! grep -q "resuming 'pagerank' after superstep [1-9][0-9]" "$work/log" || fail "resumed from the old run: $(cat "$work/log")"
+cmp -s "$work/k12.ref" "$work/k12.out" || fail "resumed after a fresh run: output differs"
+echo "ok: a fresh run removed the $entries old entries; the resume did not use them"

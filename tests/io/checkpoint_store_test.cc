@@ -2,9 +2,14 @@
 // manifest does; the newest usable chain (head + later tails) is found; truncated or damaged rank
 // files make it fall back and say why; another job's entries are refused; old entries are pruned;
 // any rank reads every part.
+#include <dirent.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <cstdio>
@@ -197,6 +202,130 @@ TEST_F(CheckpointStoreTest, ManifestIsPlainHdf5) {
 TEST_F(CheckpointStoreTest, BadPartNamesAreRefused) {
   gyre::io::CheckpointStore store(dir_);
   EXPECT_THROW(store.write_rank(info(1), 0, {{"p0/state", "x"}}), gyre::Error);
+}
+
+// ---------------------------------------------------------------- failing writes
+
+// Files under `dir` (and its entry directories) that are temporaries left behind.
+std::vector<std::string> temporaries(const std::string& dir) {
+  std::vector<std::string> out;
+  std::vector<std::string> dirs{dir};
+  for (std::size_t i = 0; i < dirs.size(); ++i) {
+    DIR* d = ::opendir(dirs[i].c_str());
+    if (d == nullptr) continue;
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      if (name.find(".gyre-tmp-") != std::string::npos) out.push_back(dirs[i] + "/" + name);
+      if (i == 0) dirs.push_back(dirs[i] + "/" + name);
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
+// Writes ever larger entries (2 ranks, keep 2) into `dir` until a write fails: the error names
+// the file and the reason, the newest committed entry is still usable, nothing temporary is left.
+// (Before the store built its files in memory, HDF5 failed to flush and the process crashed in
+// HDF5's shutdown at exit.)
+void fills_up(const std::string& dir, const std::string& reason) {
+  gyre::io::CheckpointStore store(dir, 2);
+  auto info = [](int s) {
+    gyre::CheckpointInfo i;
+    i.fingerprint = "job-abc";
+    i.kind = "head";
+    i.superstep = s;
+    i.ranks = 2;
+    i.partitions = 2;
+    return i;
+  };
+  int committed = 0;
+  std::string error;
+  for (int s = 1; s <= 100 && error.empty(); ++s) {
+    try {
+      for (int r = 0; r < 2; ++r)
+        store.write_rank(info(s), r, {{"p" + std::to_string(r) + ".state", std::string(static_cast<std::size_t>(s) * 8000, static_cast<char>(s))}});
+      store.commit(info(s));
+      committed = s;
+    } catch (const gyre::Error& e) {
+      error = e.what();
+    }
+  }
+  ASSERT_FALSE(error.empty()) << "no write failed: the test shows nothing";
+  ASSERT_GT(committed, 0) << "nothing could be written at all: the test shows nothing (" << error << ")";
+  EXPECT_NE(error.find("cannot write checkpoint " + dir + "/head-"), std::string::npos) << error;
+  EXPECT_NE(error.find(reason), std::string::npos) << error;
+  const auto plan = gyre::find_recovery(store, "job-abc");
+  EXPECT_EQ(plan.superstep, committed) << "the newest committed entry is not usable";
+  ASSERT_EQ(plan.chain.size(), 1u);
+  const auto parts = store.read_parts(plan.chain[0]);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts.at("p1.state").size(), static_cast<std::size_t>(committed) * 8000);
+  EXPECT_TRUE(temporaries(dir).empty()) << temporaries(dir).front();
+}
+
+// A full file system: a small tmpfs (mounting one needs root, as in CI; as another user this
+// test fails, it does not skip).
+class FullDiskTest : public CheckpointStoreTest {
+ protected:
+  void TearDown() override {
+    if (mounted_) std::system(("umount '" + dir_ + "'").c_str());
+    CheckpointStoreTest::TearDown();
+  }
+  bool mounted_ = false;
+};
+
+TEST_F(FullDiskTest, WritesFailWithTheFileAndNoSpaceLeft) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test mounts a small tmpfs to fill it up and needs root (CI runs as root); "
+                                "CheckpointStoreTest.WritesFailAtTheFileSizeLimit covers a failing write as any user";
+  ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("mount -t tmpfs -o size=200k tmpfs '" + dir_ + "'").c_str()), 0)
+      << "cannot mount a tmpfs at " << dir_ << " (root without CAP_SYS_ADMIN?)";
+  mounted_ = true;
+  fills_up(dir_ + "/ck", "No space left on device");
+}
+
+// RLIMIT_FSIZE makes write() fail (EFBIG) past a file size, as any user.
+TEST_F(CheckpointStoreTest, WritesFailAtTheFileSizeLimit) {
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto* const previous = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 60000;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  fills_up(dir_, "File too large");
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+}
+
+// discard: entries after a superstep and incomplete ones go, only the store's own files; a
+// commit also removes older entries that never got their manifest.
+TEST_F(CheckpointStoreTest, DiscardRemovesOnlyTheStoresOwnFiles) {
+  gyre::io::CheckpointStore store(dir_, 5);
+  checkpoint(store, 3);
+  store.write_rank(info(4), 0, {});  // incomplete, older than the next commit
+  checkpoint(store, 6);
+  struct stat st {};
+  EXPECT_NE(::stat(ckpt(4).c_str(), &st), 0) << "an incomplete entry older than a commit is left";
+  checkpoint(store, 9);
+  store.write_rank(info(12), 0, {});  // incomplete
+  std::ofstream(dir_ + "/notes.txt") << "not the store's\n";
+  std::ofstream(ckpt(6) + "/mine.txt") << "not the store's either\n";
+  ASSERT_EQ(::mkdir((dir_ + "/head-extra").c_str(), 0755), 0);
+
+  EXPECT_EQ(store.discard(6), 2);  // 9 (after 6) and 12 (incomplete)
+  EXPECT_EQ(gyre::find_recovery(store, "job-abc").superstep, 6);
+  EXPECT_NE(::stat(ckpt(9).c_str(), &st), 0);
+  EXPECT_NE(::stat(ckpt(12).c_str(), &st), 0);
+
+  EXPECT_EQ(store.discard(-1), 2);  // 3 and 6
+  EXPECT_EQ(gyre::find_recovery(store, "job-abc").superstep, 0);
+  EXPECT_NE(::stat(ckpt(3).c_str(), &st), 0);
+  EXPECT_EQ(::stat((dir_ + "/notes.txt").c_str(), &st), 0) << "an unrelated file was removed";
+  EXPECT_EQ(::stat((ckpt(6) + "/mine.txt").c_str(), &st), 0) << "an unrelated file in an entry was removed";
+  EXPECT_NE(::stat((ckpt(6) + "/MANIFEST.h5").c_str(), &st), 0);
+  EXPECT_NE(::stat((ckpt(6) + "/rank-0.h5").c_str(), &st), 0);
+  EXPECT_EQ(::stat((dir_ + "/head-extra").c_str(), &st), 0) << "an unrelated directory was removed";
 }
 
 }  // namespace

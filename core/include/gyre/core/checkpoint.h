@@ -46,9 +46,15 @@ class CheckpointStorage {
   virtual std::string location() const = 0;
   // Every rank: writes its file of the entry (durably). Part names: letters, digits, '_-.'.
   virtual void write_rank(const CheckpointInfo& info, int rank, const Parts& parts) const = 0;
+  // True if every rank's write_rank of the entry returned (its files are all there).
+  virtual bool written(const CheckpointInfo& info) const = 0;
   // Rank 0, once every rank's write_rank returned: makes the entry exist (its manifest records
   // every rank file's size and checksum), then drops what is no longer needed.
   virtual void commit(const CheckpointInfo& info) const = 0;
+  // Rank 0, before a loop writes anything: removes every entry after `after` supersteps and
+  // every incomplete one (no manifest) — all of them for after = -1 — and returns how many. It
+  // removes only the store's own files.
+  virtual int discard(int after) const = 0;
   // The entries with a readable manifest. An entry of another job (another fingerprint) makes
   // this throw gyre::Error naming both fingerprints.
   virtual Listing list(const std::string& fingerprint) const = 0;

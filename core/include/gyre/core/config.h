@@ -71,6 +71,9 @@ struct LoopMetrics {
   std::vector<SuperstepMetrics> steps;
   int resumed_from = 0;        // the superstep this run resumed from (0: from the start)
   int checkpoints = 0;         // checkpoint entries this rank wrote (rank 0's figure)
+  int checkpoints_skipped = 0;    // entries skipped because a writer was still busy (asynchronous)
+  int checkpoints_committed = 0;  // rank 0: entries this run committed
+  int checkpoint_backlog = 0;     // most writes/commits queued or running at once on this rank
   double checkpoint_seconds = 0;  // rank 0: time the heads spent encoding them (the writes overlap)
 };
 

@@ -15,7 +15,13 @@
 // The fingerprint names the job, its loop and its input: an entry of anything else is refused
 // with a message, never silently used. After each self-contained entry is committed, the newest
 // `keep` self-contained entries are kept, with the tails after the oldest of them; older entries
-// (and abandoned incomplete ones) are deleted.
+// (and abandoned incomplete ones) are deleted. Only the store's own files are ever deleted
+// (MANIFEST.h5, rank-N.h5, rank-N.sum and their temporaries, then the directory if it is empty).
+//
+// Every file is built in memory and written by the store itself (temporary, fsync, rename), so a
+// full disk ends a write with "cannot write checkpoint DIR/head-000005/rank-1.h5: No space left
+// on device" and nothing half-written, never inside HDF5 (whose shutdown crashes on a file it
+// could not flush).
 #pragma once
 
 #include <map>
@@ -33,7 +39,9 @@ class CheckpointStore final : public CheckpointStorage {
   const std::string& dir() const { return dir_; }
   std::string location() const override { return dir_; }
   void write_rank(const CheckpointInfo& info, int rank, const Parts& parts) const override;
+  bool written(const CheckpointInfo& info) const override;
   void commit(const CheckpointInfo& info) const override;
+  int discard(int after) const override;
   Listing list(const std::string& fingerprint) const override;
   std::string verify(const Entry& entry) const override;
   std::map<std::string, std::string> read_parts(const Entry& entry) const override;

@@ -12,7 +12,18 @@
 // superstep sent back to the head (the next partial solution, or the solution-set deltas and the
 // next workset). Both are encoded at the head between supersteps and written by a background
 // thread of each rank while the next superstep runs; rank 0 commits an entry (its manifest) once
-// every rank reported it written, in the allreduce that ends a later superstep. A resumed loop
+// every rank reported it written, in the allreduce that ends a later superstep, and the last
+// ones when the loop ends (the loop waits for its writers then). Writes never queue up: when a
+// superstep ends while some rank's writer is still busy, the entry due is skipped (at most one
+// entry is in flight per rank), so with supersteps faster than the disk the checkpoints are as
+// frequent as the disk allows and the newest committed one is about one write behind. Chains
+// stay usable: after a skipped entry the next one written is a head (a delta loop's tails would
+// chain onto nothing; this holds in tail-only mode too), and a skipped head is written at the
+// next superstep that can. LoopMetrics counts checkpoints_skipped, checkpoints_committed and the
+// largest checkpoint_backlog. A run without resume first removes the old entries of the
+// directory (rank 0, before anything is written; it logs "removed N old checkpoint(s) from
+// DIR"); a resumed one removes the entries after its resume point and the incomplete ones. A
+// write that fails (a full disk) fails the job with the file and the reason. A resumed loop
 // starts from the newest superstep reachable through entries that verify: the newest head, then
 // its tails replayed in order. Resuming with another number of partitions redistributes the
 // state (see Rehome). A resumed run begins with a head checkpoint of the state it resumed
@@ -40,7 +51,7 @@ struct LoopCheckpoints {
   bool resume = false;
   // Write each entry, and commit it, before the loop goes on (no overlap with computation): an
   // entry is then committed as soon as the superstep after it ends. For tests and demonstrations
-  // that need to know which checkpoints exist when a failure strikes.
+  // that need to know which checkpoints exist when a failure strikes. Nothing is ever skipped.
   bool wait = false;
   // What makes this run the same job as the one that wrote the checkpoints: the caller's
   // description of the input and parameters (the loop's name, kind and aggregators are added).

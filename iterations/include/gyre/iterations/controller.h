@@ -45,7 +45,12 @@ class CheckpointWriter {
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
-  void post(std::function<void()> task);
+  // Queues a task; returns the tasks queued or running after it (this one included).
+  std::size_t post(std::function<void()> task);
+  // Tasks queued or running.
+  std::size_t backlog() const;
+  // Waits until no task is queued or running.
+  void wait_idle();
   // The first error a task threw ("" if none).
   std::string error() const;
 
@@ -53,7 +58,9 @@ class CheckpointWriter {
   void run();
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::condition_variable idle_cv_;
   std::deque<std::function<void()>> tasks_;
+  bool running_ = false;
   bool stop_ = false;
   std::string error_;
   std::thread thread_;
@@ -97,8 +104,13 @@ class LoopController final : public LoopHook {
   int first_superstep() const { return recovery_.superstep; }
   const RecoveryPlan& recovery() const { return recovery_; }
   enum class Entry { kNone, kHead, kTail };
-  // What the heads snapshot at the head after `completed` supersteps (the same on every rank).
-  Entry entry_due(int completed) const;
+  // What the heads snapshot at the head after `completed` supersteps (the same on every rank),
+  // as decided with the superstep's decision. Throws the checkpoint writer's first error, if one
+  // happened.
+  Entry entry_due(int completed);
+  // When the loop stops: waits for this rank's checkpoint writer (at most one entry) and throws
+  // its first error, if one happened, so the job fails with it.
+  void drain_checkpoints();
   // A head's parts of the entry after `completed`; the rank's file is written once every head
   // on the rank gave its parts. Throws the writer's first error, if one happened.
   void add_parts(int completed, CheckpointStorage::Parts parts, double encode_seconds);
@@ -127,6 +139,14 @@ class LoopController final : public LoopHook {
   void decide(int epoch, const std::vector<double>& global);
   void post_write(int completed, CheckpointStorage::Parts parts);  // under mu_
   void run_or_post(std::function<void()> task);                      // under mu_
+  // The entry the schedule (LoopCheckpoints::every, mode) asks for after `completed`.
+  Entry scheduled(int completed) const;
+  // The entry written after `epoch` (under mu_, once per decision, the same on every rank):
+  // the scheduled one, unless a checkpoint writer was busy on some rank (`busy`), in which case
+  // it is skipped (a skipped head is owed: the next entry written is a head); a tail that would
+  // chain onto a skipped entry is written as a head instead.
+  Entry choose(int epoch, bool busy);
+  std::string checkpoint_error() const;  // under mu_
 
   const LoopKind kind_;
   const std::string name_;
@@ -166,6 +186,13 @@ class LoopController final : public LoopHook {
   int parts_added_ = 0;           // heads that gave their parts of the pending entry
   CheckpointStorage::Parts pending_parts_;
   std::deque<CheckpointInfo> to_commit_;  // rank 0: entries written here, not yet committed
+  int due_epoch_ = -1;                    // the decision the entry below belongs to
+  Entry due_ = Entry::kNone;              // what is written after due_epoch_
+  bool chained_ = true;                   // the state after due_epoch_ is reachable from an entry
+  bool head_owed_ = false;                // a head was skipped: the next entry written is a head
+  int written_everywhere_ = -1;           // newest entry written on every rank, as last reduced
+  std::atomic<int> committed_{0};         // rank 0: entries committed by this run
+  std::string final_error_;               // local_counters: this rank's checkpoint failure
   std::shared_ptr<const std::vector<std::map<std::string, std::string>>> restore_;
   int restoring_ = 0;  // local heads that have not released restore_ yet
 };

@@ -238,6 +238,8 @@ class SuperstepHead : public HeadBase {
     between_supersteps(due, parts);
     emitter_.reset();
     if (stop) {
+      // The loop's last entries must be written (or their failure known) before the job ends.
+      ctl_->drain_checkpoints();
       phase_ = Phase::kFinal;
       return SourceStatus::kMore;
     }

@@ -73,7 +73,12 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--metrics", c.metrics, "write job metrics as JSON (per superstep: time, size, bytes)");
+  if (output != Output::kNone)
+    cmd->add_option("--metrics", c.metrics,
+                    output == Output::kGraph
+                        ? "write the metrics of the job that reads the input as JSON ({\"jobs\": [{\"name\": \"convert\", ...}]})"
+                        : "write the metrics of every job (load, then the algorithm) as JSON ({\"jobs\": [...]}; per "
+                          "superstep: time, size, exchange and wire bytes, active vertices, residual)");
   cmd->add_flag("--no-progress", c.no_progress,
                 "no progress line (shown on rank 0 when stdout is a terminal; under mpirun it always is one)");
   if (output != Output::kResult) return;
@@ -196,6 +201,21 @@ int main(int argc, char** argv) {
     return root ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
   }
 
+  // Settings the library refuses or adjusts (JobConfig::validate).
+  if (const Common* opts = pagerank->parsed()  ? &pr_opts
+                           : cc->parsed()      ? &cc_opts
+                           : convert->parsed() ? &convert_opts
+                           : explain->parsed() ? &explain_opts
+                                               : nullptr) {
+    try {
+      for (const auto& w : job_config(*opts).validate())
+        if (root) std::fprintf(stderr, "gyre: warning: --threads: %s\n", w.c_str());
+    } catch (const std::exception& e) {
+      if (root) std::fprintf(stderr, "gyre: error: --%s\n", e.what());
+      return 2;
+    }
+  }
+
   if (generate->parsed()) {
     // Rank 0 writes the file; edge i depends only on the seed and i, so the file is the same
     // whatever the number of ranks.
@@ -224,6 +244,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "wrote %llu vertices, %llu edges (%s) to %s in %.3f s\n",
                      static_cast<unsigned long long>(st.vertices), static_cast<unsigned long long>(st.edges),
                      st.directed ? "directed" : "undirected", convert_opts.output.c_str(), st.seconds);
+      if (root && !convert_opts.metrics.empty()) gyre::write_jobs_json(convert_opts.metrics, {{"convert", st.metrics}});
       return 0;
     } catch (const std::exception& e) {
       if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
@@ -252,8 +273,14 @@ int main(int argc, char** argv) {
   auto show = [progress](const char* what, int total) {
     return [progress, what, total](const gyre::SuperstepMetrics& m) {
       if (!progress) return;
-      if (total > 0) std::fprintf(stderr, "\r%s: superstep %d/%d, %.1f ms, size %llu   ", what, m.superstep, total, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
-      else std::fprintf(stderr, "\r%s: superstep %d, %.1f ms, size %llu   ", what, m.superstep, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
+      std::string figures;  // the vertex program's aggregators: active vertices, residual
+      char buf[96];
+      for (const auto& [name, v] : m.aggregators) {
+        std::snprintf(buf, sizeof buf, name == "residual" ? ", %s %.3g" : ", %s %.0f", name.c_str(), v);
+        figures += buf;
+      }
+      if (total > 0) std::fprintf(stderr, "\r%s: superstep %d/%d, %.1f ms%s   ", what, m.superstep, total, m.seconds * 1e3, figures.c_str());
+      else std::fprintf(stderr, "\r%s: superstep %d, %.1f ms%s   ", what, m.superstep, m.seconds * 1e3, figures.c_str());
       std::fflush(stderr);
     };
   };
@@ -264,6 +291,7 @@ int main(int argc, char** argv) {
     if (run_opts.resume && run_opts.checkpoint_dir.empty())
       throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
     gyre::JobResult metrics;
+    gyre::JobResult load_metrics;
     std::size_t vertices = 0;
     std::string metrics_path;
     std::string output;
@@ -275,6 +303,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
                      static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
                      g->directed ? "directed" : "undirected", g->load_seconds);
+      load_metrics = g->load_metrics;
       pr.on_superstep = show("pagerank", pr.iterations);
       char params[64];
       std::snprintf(params, sizeof params, "pagerank damping=%.17g", pr.damping);
@@ -288,6 +317,7 @@ int main(int argc, char** argv) {
       gyre::graph::LoadOptions in = load_options(cc_opts);
       in.directed = false;  // weak connectivity
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
+      load_metrics = g->load_metrics;
       const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics,
                                                             show("cc", 0), recovery_options(cc_opts, "cc", *g, root));
       if (root) write_result(output, "connected components", labels);
@@ -295,7 +325,8 @@ int main(int argc, char** argv) {
     }
     if (progress) std::fprintf(stderr, "\n");
     if (root) {
-      if (!metrics_path.empty()) metrics.write_json(metrics_path);
+      if (!metrics_path.empty())
+        gyre::write_jobs_json(metrics_path, {{"load", load_metrics}, {pagerank->parsed() ? "pagerank" : "cc", metrics}});
       const auto& loop = metrics.loops.at(0);
       std::string recovered;
       if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);

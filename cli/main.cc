@@ -105,7 +105,12 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
       ->check(kNonNegativeInt);
   cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(kNonNegativeInt);
-  cmd->add_option("--metrics", c.metrics, "write job metrics as JSON (per superstep: time, size, bytes)");
+  if (output != Output::kNone)
+    cmd->add_option("--metrics", c.metrics,
+                    output == Output::kGraph
+                        ? "write the metrics of the job that reads the input as JSON ({\"jobs\": [{\"name\": \"convert\", ...}]})"
+                        : "write the metrics of every job (load, then the algorithm) as JSON ({\"jobs\": [...]}; per "
+                          "superstep: time, size, exchange and wire bytes, active vertices, residual)");
   cmd->add_flag("--no-progress", c.no_progress,
                 "no progress line (shown on rank 0 when stdout is a terminal; under mpirun it always is one)");
   if (output != Output::kResult) return;
@@ -356,6 +361,21 @@ int main(int argc, char** argv) {
   gyre::mpi::Session mpi(&argc, &argv);
   const bool root = mpi.rank() == 0;
 
+  // Settings the library refuses or adjusts (JobConfig::validate).
+  if (const Common* opts = pagerank->parsed()  ? &pr_opts
+                           : cc->parsed()      ? &cc_opts
+                           : convert->parsed() ? &convert_opts
+                           : explain->parsed() ? &explain_opts
+                                               : nullptr) {
+    try {
+      for (const auto& w : job_config(*opts).validate())
+        if (root) std::fprintf(stderr, "gyre: warning: --threads: %s\n", w.c_str());
+    } catch (const std::exception& e) {
+      if (root) std::fprintf(stderr, "gyre: error: --%s\n", e.what());
+      return 2;
+    }
+  }
+
   if (generate->parsed()) {
     // Rank 0 writes the file; edge i depends only on the seed and i, so the file is the same
     // whatever the number of ranks.
@@ -387,6 +407,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "wrote %llu vertices, %llu edges (%s) to %s in %.3f s\n",
                      static_cast<unsigned long long>(st.vertices), static_cast<unsigned long long>(st.edges),
                      st.directed ? "directed" : "undirected", convert_opts.output.c_str(), st.seconds);
+      if (root && !convert_opts.metrics.empty()) gyre::write_jobs_json(convert_opts.metrics, {{"convert", st.metrics}});
       return 0;
     } catch (const std::exception& e) {
       if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
@@ -415,8 +436,14 @@ int main(int argc, char** argv) {
   auto show = [progress](const char* what, int total) {
     return [progress, what, total](const gyre::SuperstepMetrics& m) {
       if (!progress) return;
-      if (total > 0) std::fprintf(stderr, "\r%s: superstep %d/%d, %.1f ms, size %llu   ", what, m.superstep, total, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
-      else std::fprintf(stderr, "\r%s: superstep %d, %.1f ms, size %llu   ", what, m.superstep, m.seconds * 1e3, static_cast<unsigned long long>(m.size));
+      std::string figures;  // the vertex program's aggregators: active vertices, residual
+      char buf[96];
+      for (const auto& [name, v] : m.aggregators) {
+        std::snprintf(buf, sizeof buf, name == "residual" ? ", %s %.3g" : ", %s %.0f", name.c_str(), v);
+        figures += buf;
+      }
+      if (total > 0) std::fprintf(stderr, "\r%s: superstep %d/%d, %.1f ms%s   ", what, m.superstep, total, m.seconds * 1e3, figures.c_str());
+      else std::fprintf(stderr, "\r%s: superstep %d, %.1f ms%s   ", what, m.superstep, m.seconds * 1e3, figures.c_str());
       std::fflush(stderr);
     };
   };
@@ -438,6 +465,7 @@ int main(int argc, char** argv) {
                      g.directed ? "directed" : "undirected", g.load_seconds);
     };
     gyre::JobResult metrics;
+    gyre::JobResult load_metrics;
     std::size_t vertices = 0;
     std::string metrics_path;
     std::string output;
@@ -464,6 +492,7 @@ int main(int argc, char** argv) {
       }
       auto g = gyre::graph::load(load_options(pr_opts), job_config(pr_opts), mpi.transport());
       loaded(*g);
+      load_metrics = g->load_metrics;
       pr.on_superstep = show("pagerank", pr.iterations);
       char params[160];
       std::snprintf(params, sizeof params, "pagerank damping=%.17g iterations=%d tolerance=%.17g", pr.damping,
@@ -479,6 +508,7 @@ int main(int argc, char** argv) {
       in.directed = false;  // weak connectivity
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
       loaded(*g);
+      load_metrics = g->load_metrics;
       const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics,
                                                             show("cc", 0),
                                                             recovery_options(cc_opts, "cc", input_id, *g, root));
@@ -496,7 +526,8 @@ int main(int argc, char** argv) {
     }
     if (progress) std::fprintf(stderr, "\n");
     if (root) {
-      if (!metrics_path.empty()) metrics.write_json(metrics_path);
+      if (!metrics_path.empty())
+        gyre::write_jobs_json(metrics_path, {{"load", load_metrics}, {pagerank->parsed() ? "pagerank" : "cc", metrics}});
       const auto& loop = metrics.loops.at(0);
       std::string recovered;
       if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);

@@ -486,8 +486,8 @@ ConvertStats convert(const LoadOptions& input, const std::string& output, const 
   auto edges = in.edges.collect(1);
   std::optional<Collected<std::uint64_t>> ids;
   if (in.ids) ids = in.ids->collect(1);
-  env.run();
   ConvertStats stats;
+  stats.metrics = env.run();
   if (env.rank() == 0) {
     const auto g = io::make_hdf5_graph(ids ? ids->values() : std::vector<std::uint64_t>{}, edges.values(), in.directed);
     io::write_hdf5_graph(output, g, input.path);

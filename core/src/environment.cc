@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <thread>
 
 #include "gyre/core/error.h"
@@ -8,13 +9,37 @@ namespace gyre {
 Environment::Environment(JobConfig config)
     : Environment(config, detail::make_local_transport()) {}
 
-Environment::Environment(JobConfig config, std::shared_ptr<detail::Transport> transport)
-    : config_(config), transport_(std::move(transport)) {
-  if (config_.slots <= 0)
-    config_.slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  // Default: one partition per slot of every rank.
-  if (config_.parallelism <= 0) config_.parallelism = config_.slots * transport_->num_ranks();
+int JobConfig::max_slots() {
+  return std::max(16, 4 * static_cast<int>(std::thread::hardware_concurrency()));
 }
+
+std::vector<std::string> JobConfig::validate() const {
+  if (parallelism < 0) throw PlanError("JobConfig: parallelism " + std::to_string(parallelism) + " is negative");
+  if (slots < 0) throw PlanError("JobConfig: slots (worker threads) " + std::to_string(slots) + " is negative");
+  if (parallelism > kMaxParallelism)
+    throw PlanError("parallelism " + std::to_string(parallelism) + ": at most " + std::to_string(kMaxParallelism) +
+                    " partitions per operator (an exchange between operators of P partitions has P^2 channels)");
+  if (batch_bytes == 0) throw PlanError("JobConfig: batch_bytes must be positive");
+  if (channel_capacity == 0) throw PlanError("JobConfig: channel_capacity must be positive");
+  std::vector<std::string> warnings;
+  if (slots > max_slots())
+    warnings.push_back(std::to_string(slots) + " worker threads per rank: using " + std::to_string(max_slots()) +
+                       " (at most 4 per hardware thread, at least 16: more only contend for the cores)");
+  return warnings;
+}
+
+JobConfig JobConfig::resolved(int ranks) const {
+  validate();
+  JobConfig c = *this;
+  if (c.slots <= 0) c.slots = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  c.slots = std::min(c.slots, max_slots());
+  // Default: one partition per slot of every rank.
+  if (c.parallelism <= 0) c.parallelism = std::min(kMaxParallelism, c.slots * std::max(1, ranks));
+  return c;
+}
+
+Environment::Environment(JobConfig config, std::shared_ptr<detail::Transport> transport)
+    : config_(config.resolved(transport->num_ranks())), transport_(std::move(transport)) {}
 
 Environment::~Environment() = default;
 

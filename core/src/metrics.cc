@@ -67,7 +67,8 @@ std::string JobResult::summary() const {
     o << "\n";
     for (const auto& st : l.steps) {
       o << "    superstep " << st.superstep << ": " << std::setprecision(6) << st.seconds * 1e3
-        << " ms, size " << st.size << ", " << st.bytes << " bytes exchanged";
+        << " ms, size " << st.size << ", " << st.exchange_bytes << " bytes exchanged";
+      if (ranks > 1) o << " (" << st.wire_bytes << " between ranks)";
       for (const auto& [name, v] : st.aggregators) o << ", " << name << " = " << v;
       o << "\n" << std::setprecision(3);
     }
@@ -75,52 +76,81 @@ std::string JobResult::summary() const {
   return o.str();
 }
 
-std::string JobResult::to_json() const {
-  std::ostringstream o;
-  o << std::setprecision(9);
-  o << "{\n  \"seconds\": " << seconds << ",\n  \"ranks\": " << ranks
-    << ",\n  \"cancelled\": " << (cancelled ? "true" : "false") << ",\n  \"restarts\": " << restarts
-    << ",\n  \"wire_bytes\": " << wire_bytes
-    << ",\n  \"operators\": [";
-  for (std::size_t i = 0; i < operators.size(); ++i) {
-    const auto& m = operators[i];
-    o << (i ? "," : "") << "\n    {\"node\": " << m.node << ", \"name\": " << json_string(m.name)
+namespace {
+
+// The fields of one job, as a JSON object (without the braces), each line indented by `in`.
+void job_fields(std::ostringstream& o, const JobResult& r, const std::string& in) {
+  o << in << "\"seconds\": " << json_number(r.seconds) << ",\n" << in << "\"ranks\": " << r.ranks << ",\n"
+    << in << "\"cancelled\": " << (r.cancelled ? "true" : "false") << ",\n" << in << "\"restarts\": " << r.restarts
+    << ",\n" << in << "\"wire_bytes\": " << r.wire_bytes << ",\n" << in << "\"operators\": [";
+  for (std::size_t i = 0; i < r.operators.size(); ++i) {
+    const auto& m = r.operators[i];
+    o << (i ? "," : "") << "\n" << in << "  {\"node\": " << m.node << ", \"name\": " << json_string(m.name)
       << ", \"records_in\": " << m.records_in << ", \"records_out\": " << m.records_out
       << ", \"bytes_in\": " << m.bytes_in << ", \"bytes_out\": " << m.bytes_out << "}";
   }
-  o << "\n  ],\n  \"tasks\": [";
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const auto& t = tasks[i];
-    o << (i ? "," : "") << "\n    {\"task\": " << t.task << ", \"name\": " << json_string(t.name)
-      << ", \"subtasks\": " << t.subtasks << ", \"busy_seconds\": " << t.busy_seconds
-      << ", \"backpressured_seconds\": " << t.backpressured_seconds
-      << ", \"idle_seconds\": " << t.idle_seconds << "}";
+  o << "\n" << in << "],\n" << in << "\"tasks\": [";
+  for (std::size_t i = 0; i < r.tasks.size(); ++i) {
+    const auto& t = r.tasks[i];
+    o << (i ? "," : "") << "\n" << in << "  {\"task\": " << t.task << ", \"name\": " << json_string(t.name)
+      << ", \"subtasks\": " << t.subtasks << ", \"busy_seconds\": " << json_number(t.busy_seconds)
+      << ", \"backpressured_seconds\": " << json_number(t.backpressured_seconds)
+      << ", \"idle_seconds\": " << json_number(t.idle_seconds) << "}";
   }
-  o << "\n  ],\n  \"loops\": [";
-  for (std::size_t i = 0; i < loops.size(); ++i) {
-    const auto& l = loops[i];
-    o << (i ? "," : "") << "\n    {\"name\": " << json_string(l.name) << ", \"kind\": " << json_string(l.kind)
+  o << "\n" << in << "],\n" << in << "\"loops\": [";
+  for (std::size_t i = 0; i < r.loops.size(); ++i) {
+    const auto& l = r.loops[i];
+    o << (i ? "," : "") << "\n" << in << "  {\"name\": " << json_string(l.name) << ", \"kind\": " << json_string(l.kind)
       << ", \"supersteps\": " << l.supersteps << ", \"ended_by\": " << json_string(l.ended_by)
       << ", \"resumed_from\": " << l.resumed_from << ", \"checkpoints\": " << l.checkpoints
-      << ", \"checkpoint_seconds\": " << l.checkpoint_seconds << ", \"steps\": [";
+      << ", \"checkpoint_seconds\": " << json_number(l.checkpoint_seconds) << ", \"steps\": [";
     for (std::size_t j = 0; j < l.steps.size(); ++j) {
       const auto& st = l.steps[j];
-      o << (j ? "," : "") << "\n      {\"superstep\": " << st.superstep << ", \"seconds\": " << st.seconds
-        << ", \"size\": " << st.size << ", \"bytes\": " << st.bytes << ", \"aggregators\": {";
+      o << (j ? "," : "") << "\n" << in << "    {\"superstep\": " << st.superstep
+        << ", \"seconds\": " << json_number(st.seconds) << ", \"size\": " << st.size
+        << ", \"exchange_bytes\": " << st.exchange_bytes << ", \"wire_bytes\": " << st.wire_bytes
+        << ", \"aggregators\": {";
       for (std::size_t k = 0; k < st.aggregators.size(); ++k)
         o << (k ? ", " : "") << json_string(st.aggregators[k].first) << ": " << json_number(st.aggregators[k].second);
       o << "}}";
     }
     o << "]}";
   }
+  o << "\n" << in << "]";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  detail::AtomicFile f(path);
+  f.write(text);
+  f.commit();
+}
+
+}  // namespace
+
+std::string JobResult::to_json() const {
+  std::ostringstream o;
+  o << "{\n";
+  job_fields(o, *this, "  ");
+  o << "\n}\n";
+  return o.str();
+}
+
+std::string jobs_to_json(const std::vector<NamedJobResult>& jobs) {
+  std::ostringstream o;
+  o << "{\n  \"jobs\": [";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    o << (i ? "," : "") << "\n    {\n      \"name\": " << json_string(jobs[i].name) << ",\n";
+    job_fields(o, jobs[i].result, "      ");
+    o << "\n    }";
+  }
   o << "\n  ]\n}\n";
   return o.str();
 }
 
-void JobResult::write_json(const std::string& path) const {
-  detail::AtomicFile f(path);
-  f.write(to_json());
-  f.commit();
+void write_jobs_json(const std::string& path, const std::vector<NamedJobResult>& jobs) {
+  write_file(path, jobs_to_json(jobs));
 }
+
+void JobResult::write_json(const std::string& path) const { write_file(path, to_json()); }
 
 }  // namespace gyre

@@ -192,9 +192,10 @@ void validate(const StreamGraph& g) {
   if (g.nodes.empty()) throw PlanError("the plan is empty: add a source, operators and a sink");
   bool any_sink = false;
   for (const auto& n : g.nodes) {
-    if (n.parallelism < 1 || n.parallelism > 4096)
-      throw PlanError(describe(n) + " has parallelism " + std::to_string(n.parallelism) +
-                      ": set a parallelism between 1 and 4096");
+    if (n.parallelism < 1 || n.parallelism > JobConfig::kMaxParallelism)
+      throw PlanError(describe(n) + " has parallelism " + std::to_string(n.parallelism) + ": set a parallelism between 1 and " +
+                      std::to_string(JobConfig::kMaxParallelism) +
+                      " (an exchange between operators of P partitions has P^2 channels)");
     any_sink = any_sink || n.is_sink;
     bool consumed = false;
     std::vector<int> inputs(static_cast<std::size_t>(n.num_ports), 0);

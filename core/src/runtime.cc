@@ -63,6 +63,15 @@ bool InputGate::pop(Item& item) {
   return true;
 }
 
+bool InputGate::peek(int& port, Kind& kind) const {
+  std::lock_guard lock(mu_);
+  const std::deque<Item>& q = fq_.empty() ? q_ : fq_;
+  if (q.empty()) return false;
+  port = q.front().port;
+  kind = q.front().kind;
+  return true;
+}
+
 bool InputGate::empty() const {
   std::lock_guard lock(mu_);
   return q_.empty() && fq_.empty();
@@ -99,23 +108,36 @@ class LocalChannel final : public ChannelOut {
   bool feedback_;
 };
 
-// Counts the bytes (records x record size) sent over an exchange, for per-superstep metrics.
-class CountingChannel final : public ChannelOut {
+// Every output channel of a subtask is wrapped in one of these: it notes the channels the
+// subtask sent data to since it last checked their credit (so that a check costs the channels
+// used, not all of them: a subtask of a hash or broadcast exchange has one per consumer), and in
+// jobs with loops it counts the bytes sent, for per-superstep metrics.
+class TrackedChannel final : public ChannelOut {
  public:
-  CountingChannel(std::unique_ptr<ChannelOut> inner, std::size_t record_bytes, std::atomic<std::uint64_t>* bytes)
-      : inner_(std::move(inner)), record_bytes_(record_bytes), bytes_(bytes) {}
+  TrackedChannel(std::unique_ptr<ChannelOut> inner, std::vector<TrackedChannel*>* dirty,
+                 std::atomic<std::uint64_t>* bytes)
+      : inner_(std::move(inner)), dirty_(dirty), bytes_(bytes) {}
   void send(std::shared_ptr<const BatchBase> batch) override {
-    bytes_->fetch_add(batch->size() * record_bytes_, std::memory_order_relaxed);
+    if (bytes_ != nullptr) bytes_->fetch_add(batch->bytes(), std::memory_order_relaxed);
+    if (!used_) {
+      used_ = true;
+      dirty_->push_back(this);
+    }
     inner_->send(std::move(batch));
   }
   void send_end() override { inner_->send_end(); }
   void send_marker() override { inner_->send_marker(); }
-  bool has_credit(Notifiable* waiter) override { return inner_->has_credit(waiter); }
+  bool has_credit(Notifiable* waiter) override {
+    if (!inner_->has_credit(waiter)) return false;
+    used_ = false;
+    return true;
+  }
 
  private:
   std::unique_ptr<ChannelOut> inner_;
-  std::size_t record_bytes_;
+  std::vector<TrackedChannel*>* dirty_;
   std::atomic<std::uint64_t>* bytes_;
+  bool used_ = false;  // in *dirty_
 };
 
 class LocalTransport final : public Transport {
@@ -166,7 +188,7 @@ class Subtask final : public Notifiable {
   std::vector<int> op_nodes_;
   std::vector<std::unique_ptr<WriterBase>> writers_;
   std::vector<std::unique_ptr<PortBase>> tees_;
-  std::vector<ChannelOut*> outs_;
+  std::vector<TrackedChannel*> sent_to_;  // output channels sent to since their credit was checked
   NodeRuntime* head_ = nullptr;
   SourceBase* source_ = nullptr;
   std::unique_ptr<InputGate> gate_;
@@ -330,11 +352,15 @@ void Subtask::flush_due(bool all) {
 }
 
 bool Subtask::outputs_have_credit() {
-  for (ChannelOut* c : outs_) {
-    if (!c->has_credit(this)) {
+  // A channel this subtask did not send to since it last had credit still has its share of the
+  // consumer's room (other producers have their own): so what a producer queues beyond a
+  // channel's capacity stays the output of one input batch.
+  while (!sent_to_.empty()) {
+    if (!sent_to_.back()->has_credit(this)) {
       blocked_ = true;  // woken again when credit returns
       return false;
     }
+    sent_to_.pop_back();
   }
   return true;
 }
@@ -351,11 +377,17 @@ void Subtask::activation() {
   }
   // One batch at a time, each only when every consumer has room: what a producer queues beyond
   // a channel's capacity is at most the output of one input batch. A loop head both emits (as a
-  // source) and consumes its inputs.
-  for (std::size_t i = 0; i < kBatchesPerActivation; ++i) {
-    if (!outputs_have_credit()) break;
+  // source) and consumes its inputs. Ends and markers that are not the last of their port only
+  // count producers: they neither wait for credit nor use up the activation's budget (a consumer
+  // of P producers gets P of them per superstep, and checking its P outputs for each made a
+  // superstep cost P^3).
+  std::size_t work = 0;
+  bool more = false;
+  while (work < kBatchesPerActivation) {
+    more = false;
     bool emitted = false;
     if (source_ != nullptr) {
+      if (!outputs_have_credit()) break;
       idle_.store(false, std::memory_order_release);
       const SourceStatus st = source_->produce(1);
       if (st == SourceStatus::kDone) {
@@ -364,16 +396,27 @@ void Subtask::activation() {
       }
       if (st == SourceStatus::kMore) {
         emitted = true;
+        more = true;
       } else if (gate_ == nullptr) {
         idle_.store(true, std::memory_order_release);  // the timer polls again
         break;
       }
     }
+    bool counted = true;
     if (!emitted) {
-      if (gate_ == nullptr) break;
+      if (gate_ == nullptr || !head_->accepts_input()) break;
+      int peek_port = 0;
+      InputGate::Kind kind = InputGate::Kind::kData;
+      if (!gate_->peek(peek_port, kind)) break;
+      const auto port = static_cast<std::size_t>(peek_port);
+      switch (kind) {
+        case InputGate::Kind::kData: break;
+        case InputGate::Kind::kMarker: counted = in_loop_ && marked_[port] + 1 == producers_[port]; break;
+        case InputGate::Kind::kEnd: counted = ended_[port] + 1 == producers_[port]; break;
+      }
+      if (counted && source_ == nullptr && !outputs_have_credit()) break;
       InputGate::Item item;
-      if (!head_->accepts_input() || !gate_->pop(item)) break;
-      const auto port = static_cast<std::size_t>(item.port);
+      if (!gate_->pop(item)) break;  // this subtask is the gate's only consumer: still there
       switch (item.kind) {
         case InputGate::Kind::kData:
           head_->port(item.port)->push_batch(*item.batch);
@@ -398,10 +441,12 @@ void Subtask::activation() {
           }
           break;
       }
+      more = !gate_->empty();
     }
-    // More to do: yield to other subtasks, then continue.
-    if (i + 1 == kBatchesPerActivation && (emitted || (gate_ != nullptr && !gate_->empty()))) notify();
+    if (counted) ++work;
   }
+  // More to do: yield to other subtasks, then continue.
+  if (work == kBatchesPerActivation && more) notify();
   if (timed) {
     if (job_->config().buffer_timeout.count() == 0) {
       flush_due(true);
@@ -417,10 +462,7 @@ void Subtask::activation() {
 // ---------------------------------------------------------------- job
 
 namespace {
-int resolve_slots(const JobConfig& c) {
-  if (c.slots > 0) return c.slots;
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
+int resolve_slots(const JobConfig& c) { return c.resolved(1).slots; }
 }  // namespace
 
 JobRuntime::JobRuntime(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg,
@@ -549,14 +591,12 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
         const int to_par = jg.tasks[static_cast<std::size_t>(to_task)].parallelism;
         std::vector<ChannelOut*> chans;
         for (int q : destinations(re.kind, s.partition_, to_par)) {
-          auto ch = transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback);
           // Exchanged bytes are a per-superstep figure: counted only in jobs with loops, so
           // other jobs do not pay a shared atomic per batch.
-          if (!loops_.empty())
-            ch = std::make_unique<CountingChannel>(std::move(ch), spec.record_bytes, &exchanged_bytes_);
-          channels_.push_back(std::move(ch));
+          channels_.push_back(std::make_unique<TrackedChannel>(
+              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback), &s.sent_to_,
+              loops_.empty() ? nullptr : &exchanged_bytes_));
           chans.push_back(channels_.back().get());
-          s.outs_.push_back(chans.back());
         }
         const WriterFactory& make =
             re.kind == Partitioning::kHash ? es.make_hash_writer : spec.make_writer;

@@ -174,6 +174,7 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
     superstep_.store(0);
     last_decision_ = std::chrono::steady_clock::now();
     last_bytes_ = 0;
+    last_wire_ = transport->wire_bytes();
     metrics_.steps.clear();
     metrics_.supersteps = recovery_.superstep;
     metrics_.ended_by.clear();
@@ -284,19 +285,20 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
 
   // Every rank decides from the same global values, so all take the same path.
   std::string why;
+  const char* empty = kind_ == LoopKind::kBulk ? kEndedEmptyBulk : kEndedEmptyDelta;
   if (kind_ == LoopKind::kStreaming) {
-    if (epoch > 0 && size == 0) why = "quiescent";
+    if (epoch > 0 && size == 0) why = kEndedQuiescent;
   } else if (epoch == first) {
-    if (size == 0) why = "empty";
-    else if (max_supersteps_ <= first) why = "max supersteps";
+    if (size == 0) why = empty;
+    else if (max_supersteps_ <= first) why = kEndedMaxSupersteps;
   } else if (size == 0) {
-    why = "empty";
+    why = empty;
   } else if (has_criterion_ && criterion == 0) {
-    why = "criterion empty";
+    why = kEndedCriterion;
   } else if (converged_ && converged_()) {
-    why = "converged";
+    why = kEndedConverged;
   } else if (epoch >= max_supersteps_) {
-    why = "max supersteps";
+    why = kEndedMaxSupersteps;
   }
   const bool stop = !why.empty();
 
@@ -320,18 +322,22 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
     if (local_heads_ == 0 && due_ != Entry::kNone) post_write(epoch, {});
     const auto now = std::chrono::steady_clock::now();
     const std::uint64_t bytes = exchanged_ ? exchanged_->load(std::memory_order_relaxed) : 0;
+    const std::uint64_t wire = transport_->wire_bytes();
     if (record) {
       step.superstep = epoch;
       step.seconds = std::chrono::duration<double>(now - last_decision_).count();
       step.size = size;
-      step.bytes = bytes - last_bytes_;  // this rank's, until summed at the end
+      step.exchange_bytes = bytes - last_bytes_;  // this rank's, until summed at the end
+      step.wire_bytes = wire - last_wire_;
       for (const auto& a : aggs_) step.aggregators.emplace_back(a->name, a->value.load());
       metrics_.steps.push_back(step);
-      step_bytes_.push_back(static_cast<double>(bytes - last_bytes_));
+      step_bytes_.push_back(static_cast<double>(step.exchange_bytes));
+      step_bytes_.push_back(static_cast<double>(step.wire_bytes));
       metrics_.supersteps = epoch;
     }
     last_decision_ = now;
     last_bytes_ = bytes;
+    last_wire_ = wire;
     decided_epoch_ = epoch;
     stop_ = stop;
     if (stop) metrics_.ended_by = why;
@@ -557,8 +563,12 @@ void LoopController::finish(const std::vector<double>& global_counters, JobResul
     throw Error(where + " failed on " + std::to_string(static_cast<int>(global_counters.back())) +
                 " other rank(s) (the checkpoints committed before are kept)");
   }
-  for (std::size_t i = 0; i < metrics_.steps.size() && i < global_counters.size(); ++i)
-    metrics_.steps[i].bytes = static_cast<std::uint64_t>(global_counters[i]);
+  // Per superstep: bytes over exchanges, bytes sent between ranks (summed over ranks); the last
+  // counter is the checkpoint failure count above.
+  for (std::size_t i = 0; i < metrics_.steps.size() && 2 * i + 2 < global_counters.size(); ++i) {
+    metrics_.steps[i].exchange_bytes = static_cast<std::uint64_t>(global_counters[2 * i]);
+    metrics_.steps[i].wire_bytes = static_cast<std::uint64_t>(global_counters[2 * i + 1]);
+  }
   metrics_.checkpoints_committed = committed_.load();
   result.loops.push_back(metrics_);
 }

@@ -130,8 +130,28 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
       ASSERT_EQ(got[i].second, want[i]) << "vertex " << vs[i] << " at parallelism " << p;
     }
     // One superstep per BFS level that changed something, then one that changed nothing.
-    EXPECT_EQ(m.loops.at(0).ended_by, "empty");
+    EXPECT_EQ(m.loops.at(0).ended_by, gyre::graph::kEndedNoActiveVertices);
     EXPECT_EQ(m.loops.at(0).supersteps, static_cast<int>(deepest) + 1) << "parallelism " << p;
+    // Superstep s changed the vertices s hops away; its workset is their messages, one per
+    // neighbour (combined per destination vertex, here in one partition).
+    const auto& steps = m.loops.at(0).steps;
+    for (std::size_t s = 0; s < steps.size(); ++s) {
+      const auto level = static_cast<std::uint32_t>(s + 1);
+      std::vector<char> reached(vs.size(), 0);
+      std::uint64_t active = 0, messages = 0;
+      for (std::size_t v = 0; v < vs.size(); ++v) {
+        if (want[v] != level) continue;
+        ++active;
+        for (const std::size_t u : adj[v])
+          if (!reached[u]) reached[u] = 1, ++messages;
+      }
+      ASSERT_EQ(steps[s].aggregators.at(0).first, "active vertices");
+      EXPECT_EQ(steps[s].aggregators.at(0).second, static_cast<double>(active)) << "superstep " << s + 1;
+      if (p == 1) {
+        EXPECT_EQ(steps[s].size, messages) << "superstep " << s + 1;
+      }
+      EXPECT_GE(steps[s].exchange_bytes, messages * sizeof(std::uint32_t)) << "superstep " << s + 1;
+    }
     const auto reached = gyre::graph::run_delta(*g, ReachedAt{source}, opts, config(p), gyre::detail::make_local_transport());
     for (std::size_t i = 0; i < vs.size(); ++i) ASSERT_EQ(reached[i].second, want[i]) << "vertex " << vs[i];
   }
@@ -157,8 +177,26 @@ TEST(VertexPrograms, BulkSumsMatchSerialAndDoNotDependOnPartitions) {
     gyre::graph::VertexOptions opts;
     opts.name = "sums";
     opts.max_supersteps = 4;
-    const auto got = gyre::graph::run_bulk(*g, NeighbourSum{}, opts, config(p), gyre::detail::make_local_transport());
+    gyre::JobResult m;
+    const auto got = gyre::graph::run_bulk(*g, NeighbourSum{}, opts, config(p), gyre::detail::make_local_transport(), &m);
     ASSERT_EQ(got.size(), vs.size());
+    // Metrics count vertices, not the blocks that carry them: every superstep every vertex's
+    // message goes to every partition, and the partial solution holds every vertex.
+    const auto n = static_cast<std::uint64_t>(vs.size());
+    const auto& steps = m.loops.at(0).steps;
+    ASSERT_EQ(steps.size(), 4U);
+    for (const auto& st : steps) {
+      EXPECT_EQ(st.size, n) << "parallelism " << p;
+      EXPECT_GE(st.exchange_bytes, static_cast<std::uint64_t>(p) * n * sizeof(double)) << "parallelism " << p;
+    }
+    bool found = false;
+    for (const auto& op : m.operators)
+      if (op.name == "sums: gather over in-edges, apply") {
+        found = true;
+        EXPECT_EQ(op.records_out, 4 * n) << "parallelism " << p;
+        EXPECT_EQ(op.records_in, 4 * (static_cast<std::uint64_t>(p) + 1) * n) << "parallelism " << p;
+      }
+    EXPECT_TRUE(found);
     for (std::size_t i = 0; i < vs.size(); ++i) ASSERT_NEAR(got[i].second, x[i], 1e-9 * std::abs(x[i]) + 1e-12);
     if (first.empty()) first = got;
     else EXPECT_EQ(got, first) << "parallelism " << p;  // the same bits

@@ -97,12 +97,12 @@ TEST_P(IterationTest, BulkFixedPointWithTerminationCriterion) {
   expect_same(sorted(testenv::values(out)), want);
   ASSERT_EQ(r.loops.size(), 1u);
   EXPECT_EQ(r.loops[0].supersteps, steps);
-  EXPECT_EQ(r.loops[0].ended_by, "criterion empty");
+  EXPECT_EQ(r.loops[0].ended_by, gyre::kEndedCriterion);
   EXPECT_GT(steps, 20);
   ASSERT_EQ(r.loops[0].steps.size(), static_cast<std::size_t>(steps));
   for (const auto& st : r.loops[0].steps) EXPECT_EQ(st.size, in.size());
   const std::string json = r.to_json();
-  EXPECT_NE(json.find("\"kind\": \"bulk\", \"supersteps\": " + std::to_string(steps) + ", \"ended_by\": \"criterion empty\""),
+  EXPECT_NE(json.find("\"kind\": \"bulk\", \"supersteps\": " + std::to_string(steps) + ", \"ended_by\": \"" + gyre::kEndedCriterion + "\""),
             std::string::npos)
       << json;
   EXPECT_NE(json.find("{\"superstep\": " + std::to_string(steps) + ", \"seconds\": "), std::string::npos);
@@ -117,7 +117,7 @@ TEST_P(IterationTest, BulkStopsAtMaxSupersteps) {
   serial_contraction(want, 7, -1.0);
   expect_same(sorted(testenv::values(out)), want);
   EXPECT_EQ(r.loops.at(0).supersteps, 7);
-  EXPECT_EQ(r.loops.at(0).ended_by, "max supersteps");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedMaxSupersteps);
 }
 
 TEST_P(IterationTest, BulkEmptyInputRunsNoSuperstep) {
@@ -127,7 +127,7 @@ TEST_P(IterationTest, BulkEmptyInputRunsNoSuperstep) {
   const auto r = e.run();
   EXPECT_TRUE(testenv::values(out).empty());
   EXPECT_EQ(r.loops.at(0).supersteps, 0);
-  EXPECT_EQ(r.loops.at(0).ended_by, "empty");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedEmptyBulk);
 }
 
 struct Iv {
@@ -183,7 +183,7 @@ TEST_P(IterationTest, BulkAggregatorsAndConvergence) {
   }
   EXPECT_EQ(sorted(testenv::values(out)), want);
   const auto& loop = r.loops.at(0);
-  EXPECT_EQ(loop.ended_by, "converged");
+  EXPECT_EQ(loop.ended_by, gyre::kEndedConverged);
   ASSERT_EQ(loop.steps.size(), ref.size());
   for (std::size_t s = 0; s < ref.size(); ++s) {
     ASSERT_EQ(loop.steps[s].aggregators.size(), 3u);
@@ -302,7 +302,7 @@ TEST_P(IterationTest, BulkKMeansMatchesSerial) {
     EXPECT_NEAR(got[i].y, cs[i].y, 1e-9);
   }
   EXPECT_EQ(r.loops.at(0).supersteps, steps);
-  EXPECT_EQ(r.loops.at(0).ended_by, "converged");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedConverged);
 }
 
 // Loop-invariant input: shuffled and indexed once; later supersteps exchange only loop data.
@@ -340,8 +340,50 @@ TEST_P(IterationTest, LoopInvariantInputIsExchangedOnce) {
   const auto& steps = r.loops.at(0).steps;
   ASSERT_EQ(steps.size(), 6u);
   const std::uint64_t per_step = 2 * small * sizeof(Kv);
-  EXPECT_GE(steps[0].bytes, per_step);
-  for (std::size_t s = 1; s < steps.size(); ++s) EXPECT_EQ(steps[s].bytes, per_step) << "superstep " << s + 1;
+  EXPECT_GE(steps[0].exchange_bytes, per_step);
+  for (std::size_t s = 1; s < steps.size(); ++s) EXPECT_EQ(steps[s].exchange_bytes, per_step) << "superstep " << s + 1;
+}
+
+// Per superstep: the bytes of the records sent over exchanges, and the bytes that crossed ranks,
+// which a serial replay of the hash placement bounds from below.
+TEST_P(IterationTest, SuperstepBytesCountExchangesAndWhatCrossedRanks) {
+  const std::uint64_t n = 2000;
+  const int steps = 4;
+  auto next_key = [n](std::uint64_t k) { return (k * 7 + 3) % n; };
+  auto e = env();
+  std::vector<Kv> init;
+  for (std::uint64_t k = 0; k < n; ++k) init.push_back({k, k});
+  auto out = gyre::iterate(e.from_collection(init), steps, [&](gyre::Stream<Kv> x) {
+    return x.map([next_key](const Kv& r) { return Kv{next_key(r.k), r.v}; })
+        .key_by([](const Kv& r) { return r.k; })
+        .partition();
+  }).collect();
+  const auto r = e.run();
+  ASSERT_EQ(testenv::values(out).size(), n);
+  const auto& st = r.loops.at(0).steps;
+  ASSERT_EQ(st.size(), static_cast<std::size_t>(steps));
+  const auto parts = static_cast<std::size_t>(GetParam());
+  const int ranks = r.ranks;
+  auto rank_of = [&](std::uint64_t key) {
+    return static_cast<int>(gyre::hash_partition(gyre::hash_key(key), parts) % static_cast<std::size_t>(ranks));
+  };
+  for (std::size_t s = 1; s < st.size(); ++s) {
+    // Into the shuffle and back to the head (the feedback edge): every record twice.
+    EXPECT_EQ(st[s].exchange_bytes, 2 * n * sizeof(Kv)) << "superstep " << s + 1;
+    // Superstep s + 1 moves the record that superstep s put in key k's partition to next_key(k)'s.
+    std::uint64_t crossing = 0;
+    for (std::uint64_t k0 = 0; k0 < n; ++k0) {
+      std::uint64_t k = k0;
+      for (std::size_t i = 0; i < s; ++i) k = next_key(k);
+      if (rank_of(k) != rank_of(next_key(k))) ++crossing;
+    }
+    if (ranks == 1) {
+      EXPECT_EQ(st[s].wire_bytes, 0U);
+    } else {
+      EXPECT_GE(st[s].wire_bytes, crossing * sizeof(Kv)) << "superstep " << s + 1 << " at " << ranks << " ranks";
+    }
+    EXPECT_EQ(st[s].size, n);
+  }
 }
 
 // ---------------------------------------------------------------- delta
@@ -443,7 +485,7 @@ TEST_P(IterationTest, DeltaConnectedComponentsHashIndex) {
   std::vector<std::uint64_t> sizes;
   EXPECT_EQ(sorted(testenv::values(out)), serial_cc(g, 1000, &sizes));
   const auto& loop = r.loops.at(0);
-  EXPECT_EQ(loop.ended_by, "empty");
+  EXPECT_EQ(loop.ended_by, gyre::kEndedEmptyDelta);
   EXPECT_EQ(loop.supersteps, static_cast<int>(sizes.size()));
   EXPECT_GT(loop.supersteps, 10);
   // Only changed vertices are worked on: the workset of every superstep is exactly the
@@ -469,7 +511,7 @@ TEST_P(IterationTest, DeltaStopsAtMaxSupersteps) {
   const auto r = e.run();
   EXPECT_EQ(sorted(testenv::values(out)), serial_cc(g, 3, nullptr));
   EXPECT_EQ(r.loops.at(0).supersteps, 3);
-  EXPECT_EQ(r.loops.at(0).ended_by, "max supersteps");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedMaxSupersteps);
 }
 
 TEST_P(IterationTest, DeltaEmptyInitialWorksetReturnsTheSolutionSet) {
@@ -479,7 +521,7 @@ TEST_P(IterationTest, DeltaEmptyInitialWorksetReturnsTheSolutionSet) {
   const auto r = e.run();
   EXPECT_EQ(sorted(testenv::values(out)), serial_cc(g, 0, nullptr));
   EXPECT_EQ(r.loops.at(0).supersteps, 0);
-  EXPECT_EQ(r.loops.at(0).ended_by, "empty");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedEmptyDelta);
 }
 
 // ---------------------------------------------------------------- streaming
@@ -514,7 +556,7 @@ TEST_P(IterationTest, StreamingCollatzEndsByTerminationDetection) {
   loop.close_with(next.filter([](const Collatz& c) { return c.n != 1; }));
   const auto r = e.run();
   EXPECT_EQ(sorted(testenv::values(out)), serial_collatz(1, 3001));
-  EXPECT_EQ(r.loops.at(0).ended_by, "quiescent");
+  EXPECT_EQ(r.loops.at(0).ended_by, gyre::kEndedQuiescent);
   EXPECT_EQ(r.loops.at(0).kind, "streaming");
 }
 

@@ -90,6 +90,7 @@ struct ConvertStats {
   std::uint64_t edges = 0;     // rank 0: as stored (an undirected edge once)
   bool directed = true;
   double seconds = 0;
+  JobResult metrics;  // of the job that read (and gathered) the input; the write is after it
 };
 ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
                      std::shared_ptr<detail::Transport> transport);

@@ -97,6 +97,10 @@ struct RecoveryOptions {
   int max_restarts = 0;
 };
 
+// LoopMetrics::ended_by of vertex programs (besides the iterations' own, e.g. kEndedMaxSupersteps).
+inline constexpr const char* kEndedNoActiveVertices = "converged: no active vertices, no messages left";
+inline constexpr const char* kEndedResidualBelowTolerance = "converged: residual below tolerance";
+
 struct VertexOptions {
   std::string name = "vertex program";
   RecoveryOptions recovery;
@@ -226,7 +230,7 @@ class PullOp final : public gyre::detail::NodeRuntime {
   }
 
   void on_messages(std::span<const Block<M>> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     const int s = superstep_ + 1;
     for (const Block<M>& b : in) {
       const auto q = static_cast<std::size_t>(b.partition);
@@ -239,7 +243,7 @@ class PullOp final : public gyre::detail::NodeRuntime {
     }
   }
   void on_values(std::span<const Block<V>> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     for (const Block<V>& b : in) old_ = b.values;
   }
   void on_mark() {
@@ -285,7 +289,7 @@ class PullOp final : public gyre::detail::NodeRuntime {
     }
     old_.reset();
     global_ = ExactSum();
-    records_out += 1;
+    records_out += n;
     out_->push(std::span<const Block<V>>(&next, 1));
     out_->superstep_end();
   }
@@ -538,6 +542,11 @@ VertexValues<V> recovering(const VertexOptions& opts, JobResult* metrics, Run ru
     out = run(resume, &jr);
     return jr;
   });
+  // The loop's end in the program's words.
+  for (auto& l : r.loops) {
+    if (l.ended_by == kEndedEmptyDelta) l.ended_by = kEndedNoActiveVertices;
+    else if (l.ended_by == kEndedConverged && opts.tolerance > 0) l.ended_by = kEndedResidualBelowTolerance;
+  }
   if (metrics != nullptr) *metrics = std::move(r);
   return out;
 }
@@ -550,6 +559,27 @@ inline JobConfig graph_config(const Graph& g, const JobConfig& config) {
 
 }  // namespace vp_detail
 }  // namespace gyre::graph
+
+// A block is one partition's values or messages: the metrics count the values in it (operator
+// records, loop sizes) and their bytes (exchanged bytes).
+template <class T>
+struct gyre::RecordExtent<gyre::graph::vp_detail::Block<T>> {
+  static constexpr bool kPacked = true;
+  static std::uint64_t records(const gyre::graph::vp_detail::Block<T>& b) { return b.values ? b.values->size() : 0; }
+  static std::uint64_t bytes(const gyre::graph::vp_detail::Block<T>& b) {
+    return sizeof(b) + records(b) * sizeof(T);
+  }
+};
+template <class V>
+struct gyre::RecordExtent<gyre::graph::vp_detail::Changed<V>> {
+  static constexpr bool kPacked = true;
+  static std::uint64_t records(const gyre::graph::vp_detail::Changed<V>& c) {
+    return c.vertices ? c.vertices->size() : 0;
+  }
+  static std::uint64_t bytes(const gyre::graph::vp_detail::Changed<V>& c) {
+    return sizeof(c) + records(c) * (sizeof(std::uint32_t) + sizeof(V));
+  }
+};
 
 template <class T>
 struct gyre::Codec<gyre::graph::vp_detail::Block<T>> {

@@ -6,17 +6,70 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <utility>
 #include <vector>
 
+namespace gyre {
+
+// What one record of type T stands for in the metrics: by default one record of sizeof(T) bytes.
+// A type that packs many logical records into one (a block of vertex values) specializes it, so
+// that operator record counts and exchanged bytes count what it holds:
+//   template <> struct RecordExtent<MyBlock> {
+//     static constexpr bool kPacked = true;
+//     static std::uint64_t records(const MyBlock&);  // logical records in it
+//     static std::uint64_t bytes(const MyBlock&);    // bytes of them, as held in memory
+//   };
+template <class T>
+struct RecordExtent {
+  static constexpr bool kPacked = false;
+};
+
+}  // namespace gyre
+
 namespace gyre::detail {
+
+// Logical records in `r` (see RecordExtent): r.size() unless T packs several.
+template <class T>
+std::uint64_t logical_records(std::span<const T> r) {
+  if constexpr (RecordExtent<T>::kPacked) {
+    std::uint64_t n = 0;
+    for (const T& x : r) n += RecordExtent<T>::records(x);
+    return n;
+  } else {
+    return r.size();
+  }
+}
+template <class T>
+std::uint64_t logical_records(const std::vector<T>& r) {
+  return logical_records(std::span<const T>(r));
+}
+template <class T>
+std::uint64_t logical_records_of(const T& r) {
+  if constexpr (RecordExtent<T>::kPacked) return RecordExtent<T>::records(r);
+  else return 1;
+}
+
+// Bytes of the logical records in `r`, as held in memory.
+template <class T>
+std::uint64_t logical_bytes(std::span<const T> r) {
+  if constexpr (RecordExtent<T>::kPacked) {
+    std::uint64_t n = 0;
+    for (const T& x : r) n += RecordExtent<T>::bytes(x);
+    return n;
+  } else {
+    return r.size() * sizeof(T);
+  }
+}
 
 class BatchBase {
  public:
   virtual ~BatchBase() = default;
   virtual std::size_t size() const = 0;
+  // The bytes of its logical records (see RecordExtent).
+  virtual std::uint64_t bytes() const = 0;
 };
 
 template <class T>
@@ -25,6 +78,7 @@ class Batch final : public BatchBase {
   Batch() = default;
   explicit Batch(std::vector<T> d) : data(std::move(d)) {}
   std::size_t size() const override { return data.size(); }
+  std::uint64_t bytes() const override { return logical_bytes(std::span<const T>(data)); }
   std::vector<T> data;
 };
 
@@ -87,6 +141,11 @@ class Emit {
 
   // Records emitted so far.
   std::size_t emitted() const { return emitted_; }
+  // Logical records emitted so far (see RecordExtent; the metrics count these).
+  std::uint64_t emitted_records() const {
+    if constexpr (RecordExtent<U>::kPacked) return logical_;
+    else return emitted_;
+  }
 
   // Pushes what is buffered downstream (gyre calls this; user code need not).
   void flush() {
@@ -99,6 +158,7 @@ class Emit {
  private:
   template <class V>
   void emplace(V&& v) {
+    if constexpr (RecordExtent<U>::kPacked) logical_ += RecordExtent<U>::records(v);
     buf_->push_back(std::forward<V>(v));
     ++emitted_;
     if (buf_->size() >= limit_) flush();
@@ -107,6 +167,7 @@ class Emit {
   detail::Input<U>* out_;
   std::size_t limit_;
   std::size_t emitted_ = 0;
+  std::uint64_t logical_ = 0;
 };
 
 }  // namespace gyre

@@ -27,10 +27,27 @@ struct JobConfig {
   std::chrono::milliseconds buffer_timeout{100};
   // How often an idle unbounded source is polled again.
   std::chrono::milliseconds idle_poll{1};
+
+  // Partitions of one operator at most: an exchange between two operators of P partitions has
+  // P^2 channels (each with its buffers and per-superstep markers), so memory and time per
+  // superstep grow with P^2. Operators of more are refused (PlanError).
+  static constexpr int kMaxParallelism = 512;
+  // Worker threads of one rank at most: 4 per hardware thread, at least 16. More only contend
+  // for the cores (and cost a thread stack each); they are capped to this.
+  static int max_slots();
+
+  // Checks the settings (throws PlanError naming the field: a negative value, parallelism above
+  // kMaxParallelism, batch_bytes or channel_capacity 0) and returns warnings about what will be
+  // adjusted (slots above max_slots()). Environment and the runtime apply the same rules.
+  std::vector<std::string> validate() const;
+  // slots and parallelism as a job uses them on `ranks` ranks: 0 = the defaults (hardware
+  // threads; ranks x slots, at most kMaxParallelism), slots capped to max_slots(). Validates.
+  JobConfig resolved(int ranks) const;
 };
 
-// Records that passed through one operator, summed over its partitions and ranks. Bytes are
-// records x sizeof(record), as held in memory.
+// Records that passed through one operator, summed over its partitions and ranks: logical
+// records (a type that packs many, like a vertex program's block of values, counts what it holds;
+// see RecordExtent in gyre/core/batch.h). Bytes are records x sizeof(record), as held in memory.
 struct OperatorMetrics {
   int node = 0;
   std::string name;
@@ -56,17 +73,30 @@ struct TaskMetrics {
 struct SuperstepMetrics {
   int superstep = 0;
   double seconds = 0;        // wall time on rank 0, from the decision to start it to the next
-  std::uint64_t size = 0;    // bulk: next partial solution; delta: next workset; streaming:
-                             // records that went round the loop in this round
-  std::uint64_t bytes = 0;   // bytes sent over exchanges (local and between ranks)
+  // Logical records (RecordExtent) in: bulk, the next partial solution; delta, the next workset;
+  // streaming, what went round the loop in this round. A bulk vertex program: every vertex; a
+  // delta one: the messages (combined per destination vertex and source partition). Vertex
+  // programs also have an "active vertices" aggregator (values that changed).
+  std::uint64_t size = 0;
+  std::uint64_t exchange_bytes = 0;  // bytes of the records sent over exchanges (within and between ranks)
+  std::uint64_t wire_bytes = 0;      // bytes sent from one rank to another (encoded, with control messages)
   std::vector<std::pair<std::string, double>> aggregators;  // global values after it
 };
+
+// LoopMetrics::ended_by.
+inline constexpr const char* kEndedMaxSupersteps = "max supersteps reached";
+inline constexpr const char* kEndedCriterion = "termination criterion empty";
+inline constexpr const char* kEndedConverged = "converged";
+inline constexpr const char* kEndedEmptyBulk = "converged: the partial solution is empty";
+inline constexpr const char* kEndedEmptyDelta = "converged: the workset is empty";
+inline constexpr const char* kEndedQuiescent = "quiescent: nothing in flight";
 
 struct LoopMetrics {
   std::string name;
   std::string kind;  // "bulk", "delta", "streaming"
   int supersteps = 0;
-  // "max supersteps", "criterion empty", "converged", "empty", "quiescent", or "" if it did not end
+  // Why it ended, for people: one of the kEnded* texts above (vertex programs say more:
+  // "converged: no active vertices", "converged: residual below tolerance"), or "" if it did not end.
   std::string ended_by;
   std::vector<SuperstepMetrics> steps;
   int resumed_from = 0;        // the superstep this run resumed from (0: from the start)
@@ -99,5 +129,15 @@ struct JobResult {
   // Writes to_json() to `path` (atomically: temporary file + rename); throws gyre::Error.
   void write_json(const std::string& path) const;
 };
+
+// The jobs one program ran (say "load", then "pagerank"), for one metrics file:
+//   {"jobs": [{"name": "load", <the fields of JobResult::to_json>}, ...]}
+struct NamedJobResult {
+  std::string name;
+  JobResult result;
+};
+std::string jobs_to_json(const std::vector<NamedJobResult>& jobs);
+// Writes jobs_to_json(jobs) to `path` atomically; throws gyre::Error.
+void write_jobs_json(const std::string& path, const std::vector<NamedJobResult>& jobs);
 
 }  // namespace gyre

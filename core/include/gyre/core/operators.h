@@ -71,7 +71,7 @@ class MapOp final : public OneInputOp<In> {
  public:
   MapOp(const OpContext& ctx, F f, Input<Out>* out) : OneInputOp<In>(ctx), f_(std::move(f)), out_(out) {}
   void push(std::span<const In> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     try {
       if constexpr (kTrivialRecord<Out>) {
         buf_.resize(in.size());
@@ -84,7 +84,7 @@ class MapOp final : public OneInputOp<In> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    this->records_out += buf_.size();
+    this->records_out += gyre::detail::logical_records(buf_);
     out_->push(std::span<const Out>(buf_));
   }
   void end() override { out_->end(); }
@@ -103,7 +103,7 @@ class FilterOp final : public OneInputOp<T> {
  public:
   FilterOp(const OpContext& ctx, F f, Input<T>* out) : OneInputOp<T>(ctx), f_(std::move(f)), out_(out) {}
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     std::size_t k = 0;
     try {
       if constexpr (kTrivialRecord<T>) {
@@ -123,7 +123,7 @@ class FilterOp final : public OneInputOp<T> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    this->records_out += k;
+    this->records_out += gyre::detail::logical_records(std::span<const T>(buf_.data(), k));
     if (k > 0) out_->push(std::span<const T>(buf_.data(), k));
   }
   void end() override { out_->end(); }
@@ -143,7 +143,7 @@ class FlatMapOp final : public OneInputOp<In> {
   FlatMapOp(const OpContext& ctx, F f, Input<Out>* out)
       : OneInputOp<In>(ctx), f_(std::move(f)), out_(out, ctx.batch_bytes) {}
   void push(std::span<const In> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     Emit<Out> emit = out_.emitter();
     try {
       for (const In& x : in) f_(x, emit);
@@ -151,7 +151,7 @@ class FlatMapOp final : public OneInputOp<In> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    this->records_out += emit.emitted();
+    this->records_out += emit.emitted_records();
   }
   void end() override { out_.out()->end(); }
   void superstep_end() override {
@@ -169,8 +169,8 @@ class PassOp final : public OneInputOp<T> {
  public:
   PassOp(const OpContext& ctx, Input<T>* out) : OneInputOp<T>(ctx), out_(out) {}
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
-    this->records_out += in.size();
+    this->records_in += gyre::detail::logical_records(in);
+    this->records_out += gyre::detail::logical_records(in);
     out_->push(in);
   }
   void end() override { out_->end(); }
@@ -212,7 +212,7 @@ class KeyedFoldOp final : public OneInputOp<T> {
         out_(out, ctx.batch_bytes) {}
 
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     try {
       for (const T& x : in) {
         const K k = key_(x);
@@ -314,7 +314,7 @@ class HashJoinOp final : public NodeRuntime {
   }
 
   void probe(std::span<const L> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     if (in_loop_ && !probe_loop_) {
       cached_probe_.insert(cached_probe_.end(), in.begin(), in.end());
       if (build_ready_) do_probe(in);
@@ -336,7 +336,7 @@ class HashJoinOp final : public NodeRuntime {
     try_superstep();
   }
   void build(std::span<const R> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     try {
       for (const R& r : in) {
         GYRE_CHECK(rows_.size() < kNone, "join build side exceeds 4G records in one partition");
@@ -450,7 +450,7 @@ class CoGroupOp final : public NodeRuntime {
     return i == 0 ? static_cast<PortBase*>(&left_port_) : static_cast<PortBase*>(&right_port_);
   }
   void left(std::span<const L> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     try {
       for (const L& l : in) group(lk_(l)).left.push_back(l);
     } catch (...) {
@@ -458,7 +458,7 @@ class CoGroupOp final : public NodeRuntime {
     }
   }
   void right(std::span<const R> in) {
-    records_in += in.size();
+    records_in += gyre::detail::logical_records(in);
     try {
       for (const R& r : in) group(rk_(r)).right.push_back(r);
     } catch (...) {
@@ -489,7 +489,7 @@ class CoGroupOp final : public NodeRuntime {
     } catch (...) {
       rethrow_in_operator(name_);
     }
-    records_out += emit.emitted();
+    records_out += emit.emitted_records();
     groups_.clear();
   }
   Group& group(const K& k) {
@@ -521,7 +521,7 @@ class SourceOp : public NodeRuntime, public SourceBase {
 
  protected:
   void emit(std::span<const T> batch) {
-    records_out += batch.size();
+    records_out += gyre::detail::logical_records(batch);
     out_->push(batch);
   }
   std::string name_;
@@ -667,7 +667,7 @@ class CollectSink final : public OneInputOp<T> {
   CollectSink(const OpContext& ctx, std::shared_ptr<CollectState<T>> state)
       : OneInputOp<T>(ctx), state_(std::move(state)), part_(state_->part(ctx.partition)) {}
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     part_->insert(part_->end(), in.begin(), in.end());
   }
   void end() override {}
@@ -684,7 +684,7 @@ class CallbackSink final : public OneInputOp<T> {
  public:
   CallbackSink(const OpContext& ctx, F f) : OneInputOp<T>(ctx), f_(std::move(f)), partition_(ctx.partition) {}
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     try {
       for (const T& x : in) {
         if constexpr (std::is_invocable_v<F&, const T&, int>)

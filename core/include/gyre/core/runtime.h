@@ -71,6 +71,8 @@ class InputGate {
   void push_end(int port);
   void push_marker(int port);
   bool pop(Item& item);
+  // The port and kind of the item pop() would return next, if any.
+  bool peek(int& port, Kind& kind) const;
   bool empty() const;
   bool has_credit(Notifiable* waiter);
   std::size_t max_queued() const;
@@ -153,7 +155,8 @@ class Transport {
   // After this rank's subtasks ended (collective): waits for every rank, agrees on the outcome
   // (the failure of the lowest failing rank wins), sums `counters` over ranks, and unbinds.
   virtual Outcome finish(Outcome local, std::vector<double>& /*counters*/) { return local; }
-  // Bytes this rank sent to and received from other ranks in the last job.
+  // Bytes this rank sent to other ranks in the current (or last) job, data and control
+  // messages; callable from any thread while the job runs (per-superstep metrics read it).
   virtual std::uint64_t wire_bytes() const { return 0; }
 };
 

@@ -56,7 +56,7 @@ class TextSink final : public OneInputOp<T> {
   TextSink(const OpContext& ctx, const std::string& path, Fmt fmt)
       : OneInputOp<T>(ctx), fmt_(std::move(fmt)), file_(path) {}
   void push(std::span<const T> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     try {
       for (const T& x : in) {
         line_ = fmt_(x);

@@ -171,8 +171,9 @@ class LoopController final : public LoopHook {
   std::atomic<int> superstep_{0};
   std::chrono::steady_clock::time_point last_decision_;
   std::uint64_t last_bytes_ = 0;
+  std::uint64_t last_wire_ = 0;  // Transport::wire_bytes() at the last decision
   LoopMetrics metrics_;
-  std::vector<double> step_bytes_;  // this rank's exchanged bytes per superstep
+  std::vector<double> step_bytes_;  // this rank's per superstep: exchanged bytes, bytes sent to other ranks
 
   LoopCheckpoints ckpt_;
   std::string fingerprint_;

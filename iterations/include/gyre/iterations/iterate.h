@@ -279,7 +279,7 @@ class SolutionJoinOp final : public SolutionSetOp<W, Index, KF, F, Out> {
  public:
   using SolutionSetOp<W, Index, KF, F, Out>::SolutionSetOp;
   void push(std::span<const W> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     Index& index = this->index();
     Emit<Out> emit = this->out_.emitter();
     try {
@@ -291,7 +291,7 @@ class SolutionJoinOp final : public SolutionSetOp<W, Index, KF, F, Out> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    this->records_out += emit.emitted();
+    this->records_out += emit.emitted_records();
   }
   void end() override { this->out_.out()->end(); }
   void superstep_end() override {
@@ -307,7 +307,7 @@ class SolutionCoGroupOp final : public SolutionSetOp<W, Index, KF, F, Out> {
  public:
   using SolutionSetOp<W, Index, KF, F, Out>::SolutionSetOp;
   void push(std::span<const W> in) override {
-    this->records_in += in.size();
+    this->records_in += gyre::detail::logical_records(in);
     try {
       for (const W& w : in) {
         const K k = this->key_(w);
@@ -340,7 +340,7 @@ class SolutionCoGroupOp final : public SolutionSetOp<W, Index, KF, F, Out> {
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
-    this->records_out += emit.emitted();
+    this->records_out += emit.emitted_records();
     groups_.clear();
   }
 

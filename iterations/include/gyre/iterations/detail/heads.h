@@ -54,14 +54,14 @@ class HeadBase : public NodeRuntime, public SourceBase {
       auto& p = agg_ports_[i];
       const auto& state = ctl_->aggregators().at(i);
       p.on_push = [this, i, state](std::span<const double> in) {
-        records_in += in.size();
+        records_in += gyre::detail::logical_records(in);
         for (double v : in) aggs_[i] = fold(state->op, aggs_[i], v);
       };
       p.on_end = [this] { port_ended(); };
       p.on_mark = [this] { marked(); };
     }
     crit_port_.on_push = [this](std::span<const std::uint64_t> in) {
-      records_in += in.size();
+      records_in += gyre::detail::logical_records(in);
       criterion_ += in.size();
     };
     crit_port_.on_end = [this] { port_ended(); };
@@ -141,7 +141,7 @@ class BatchedEmitter {
   bool step(const std::vector<T>& v, Input<T>* out, std::uint64_t& counter) {
     const std::size_t n = std::min(cap_, v.size() - pos_);
     if (n > 0 && out != nullptr) out->push(std::span<const T>(v.data() + pos_, n));
-    counter += n;
+    counter += gyre::detail::logical_records(std::span<const T>(v.data() + pos_, n));
     pos_ += n;
     return pos_ < v.size();
   }
@@ -271,12 +271,12 @@ class SuperstepHead : public HeadBase {
       : HeadBase(ctx, std::move(ctl), num_ports, feedback_ports, layout), body_(body), emitter_(ctx.batch_bytes),
         rank_(ctx.rank), partitions_(ctx.parallelism) {
     initial_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
+      records_in += gyre::detail::logical_records(in);
       cur_.insert(cur_.end(), in.begin(), in.end());
     };
     initial_.on_mark = [] {};
     feedback_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
+      records_in += gyre::detail::logical_records(in);
       next_.insert(next_.end(), in.begin(), in.end());
     };
     feedback_.on_end = [this] { port_ended(); };
@@ -304,14 +304,14 @@ class SuperstepHead : public HeadBase {
       ctl_->restored();
     }
     LocalReport r;
-    r.size = cur_.size();
+    r.size = gyre::detail::logical_records(cur_);
     report(epoch_, r);
   }
   virtual void restore(const std::vector<std::map<std::string, std::string>>& parts) = 0;
   const std::map<std::string, std::string>& context_parts(const std::vector<std::map<std::string, std::string>>& parts) const {
     return parts.front();  // every entry of a chain has the first one's partition layout
   }
-  std::uint64_t next_size() const override { return next_.size(); }
+  std::uint64_t next_size() const override { return gyre::detail::logical_records(next_); }
 
   Input<T>* body_;
   BatchedEmitter<T> emitter_;
@@ -396,7 +396,7 @@ class DeltaHead final : public SuperstepHead<W> {
     index_ = &state_->create(ctx.partition, ctx.parallelism);
     this->initial_.on_end = [this] { initial_ended(); };
     initial_ss_.on_push = [this](std::span<const S> in) {
-      this->records_in += in.size();
+      this->records_in += gyre::detail::logical_records(in);
       try {
         for (const S& s : in) index_->upsert(s);
       } catch (...) {
@@ -406,7 +406,7 @@ class DeltaHead final : public SuperstepHead<W> {
     initial_ss_.on_end = [this] { initial_ended(); };
     initial_ss_.on_mark = [] {};
     deltas_.on_push = [this](std::span<const S> in) {
-      this->records_in += in.size();
+      this->records_in += gyre::detail::logical_records(in);
       pending_.insert(pending_.end(), in.begin(), in.end());
     };
     deltas_.on_end = [this] { this->port_ended(); };
@@ -432,7 +432,7 @@ class DeltaHead final : public SuperstepHead<W> {
     auto flush = [&] {
       if (out.empty()) return;
       exit_->push(std::span<const S>(out));
-      this->records_out += out.size();
+      this->records_out += gyre::detail::logical_records(out);
       out.clear();
     };
     index_->for_each([&](const S& s) {
@@ -515,8 +515,8 @@ class StreamingHead final : public HeadBase {
   StreamingHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, Input<T>* body)
       : HeadBase(ctx, std::move(ctl), 2, 1, HeadLayout{}), body_(body) {
     input_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
-      records_out += in.size();
+      records_in += gyre::detail::logical_records(in);
+      records_out += gyre::detail::logical_records(in);
       body_->push(in);
     };
     input_.on_end = [this] {
@@ -525,9 +525,9 @@ class StreamingHead final : public HeadBase {
     };
     input_.on_mark = [] {};
     feedback_.on_push = [this](std::span<const T> in) {
-      records_in += in.size();
-      records_out += in.size();
-      forwarded_ += in.size();
+      records_in += gyre::detail::logical_records(in);
+      records_out += gyre::detail::logical_records(in);
+      forwarded_ += gyre::detail::logical_records(in);
       body_->push(in);
     };
     feedback_.on_end = [this] { port_ended(); };

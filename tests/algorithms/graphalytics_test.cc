@@ -24,11 +24,7 @@ namespace {
 
 const std::string kDir = std::string(GYRE_SHARED_DATASETS) + "/graphalytics/";
 
-#ifdef GYRE_TEST_MPI
-int ranks() { return testenv::session().size(); }
-#else
-int ranks() { return 1; }
-#endif
+int ranks() { return testenv::ranks(); }
 
 // The graph layer wants at least one partition per rank.
 gyre::JobConfig config(int parallelism) {
@@ -54,11 +50,7 @@ std::vector<Case> cases(const std::string& algo) {
   return out;
 }
 
-#ifdef GYRE_TEST_MPI
-std::shared_ptr<gyre::detail::Transport> tp() { return testenv::session().transport(); }
-#else
-std::shared_ptr<gyre::detail::Transport> tp() { return gyre::detail::make_local_transport(); }
-#endif
+std::shared_ptr<gyre::detail::Transport> tp() { return testenv::transport(); }
 
 class Graphalytics : public ::testing::TestWithParam<int> {};
 

@@ -1,7 +1,7 @@
 // Loop checkpoints with the HDF5 store: a bulk and a delta loop fail (an injected throw) and are
 // rolled back in-process to their last checkpoint, or resumed by a new run, also with another
-// number of partitions: the result is always the failure-free one. In one process and (compiled
-// with GYRE_TEST_MPI) at 1, 2 and 4 ranks.
+// number of partitions: the result is always the failure-free one. In one process and (run
+// with --mpi) at 1, 2 and 4 ranks.
 #include <gtest/gtest.h>
 
 #include <dirent.h>

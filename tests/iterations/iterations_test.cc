@@ -1,5 +1,5 @@
 // The three loop kinds on randomised input against serial references, at parallelism 1, 2 and 4
-// (and, compiled with GYRE_TEST_MPI, at 1, 2 and 4 ranks).
+// (and, run with --mpi, at 1, 2 and 4 ranks).
 #include <gtest/gtest.h>
 
 #include <algorithm>

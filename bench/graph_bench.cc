@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
       gyre::graph::LoadOptions in;
       in.path = path;
       const double tl = now();
-      auto gf = gyre::graph::load(in, c, mpi.transport());
+      auto gf = gyre::graph::load(in, c, mpi.cluster());
       const double secs = now() - tl;
       if (root) {
         std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -262,12 +262,12 @@ int main(int argc, char** argv) {
     }
   }
   const double t0 = now();
-  auto g = gyre::graph::load_edges(edges, true, c, mpi.transport());
+  auto g = gyre::graph::load_edges(edges, true, c, mpi.cluster());
   const double load = now() - t0;
   gyre::graph::PageRankOptions opts;
   opts.iterations = iterations;
   gyre::JobResult m;
-  gyre::graph::pagerank(*g, opts, c, mpi.transport(), &m);
+  gyre::graph::pagerank(*g, opts, c, mpi.cluster(), &m);
   double steps = 0;
   for (const auto& s : m.loops.at(0).steps) steps += s.seconds;
   if (root)
@@ -275,7 +275,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(g->vertices), load, steps / iterations * 1e3, m.seconds, iterations);
   if (cc) {
     gyre::JobResult cm;
-    const auto labels = gyre::graph::connected_components_edges(edges, c, mpi.transport(), &cm);
+    const auto labels = gyre::graph::connected_components_edges(edges, c, mpi.cluster(), &cm);
     if (root) {
       std::uint64_t comps = 0;
       for (const auto& [v, l] : labels) comps += v == l ? 1 : 0;

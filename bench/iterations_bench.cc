@@ -26,7 +26,7 @@ struct Token {
 };
 
 double empty_bulk(gyre::mpi::Session& mpi, const gyre::JobConfig& c, int supersteps) {
-  gyre::Environment env(c, mpi.transport());
+  gyre::Environment env(c, mpi.cluster());
   const auto p = static_cast<std::uint64_t>(env.default_parallelism());
   auto out = gyre::iterate(env.generate(p, [](std::uint64_t i) { return Token{i, 0}; }), supersteps,
                            [](gyre::Stream<Token> x) { return x; }, "empty");
@@ -38,7 +38,7 @@ double empty_bulk(gyre::mpi::Session& mpi, const gyre::JobConfig& c, int superst
 
 double streaming_round_trip(gyre::mpi::Session& mpi, gyre::JobConfig c, std::uint64_t hops) {
   c.buffer_timeout = std::chrono::milliseconds(0);
-  gyre::Environment env(c, mpi.transport());
+  gyre::Environment env(c, mpi.cluster());
   // One record, from partition 0; the source then idles (an unbounded input never ends).
   auto src = env.generate_unbounded<Token>([](gyre::SourceContext& s) -> std::optional<Token> {
     if (s.partition != 0 || s.emitted > 0) return std::nullopt;
@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
     best_rt = std::min(best_rt, streaming_round_trip(mpi, c, hops));
   }
   if (root) {
-    gyre::Environment probe(c, mpi.transport());
+    gyre::Environment probe(c, mpi.cluster());
     std::printf("ranks=%d slots/rank=%d parallelism=%d\n", mpi.size(), c.slots, probe.default_parallelism());
     std::printf("empty bulk superstep: %.1f us (best of %d, %d supersteps each)\n", best_bulk * 1e6, repeat, supersteps);
     std::printf("streaming loop round trip: %.1f us (best of %d, %llu hops each)\n", best_rt * 1e6, repeat,

@@ -48,7 +48,7 @@ double gyre_shuffle(gyre::mpi::Session& mpi, std::uint64_t n, int slots, std::ui
   c.batch_bytes = g_batch_bytes;
   c.slots = slots;
   c.parallelism = slots * mpi.size();
-  gyre::Environment env(c, mpi.transport());
+  gyre::Environment env(c, mpi.cluster());
   std::vector<Count> count(static_cast<std::size_t>(c.parallelism));
   env.generate(n, [](std::uint64_t i) { return Rec{gyre::mix64(i), i}; })
       .key_by([](const Rec& r) { return r.key; })
@@ -101,7 +101,7 @@ std::vector<double> latencies(gyre::mpi::Session& mpi, int samples) {
   c.parallelism = mpi.size();
   c.buffer_timeout = std::chrono::milliseconds(1);
   c.idle_poll = std::chrono::milliseconds(1);
-  gyre::Environment env(c, mpi.transport());
+  gyre::Environment env(c, mpi.cluster());
   std::uint64_t key = 0;  // a key owned by the last partition, on the last rank
   while (gyre::hash_partition(gyre::hash_key(key), static_cast<std::size_t>(mpi.size())) !=
          static_cast<std::size_t>(mpi.size() - 1))

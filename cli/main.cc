@@ -402,7 +402,7 @@ int main(int argc, char** argv) {
     try {
       check_paths(convert_opts, input_files(convert_opts), false);
       const auto st = gyre::graph::convert(load_options(convert_opts), convert_opts.output, job_config(convert_opts),
-                                           mpi.transport());
+                                           mpi.cluster());
       if (root)
         std::fprintf(stderr, "wrote %llu vertices, %llu edges (%s) to %s in %.3f s\n",
                      static_cast<unsigned long long>(st.vertices), static_cast<unsigned long long>(st.edges),
@@ -420,9 +420,9 @@ int main(int argc, char** argv) {
       gyre::graph::LoadOptions in = load_options(explain_opts);
       if (explain_what == "cc") in.directed = false;
       const gyre::JobConfig cfg = job_config(explain_opts);
-      const std::string load = gyre::graph::explain_load(in, cfg, mpi.transport());
-      const std::string run = explain_what == "pagerank" ? gyre::graph::explain_pagerank(pr, cfg, mpi.transport())
-                                                         : gyre::graph::explain_connected_components(cfg, mpi.transport());
+      const std::string load = gyre::graph::explain_load(in, cfg, mpi.cluster());
+      const std::string run = explain_what == "pagerank" ? gyre::graph::explain_pagerank(pr, cfg, mpi.cluster())
+                                                         : gyre::graph::explain_connected_components(cfg, mpi.cluster());
       if (root) std::printf("job 1: load the graph\n%s\njob 2: %s\n%s", load.c_str(), explain_what.c_str(), run.c_str());
       return 0;
     } catch (const std::exception& e) {
@@ -490,7 +490,7 @@ int main(int argc, char** argv) {
         }
         if (root && !from.empty()) std::fprintf(stderr, "pagerank: from %s:%s\n", pr_opts.input.c_str(), from.c_str());
       }
-      auto g = gyre::graph::load(load_options(pr_opts), job_config(pr_opts), mpi.transport());
+      auto g = gyre::graph::load(load_options(pr_opts), job_config(pr_opts), mpi.cluster());
       loaded(*g);
       load_metrics = g->load_metrics;
       pr.on_superstep = show("pagerank", pr.iterations);
@@ -498,7 +498,7 @@ int main(int argc, char** argv) {
       std::snprintf(params, sizeof params, "pagerank damping=%.17g iterations=%d tolerance=%.17g", pr.damping,
                     pr.iterations, pr.tolerance);
       pr.recovery = recovery_options(pr_opts, params, input_id, *g, root);
-      const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.transport(), &metrics);
+      const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.cluster(), &metrics);
       if (root) write_result(output, "pagerank", ranks);
       vertices = ranks.size();
     } else {
@@ -506,10 +506,10 @@ int main(int argc, char** argv) {
       output = cc_opts.output;
       gyre::graph::LoadOptions in = load_options(cc_opts);
       in.directed = false;  // weak connectivity
-      auto g = gyre::graph::load(in, job_config(cc_opts), mpi.transport());
+      auto g = gyre::graph::load(in, job_config(cc_opts), mpi.cluster());
       loaded(*g);
       load_metrics = g->load_metrics;
-      const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.transport(), &metrics,
+      const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.cluster(), &metrics,
                                                             show("cc", 0),
                                                             recovery_options(cc_opts, "cc", input_id, *g, root));
       if (root) {

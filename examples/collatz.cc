@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   gyre::mpi::Session mpi(&argc, &argv);
   std::uint64_t count = 100000;
   if (argc > 2 && std::string(argv[1]) == "--count") count = std::strtoull(argv[2], nullptr, 10);
-  gyre::Environment env({}, mpi.transport());
+  gyre::Environment env({}, mpi.cluster());
 
   auto loop = gyre::iterate(env.generate(count, [](std::uint64_t i) { return Walk{i + 1, i + 1, 0}; }), "collatz");
   auto next = loop.head().map([](const Walk& w) {

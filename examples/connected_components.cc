@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     if (a == "--vertices") n = std::strtoull(argv[i + 1], nullptr, 10);
     else if (a == "--edges") m = std::strtoull(argv[i + 1], nullptr, 10);
   }
-  gyre::Environment env({}, mpi.transport());
+  gyre::Environment env({}, mpi.cluster());
   // Undirected: each random pair in both directions.
   auto edges = env.generate(2 * m, [n](std::uint64_t i) {
     const std::uint64_t a = gyre::mix64(i / 2) % n, b = gyre::mix64(i / 2 + 0x9e37) % n;

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     if (a == "--points") n = std::strtoull(argv[i + 1], nullptr, 10);
     else if (a == "--k") k = std::strtoull(argv[i + 1], nullptr, 10);
   }
-  gyre::Environment env({}, mpi.transport());
+  gyre::Environment env({}, mpi.cluster());
   // Points around k centres; every rank generates its own share, deterministically.
   auto points = env.generate(n, [k](std::uint64_t i) {
     std::mt19937_64 rng(i);

@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   const bool root = mpi.rank() == 0;
 
   try {
-    gyre::Environment env(config, mpi.transport());
+    gyre::Environment env(config, mpi.cluster());
     using Count = std::pair<std::string, long>;
     auto counts = env.read_text_file(path)
                       .flat_map<std::string>([](const std::string& line, gyre::Emit<std::string>& emit) {

@@ -31,37 +31,37 @@ VertexOptions options() {
 
 }  // namespace
 
-Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+Components connected_components(const Graph& g, const JobConfig& config, Cluster cluster,
                                 JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep,
                                 const RecoveryOptions& recovery) {
   VertexOptions vo = options();
   vo.on_superstep = std::move(on_superstep);
   vo.recovery = recovery;
-  return run_delta(g, ComponentsProgram{}, vo, config, std::move(transport), metrics);
+  return run_delta(g, ComponentsProgram{}, vo, config, std::move(cluster), metrics);
 }
 
-std::string explain_connected_components(const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
-  Graph g(Environment(config, transport).default_parallelism());
+std::string explain_connected_components(const JobConfig& config, Cluster cluster) {
+  Graph g(Environment(config, cluster).default_parallelism());
   g.directed = false;
   std::string plan;
   VertexOptions vo = options();
   vo.plan = &plan;
-  run_delta(g, ComponentsProgram{}, vo, config, std::move(transport));
+  run_delta(g, ComponentsProgram{}, vo, config, std::move(cluster));
   return plan;
 }
 
 Components connected_components(const LoadOptions& input, const JobConfig& config,
-                                std::shared_ptr<detail::Transport> transport, JobResult* metrics) {
+                                Cluster cluster, JobResult* metrics) {
   LoadOptions undirected = input;
   undirected.directed = false;  // weak connectivity: every edge both ways
-  const auto g = load(undirected, config, transport);
-  return connected_components(*g, config, std::move(transport), metrics);
+  const auto g = load(undirected, config, cluster);
+  return connected_components(*g, config, std::move(cluster), metrics);
 }
 
 Components connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
-                                      std::shared_ptr<detail::Transport> transport, JobResult* metrics) {
-  const auto g = load_edges(std::move(edges), false, config, transport);
-  return connected_components(*g, config, std::move(transport), metrics);
+                                      Cluster cluster, JobResult* metrics) {
+  const auto g = load_edges(std::move(edges), false, config, cluster);
+  return connected_components(*g, config, std::move(cluster), metrics);
 }
 
 }  // namespace gyre::graph

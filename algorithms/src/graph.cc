@@ -446,9 +446,9 @@ std::shared_ptr<Graph> make_graph(const Environment& env) {
 }  // namespace
 
 std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
-                            std::shared_ptr<detail::Transport> transport) {
+                            Cluster cluster) {
   const auto t0 = std::chrono::steady_clock::now();
-  Environment env(config, std::move(transport));
+  Environment env(config, std::move(cluster));
   auto g = make_graph(env);
   Input in = open_input(env, opts);
   build(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
@@ -457,9 +457,9 @@ std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
 }
 
 std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
-                                  const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
+                                  const JobConfig& config, Cluster cluster) {
   const auto t0 = std::chrono::steady_clock::now();
-  Environment env(config, std::move(transport));
+  Environment env(config, std::move(cluster));
   auto g = make_graph(env);
   auto stream = env.from_collection(std::move(edges)).map([](const MemoryEdge& e) { return Edge{e.src, e.dst}; });
   build(env, g, stream, std::nullopt, directed, std::make_shared<const SourceFiles>());
@@ -467,8 +467,8 @@ std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>>
   return g;
 }
 
-std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::shared_ptr<detail::Transport> transport) {
-  Environment env(config, std::move(transport));
+std::string explain_load(const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
+  Environment env(config, std::move(cluster));
   auto g = make_graph(env);
   Input in = open_input(env, opts);
   add_load(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
@@ -476,11 +476,11 @@ std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::
 }
 
 ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
-                     std::shared_ptr<detail::Transport> transport) {
+                     Cluster cluster) {
   if (io::guess_format(output) != io::GraphFormat::kHdf5)
     throw PlanError("convert writes gyre HDF5 graphs: name the output file '*.h5' (got '" + output + "')");
   const auto t0 = std::chrono::steady_clock::now();
-  Environment env(config, std::move(transport));
+  Environment env(config, std::move(cluster));
   Input in = open_input(env, input);
   // Every rank parses its share; rank 0 gathers the edges and ids and writes the file.
   auto edges = in.edges.collect(1);

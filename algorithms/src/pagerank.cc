@@ -33,7 +33,7 @@ struct PageRankProgram {
 }  // namespace
 
 Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
-                std::shared_ptr<detail::Transport> transport, JobResult* metrics) {
+                Cluster cluster, JobResult* metrics) {
   if (!(opts.damping >= 0 && opts.damping <= 1)) throw PlanError("damping must be in [0, 1]");
   if (opts.iterations < 0) throw PlanError("the number of iterations must not be negative");
   VertexOptions vo;
@@ -44,16 +44,16 @@ Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& co
   vo.plan = opts.plan;
   vo.recovery = opts.recovery;
   const PageRankProgram program{opts.damping, static_cast<double>(g.vertices)};
-  return run_bulk(g, program, vo, config, std::move(transport), metrics);
+  return run_bulk(g, program, vo, config, std::move(cluster), metrics);
 }
 
 std::string explain_pagerank(const PageRankOptions& opts, const JobConfig& config,
-                             std::shared_ptr<detail::Transport> transport) {
-  const Graph g(Environment(config, transport).default_parallelism());
+                             Cluster cluster) {
+  const Graph g(Environment(config, cluster).default_parallelism());
   std::string plan;
   PageRankOptions o = opts;
   o.plan = &plan;
-  pagerank(g, o, config, std::move(transport));
+  pagerank(g, o, config, std::move(cluster));
   return plan;
 }
 

@@ -6,8 +6,7 @@
 
 namespace gyre {
 
-Environment::Environment(JobConfig config)
-    : Environment(config, detail::make_local_transport()) {}
+Environment::Environment(JobConfig config) : Environment(config, Cluster::local()) {}
 
 int JobConfig::max_slots() {
   return std::max(16, 4 * static_cast<int>(std::thread::hardware_concurrency()));
@@ -38,8 +37,8 @@ JobConfig JobConfig::resolved(int ranks) const {
   return c;
 }
 
-Environment::Environment(JobConfig config, std::shared_ptr<detail::Transport> transport)
-    : config_(config.resolved(transport->num_ranks())), transport_(std::move(transport)) {}
+Environment::Environment(JobConfig config, Cluster cluster)
+    : config_(config.resolved(cluster.ranks())), transport_(cluster.transport()) {}
 
 Environment::~Environment() = default;
 

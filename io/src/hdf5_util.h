@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "gyre/core/error.h"
+#include "gyre/core/text_io.h"
 
 namespace gyre::io::h5 {
 
@@ -70,11 +72,11 @@ hid_t stored() {
 
 // ---- writing ----
 
-// Writes an HDF5 file: on disk (a temporary renamed into place by commit()), or, with
-// kMemory, in memory only: image() then gives the file's bytes for the caller to write. A file
-// built in memory never meets a full disk inside HDF5; on disk, a flush or close that fails
-// leaves HDF5 with a file it can neither close nor forget, and its shutdown at exit crashes
-// (HDF5 1.10), so whatever must not crash on a full disk (checkpoints) is built in memory.
+// Writes an HDF5 file. It is always built in memory (HDF5's core driver): on disk, a flush or
+// close that fails (a full disk) leaves HDF5 1.10 with a file it can neither close nor forget,
+// and its shutdown at exit crashes. kDisk: commit() then writes the bytes to a temporary, fsyncs
+// and renames it into place (detail::AtomicFile), so a full disk is an error naming the file.
+// kMemory: image() gives the bytes for the caller to write (the checkpoint store).
 class Writer {
  public:
   enum class Target { kDisk, kMemory };
@@ -84,23 +86,13 @@ class Writer {
     static std::atomic<int> counter{0};
     tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     quiet();
-    if (target_ == Target::kMemory) {
-      Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-      if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), std::max<std::size_t>(size_hint + (64u << 10), 1u << 20), 0) < 0)
-        fail(path_, "cannot set up an in-memory HDF5 file");
-      file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
-      if (!file_.valid()) fail(path_, "cannot create an in-memory HDF5 file (out of memory?)");
-      return;
-    }
-    file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-    if (!file_.valid()) fail(path_, "cannot create the HDF5 file (temporary '" + tmp_ + "')");
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), std::max<std::size_t>(size_hint + (64u << 10), 1u << 20), 0) < 0)
+      fail(path_, "cannot set up an in-memory HDF5 file");
+    file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
+    if (!file_.valid()) fail(path_, "cannot create an in-memory HDF5 file (out of memory?)");
   }
-  ~Writer() {
-    if (!committed_) {
-      file_.reset();
-      if (target_ == Target::kDisk) std::remove(tmp_.c_str());
-    }
-  }
+  ~Writer() = default;
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
@@ -136,7 +128,21 @@ class Writer {
 
   // kMemory: the whole file's bytes; closes it (nothing more can be written).
   std::vector<unsigned char> image() {
-    if (target_ != Target::kMemory) fail(path_, "not an in-memory HDF5 file");
+    if (target_ != Target::kMemory) fail(path_, "a file for the disk is written with commit()");
+    return bytes();
+  }
+
+  // kDisk: writes the file durably (temporary, fsync, rename); throws gyre::Error naming it.
+  void commit() {
+    if (target_ != Target::kDisk) fail(path_, "an in-memory HDF5 file is written with image()");
+    const std::vector<unsigned char> b = bytes();
+    detail::AtomicFile out(path_);
+    out.write(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+    out.commit();
+  }
+
+ private:
+  std::vector<unsigned char> bytes() {
     if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot flush the in-memory HDF5 file");
     const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
     if (size < 0) fail(path_, "cannot get the image of the in-memory HDF5 file");
@@ -144,26 +150,9 @@ class Writer {
     if (H5Fget_file_image(file_.get(), bytes.data(), bytes.size()) != size)
       fail(path_, "cannot get the image of the in-memory HDF5 file");
     file_.reset();
-    committed_ = true;
     return bytes;
   }
 
-  // kDisk: closes the file, makes it durable, and renames it into place.
-  void commit() {
-    if (target_ != Target::kDisk) fail(path_, "an in-memory HDF5 file is written with image()");
-    if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot flush the HDF5 file");
-    file_.reset();
-    const int fd = ::open(tmp_.c_str(), O_RDONLY);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      if (fd >= 0) ::close(fd);
-      fail(path_, "cannot sync the written file");
-    }
-    ::close(fd);
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(path_, "cannot move '" + tmp_ + "' into place");
-    committed_ = true;
-  }
-
- private:
   void put_attribute(const char* name, hid_t type, hid_t mem, const void* data) {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
     Handle a(H5Acreate2(file_.get(), name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
@@ -175,7 +164,6 @@ class Writer {
   Target target_;
   std::string tmp_;
   Handle file_;
-  bool committed_ = false;
 };
 
 // ---- reading ----

@@ -50,7 +50,7 @@ std::vector<Case> cases(const std::string& algo) {
   return out;
 }
 
-std::shared_ptr<gyre::detail::Transport> tp() { return testenv::transport(); }
+gyre::Cluster tp() { return testenv::cluster(); }
 
 class Graphalytics : public ::testing::TestWithParam<int> {};
 

@@ -118,12 +118,12 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
   ASSERT_GE(deepest, 3u);  // a graph with some depth
 
   for (int p : {1, 2, 3, 4}) {
-    auto g = gyre::graph::load_edges(edges, false, config(p), gyre::detail::make_local_transport());
+    auto g = gyre::graph::load_edges(edges, false, config(p), gyre::Cluster::local());
     gyre::graph::VertexOptions opts;
     opts.name = "hops";
     opts.max_supersteps = 1000;
     gyre::JobResult m;
-    const auto got = gyre::graph::run_delta(*g, Hops{source}, opts, config(p), gyre::detail::make_local_transport(), &m);
+    const auto got = gyre::graph::run_delta(*g, Hops{source}, opts, config(p), gyre::Cluster::local(), &m);
     ASSERT_EQ(got.size(), vs.size());
     for (std::size_t i = 0; i < vs.size(); ++i) {
       ASSERT_EQ(got[i].first, vs[i]);
@@ -152,7 +152,7 @@ TEST(VertexPrograms, DeltaHopsMatchBreadthFirstSearch) {
       }
       EXPECT_GE(steps[s].exchange_bytes, messages * sizeof(std::uint32_t)) << "superstep " << s + 1;
     }
-    const auto reached = gyre::graph::run_delta(*g, ReachedAt{source}, opts, config(p), gyre::detail::make_local_transport());
+    const auto reached = gyre::graph::run_delta(*g, ReachedAt{source}, opts, config(p), gyre::Cluster::local());
     for (std::size_t i = 0; i < vs.size(); ++i) ASSERT_EQ(reached[i].second, want[i]) << "vertex " << vs[i];
   }
 }
@@ -173,12 +173,12 @@ TEST(VertexPrograms, BulkSumsMatchSerialAndDoNotDependOnPartitions) {
   }
   gyre::graph::VertexValues<double> first;
   for (int p : {1, 2, 3, 4}) {
-    auto g = gyre::graph::load_edges(edges, true, config(p), gyre::detail::make_local_transport());
+    auto g = gyre::graph::load_edges(edges, true, config(p), gyre::Cluster::local());
     gyre::graph::VertexOptions opts;
     opts.name = "sums";
     opts.max_supersteps = 4;
     gyre::JobResult m;
-    const auto got = gyre::graph::run_bulk(*g, NeighbourSum{}, opts, config(p), gyre::detail::make_local_transport(), &m);
+    const auto got = gyre::graph::run_bulk(*g, NeighbourSum{}, opts, config(p), gyre::Cluster::local(), &m);
     ASSERT_EQ(got.size(), vs.size());
     // Metrics count vertices, not the blocks that carry them: every superstep every vertex's
     // message goes to every partition, and the partial solution holds every vertex.

@@ -8,6 +8,7 @@
 #  - --resume refuses checkpoints of another computation: other --iterations, or an input edited
 #    in place with the same size and modification time;
 #  - number flags say what they want in words; cc prints its components;
+#  - a full disk while writing a graph or result is an error naming the file, exit 1;
 #  - without mpirun the command does not initialise MPI (no orted daemon is started).
 #   trust_test.sh MPIEXEC NP GYRE DATASETS [mpiexec flags...]
 set -uo pipefail
@@ -89,6 +90,22 @@ grep -q "between 0 and 1" "$work/err" || fail "unclear error: $(cat "$work/err")
 grep -q "^loaded 1005 vertices" "$work/log" || fail "cc: no loaded line: $(cat "$work/log")"
 n=$(awk '{ print $2 }' "$work/cc.out" | sort -u | wc -l)
 grep -q "$n components (largest: " "$work/log" || fail "cc: no component summary ($n components): $(cat "$work/log")"
+
+# A full file system while writing a graph or a result: a message naming the file, exit 1, no
+# crash (HDF5 builds the file in memory), nothing left behind.
+[ "$(id -u)" -eq 0 ] || fail "the full-disk check mounts a small tmpfs and needs root (CI runs as root)"
+mkdir "$work/full"
+mount -t tmpfs -o size=12k tmpfs "$work/full" || fail "cannot mount a tmpfs at $work/full"
+for out in g.h5 pr.h5 pr.txt; do
+  cmd=pagerank; [ "$out" = g.h5 ] && cmd=convert
+  "$gyre" "$cmd" --input "$work/g.txt" --output "$work/full/$out" > "$work/err" 2>&1; rc=$?
+  [ "$rc" -eq 1 ] || { umount "$work/full"; fail "$cmd to a full disk: exit $rc, not 1: $(cat "$work/err")"; }
+  grep -q "cannot write output file '$work/full/$out': No space left on device" "$work/err" ||
+    { umount "$work/full"; fail "$cmd to a full disk: unclear error: $(cat "$work/err")"; }
+  left=$(ls -A "$work/full")
+  [ -z "$left" ] || { umount "$work/full"; fail "$cmd to a full disk left $left"; }
+done
+umount "$work/full"
 
 # Without mpirun there is no MPI: no orted is started (Open MPI's singleton start-up).
 "$gyre" cc --input "$work/g.txt" --output "$work/cc2.out" --no-progress 2>/dev/null &

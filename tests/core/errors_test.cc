@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gyre/core.h"
+#include "gyre/core/runtime.h"
 
 namespace {
 
@@ -200,3 +201,18 @@ TEST(PlanErrors, EnvironmentRunsOnce) {
 }
 
 }  // namespace
+
+// A library user without a cluster gets a message, not a segmentation fault.
+TEST(Cluster, MissingTransportIsAMessage) {
+  try {
+    gyre::Cluster c{std::shared_ptr<gyre::detail::Transport>()};
+    FAIL() << "a null transport was accepted";
+  } catch (const gyre::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gyre::Cluster::local()"), std::string::npos) << e.what();
+  }
+  const gyre::Cluster local;
+  EXPECT_EQ(local.ranks(), 1);
+  EXPECT_EQ(local.rank(), 0);
+  gyre::Environment env(gyre::JobConfig{}, local);
+  EXPECT_EQ(env.num_ranks(), 1);
+}

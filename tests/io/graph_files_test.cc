@@ -389,7 +389,7 @@ struct SmallGraphalytics {
     gyre::JobConfig c;
     c.parallelism = parallelism;
     c.slots = 2;
-    return error_of([&] { gyre::graph::load(in, c, gyre::detail::make_local_transport()); });
+    return error_of([&] { gyre::graph::load(in, c, gyre::Cluster::local()); });
   }
   std::string dir;
 };

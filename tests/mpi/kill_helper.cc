@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   const int after_ms = argc > 2 ? std::atoi(argv[2]) : 300;
   gyre::JobConfig c;
   c.parallelism = 2 * mpi.size();
-  gyre::Environment env(c, mpi.transport());
+  gyre::Environment env(c, mpi.cluster());
   env.generate_unbounded<std::uint64_t>([](gyre::SourceContext& ctx) -> std::optional<std::uint64_t> {
        return ctx.emitted;
      })

@@ -20,13 +20,13 @@ bool mpi();
 gyre::mpi::Session& session();
 
 inline gyre::Environment make_env(const gyre::JobConfig& c) {
-  if (mpi()) return gyre::Environment(c, session().transport());
+  if (mpi()) return gyre::Environment(c, session().cluster());
   return gyre::Environment(c);
 }
-// The transport for the graph layer: MPI's, or a fresh in-process one.
-inline std::shared_ptr<gyre::detail::Transport> transport() {
-  if (mpi()) return session().transport();
-  return gyre::detail::make_local_transport();
+// Where the graph layer runs: the MPI session, or this process alone.
+inline gyre::Cluster cluster() {
+  if (mpi()) return session().cluster();
+  return gyre::Cluster::local();
 }
 inline int ranks() { return mpi() ? session().size() : 1; }
 // Every rank's records, on every rank.

@@ -34,26 +34,26 @@ using Components = VertexValues<std::uint64_t>;
 // every partition's contributions are broadcast and every partition pulls over its in-edges.
 // Metrics: "residual" (the L1 change) and "active vertices" per superstep.
 Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
-                std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+                Cluster cluster, JobResult* metrics = nullptr);
 
 // Weakly connected components: label = the smallest original vertex id of the component. A delta
 // vertex program: vertices whose label fell offer it to their neighbours (the smallest offer per
 // vertex is kept before it leaves the partition). `g` must be loaded undirected (both
 // directions); the overloads below do that. Metrics: "active vertices" per superstep.
-Components connected_components(const Graph& g, const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+Components connected_components(const Graph& g, const JobConfig& config, Cluster cluster,
                                 JobResult* metrics = nullptr,
                                 std::function<void(const SuperstepMetrics&)> on_superstep = {},
                                 const RecoveryOptions& recovery = {});
 Components connected_components(const LoadOptions& input, const JobConfig& config,
-                                std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+                                Cluster cluster, JobResult* metrics = nullptr);
 // The same over edges in memory (every rank passes the same vector).
 Components connected_components_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, const JobConfig& config,
-                                      std::shared_ptr<detail::Transport> transport, JobResult* metrics = nullptr);
+                                      Cluster cluster, JobResult* metrics = nullptr);
 
 // The plans of the jobs above, without running them (`gyre explain`): the graph need not be
 // loaded, only its partition count and direction matter.
 std::string explain_pagerank(const PageRankOptions& opts, const JobConfig& config,
-                             std::shared_ptr<detail::Transport> transport);
-std::string explain_connected_components(const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+                             Cluster cluster);
+std::string explain_connected_components(const JobConfig& config, Cluster cluster);
 
 }  // namespace gyre::graph

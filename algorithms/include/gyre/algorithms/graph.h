@@ -67,10 +67,10 @@ struct LoadOptions {
   std::optional<io::GraphFormat> format;  // default: guessed from the file name
 };
 
-// Loads the graph in one job over `transport` (every rank calls it; each keeps its partitions).
+// Loads the graph in one job over `cluster` (every rank calls it; each keeps its partitions).
 // Throws gyre::PlanError / gyre::JobError (malformed file: file and line) on every rank alike.
 std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
-                            std::shared_ptr<detail::Transport> transport);
+                            Cluster cluster);
 
 // The same from edges in memory (every rank passes the same vector; each reads its share).
 struct MemoryEdge {
@@ -78,10 +78,10 @@ struct MemoryEdge {
   std::uint64_t dst;
 };
 std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
-                                  const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+                                  const JobConfig& config, Cluster cluster);
 
 // The load job's plan, without running it (`gyre explain`).
-std::string explain_load(const LoadOptions& opts, const JobConfig& config, std::shared_ptr<detail::Transport> transport);
+std::string explain_load(const LoadOptions& opts, const JobConfig& config, Cluster cluster);
 
 // Converts a graph file (any input format) to gyre's HDF5 graph format (gyre/io/hdf5_graph.h):
 // every rank parses its share, rank 0 writes `output` (atomically). Every rank calls it.
@@ -93,6 +93,6 @@ struct ConvertStats {
   JobResult metrics;  // of the job that read (and gathered) the input; the write is after it
 };
 ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
-                     std::shared_ptr<detail::Transport> transport);
+                     Cluster cluster);
 
 }  // namespace gyre::graph

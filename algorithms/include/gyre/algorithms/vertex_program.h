@@ -604,14 +604,14 @@ namespace gyre::graph {
 // falls below opts.tolerance. Metrics: "active vertices" (values that changed), "residual".
 template <VertexProgram P>
 VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const VertexOptions& opts,
-                                         const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+                                         const JobConfig& config, Cluster cluster,
                                          JobResult* metrics = nullptr) {
   using V = typename P::Value;
   using M = typename P::Message;
   using vp_detail::Block;
   if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
   return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
-  Environment env(vp_detail::graph_config(g, config), transport);
+  Environment env(vp_detail::graph_config(g, config), cluster);
   const Graph* gp = &g;
   auto initial = vp_detail::initial_values(env, gp, program);
   const double tolerance = opts.tolerance;
@@ -665,7 +665,7 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
 // vertices" (values that changed). `g` must be undirected.
 template <VertexProgram P>
 VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, const VertexOptions& opts,
-                                          const JobConfig& config, std::shared_ptr<detail::Transport> transport,
+                                          const JobConfig& config, Cluster cluster,
                                           JobResult* metrics = nullptr) {
   using V = typename P::Value;
   using M = typename P::Message;
@@ -675,7 +675,7 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
     throw PlanError(opts.name + ": run_delta pushes messages over out-edges and needs the graph loaded undirected");
   if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
   return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
-  Environment env(vp_detail::graph_config(g, config), transport);
+  Environment env(vp_detail::graph_config(g, config), cluster);
   const Graph* gp = &g;
   auto initial = vp_detail::initial_values(env, gp, program);
   // (Each partition gets its own copy of a function, so its own Pusher / Applier state.)

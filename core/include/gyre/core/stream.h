@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "gyre/core/cluster.h"
 #include "gyre/core/codec.h"
 #include "gyre/core/concepts.h"
 #include "gyre/core/config.h"
@@ -55,9 +56,10 @@ class Collected {
 
 class Environment {
  public:
+  // In this process alone.
   explicit Environment(JobConfig config = {});
-  // With another transport (gyre::mpi provides one over MPI ranks).
-  Environment(JobConfig config, std::shared_ptr<detail::Transport> transport);
+  // On `cluster`: this process, or every rank of an MPI job (gyre::mpi::Session::cluster()).
+  Environment(JobConfig config, Cluster cluster);
   ~Environment();
   Environment(const Environment&) = delete;
   Environment& operator=(const Environment&) = delete;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "gyre/core/cluster.h"
 #include "gyre/core/codec.h"
 #include "gyre/core/runtime.h"
 
@@ -43,8 +44,10 @@ class Session {
   // Whether the environment says a launcher (mpirun, srun, ...) started this process.
   static bool launched_by_mpi();
 
-  // The transport for gyre::Environment: partitions spread over the ranks of MPI_COMM_WORLD
-  // (without MPI: all partitions in this process).
+  // Where jobs run: partitions spread over the ranks of MPI_COMM_WORLD (without MPI: all
+  // partitions in this process). Pass it to gyre::Environment and to the algorithms.
+  Cluster cluster() const { return Cluster(transport()); }
+  // The same as the transport underneath (for gyre's modules).
   std::shared_ptr<detail::Transport> transport() const;
 
   // Collective helpers (every rank must call them).

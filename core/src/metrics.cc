@@ -103,6 +103,8 @@ void job_fields(std::ostringstream& o, const JobResult& r, const std::string& in
     o << (i ? "," : "") << "\n" << in << "  {\"name\": " << json_string(l.name) << ", \"kind\": " << json_string(l.kind)
       << ", \"supersteps\": " << l.supersteps << ", \"ended_by\": " << json_string(l.ended_by)
       << ", \"resumed_from\": " << l.resumed_from << ", \"checkpoints\": " << l.checkpoints
+      << ", \"checkpoints_skipped\": " << l.checkpoints_skipped << ", \"checkpoints_committed\": "
+      << l.checkpoints_committed << ", \"checkpoint_backlog\": " << l.checkpoint_backlog
       << ", \"checkpoint_seconds\": " << json_number(l.checkpoint_seconds) << ", \"steps\": [";
     for (std::size_t j = 0; j < l.steps.size(); ++j) {
       const auto& st = l.steps[j];

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "gyre/core/error.h"
+#include "gyre/io/checksum.h"
 #include "hdf5_util.h"
 
 namespace gyre::io {
@@ -83,18 +84,9 @@ void sync_dir(const std::string& path) {
 
 // Size and CRC-32 of a whole file.
 std::pair<std::uint64_t, std::uint32_t> file_sum(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read '" + path + "'");
-  std::vector<char> buf(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  std::uint64_t size = 0;
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<std::size_t>(in.gcount());
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
-    size += n;
-  }
-  return {size, static_cast<std::uint32_t>(crc)};
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw Error("cannot read '" + path + "': " + std::strerror(errno));
+  return {static_cast<std::uint64_t>(st.st_size), crc32_of_file(path)};
 }
 
 void check_part_name(const std::string& name) {

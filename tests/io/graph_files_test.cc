@@ -140,7 +140,8 @@ TEST(EdgeList, CommentsBlankLinesCrlfAndWeights) {
 }
 
 TEST(EdgeList, ControlCharactersAreEscapedInMessages) {
-  const std::string path = temp_file("nul_line", std::string("1 2\n3 4\0\x1b[31m\n", 16));
+  static constexpr char kBad[] = "1 2\n3 4\0\x1b[31m\n";  // a NUL and an escape sequence in line 2
+  const std::string path = temp_file("nul_line", std::string(kBad, sizeof kBad - 1));
   const std::string err = error_of([&] { gyre::io::read_edge_list_serial(path); });
   EXPECT_NE(err.find(path + ":2: "), std::string::npos) << err;
   EXPECT_NE(err.find("'3 4\\x00\\x1b[31m'"), std::string::npos) << err;

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -164,7 +165,13 @@ bool same_file(const std::string& a, const std::string& b) {
 }
 
 // A file this run will write must be writable now, not only after the computation.
-void check_writable_file(const std::string& path, const char* flag) {
+void check_writable_file(const std::string& given, const char* flag) {
+  std::string path;
+  try {
+    path = gyre::detail::output_target(given);
+  } catch (const std::exception& e) {
+    throw gyre::Error(std::string(flag) + ": " + e.what());
+  }
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) throw gyre::Error(std::string(flag) + " " + path + " is a directory");
@@ -384,6 +391,8 @@ int main(int argc, char** argv) {
     if (root) {
       try {
         check_writable_file(gen_output, "--output");
+        if (gen_output.size() > 3 && gen_output.compare(gen_output.size() - 3, 3, ".gz") == 0)
+          throw gyre::Error("--output " + gen_output + ": generate writes plain text; name it without .gz (or gzip it after)");
         const auto edges = gyre::graph::generate_edges(gen);
         gyre::graph::write_edge_list(gen_output, edges,
                                      "# gyre generate --kind " + gen.kind + " --scale " + std::to_string(gen.scale) +
@@ -458,7 +467,16 @@ int main(int argc, char** argv) {
     check_paths(run_opts, inputs, true);
     // Only with checkpoints: the input's content identifies the job for --resume.
     const std::string input_id = run_opts.checkpoint_dir.empty() ? std::string() : content_identity(inputs, mpi);
-    auto loaded = [root](const gyre::graph::Graph& g) {
+    auto loaded = [root, &run_opts](const gyre::graph::Graph& g) {
+      // An empty graph is a failed download or a wrong file, not a result.
+      if (g.vertices == 0) throw gyre::Error(run_opts.input + ": the graph has no vertices (an empty or comments-only file?)");
+      if (is_graphalytics(run_opts)) {
+        const auto props = gyre::io::read_properties(run_opts.input);
+        const auto it = props.properties.find("graph." + props.name + ".meta.vertices");
+        if (it != props.properties.end() && it->second != std::to_string(g.vertices))
+          throw gyre::Error(run_opts.input + ": meta.vertices = " + it->second + " but " + props.vertex_file + " has " +
+                            std::to_string(g.vertices) + " vertices (a cut or wrong vertex file?)");
+      }
       if (root)
         std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
                      static_cast<unsigned long long>(g.vertices), static_cast<unsigned long long>(g.edges),
@@ -470,6 +488,7 @@ int main(int argc, char** argv) {
     std::string metrics_path;
     std::string output;
     std::string details;  // the command's own summary figures
+    std::function<void()> commit_output;  // rank 0 writes the result (after the metrics)
     if (pagerank->parsed()) {
       metrics_path = pr_opts.metrics;
       output = pr_opts.output;
@@ -498,9 +517,9 @@ int main(int argc, char** argv) {
       std::snprintf(params, sizeof params, "pagerank damping=%.17g iterations=%d tolerance=%.17g", pr.damping,
                     pr.iterations, pr.tolerance);
       pr.recovery = recovery_options(pr_opts, params, input_id, *g, root);
-      const auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.cluster(), &metrics);
-      if (root) write_result(output, "pagerank", ranks);
+      auto ranks = gyre::graph::pagerank(*g, pr, job_config(pr_opts), mpi.cluster(), &metrics);
       vertices = ranks.size();
+      commit_output = [&output, rows = std::move(ranks)] { write_result(output, "pagerank", rows); };
     } else {
       metrics_path = cc_opts.metrics;
       output = cc_opts.output;
@@ -509,11 +528,10 @@ int main(int argc, char** argv) {
       auto g = gyre::graph::load(in, job_config(cc_opts), mpi.cluster());
       loaded(*g);
       load_metrics = g->load_metrics;
-      const auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.cluster(), &metrics,
+      auto labels = gyre::graph::connected_components(*g, job_config(cc_opts), mpi.cluster(), &metrics,
                                                             show("cc", 0),
                                                             recovery_options(cc_opts, "cc", input_id, *g, root));
       if (root) {
-        write_result(output, "connected components", labels);
         std::map<std::uint64_t, std::uint64_t> sizes;
         for (const auto& [v, label] : labels) ++sizes[label];
         std::uint64_t largest = 0, largest_label = 0;
@@ -523,11 +541,14 @@ int main(int argc, char** argv) {
                   " vertices, label " + std::to_string(largest_label) + ")";
       }
       vertices = labels.size();
+      commit_output = [&output, rows = std::move(labels)] { write_result(output, "connected components", rows); };
     }
     if (progress) std::fprintf(stderr, "\n");
     if (root) {
+      // The metrics first: a result file in place means the whole command succeeded.
       if (!metrics_path.empty())
         gyre::write_jobs_json(metrics_path, {{"load", load_metrics}, {pagerank->parsed() ? "pagerank" : "cc", metrics}});
+      commit_output();
       const auto& loop = metrics.loops.at(0);
       std::string recovered;
       if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);

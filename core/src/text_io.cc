@@ -130,7 +130,34 @@ std::unique_ptr<NodeRuntime> make_text_file_source(const OpContext& ctx, const s
   return std::make_unique<TextFileSource>(ctx, path, out);
 }
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+// The file an output path names: a symbolic link is written through (its target is replaced,
+// not the link); anything that is not a regular file (a device such as /dev/null, a FIFO, a
+// directory) is refused, since renaming over it would replace it.
+std::string output_target(const std::string& path) {
+  if (path.empty()) throw Error("an output file name is empty");
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) return p;  // a new file
+    if (S_ISREG(st.st_mode)) return p;
+    if (!S_ISLNK(st.st_mode))
+      throw Error("output '" + path + "' is not a regular file (" +
+                  (S_ISDIR(st.st_mode) ? "a directory" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a FIFO or socket") +
+                  "): gyre writes a file and renames it into place, so name a file");
+    std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    const ssize_t n = ::readlink(p.c_str(), target.data(), target.size());
+    if (n < 0) throw Error("cannot read the link '" + p + "': " + std::strerror(errno));
+    target.resize(static_cast<std::size_t>(n));
+    if (target.empty() || target[0] != '/') {
+      const auto slash = p.rfind('/');
+      if (slash != std::string::npos) target = p.substr(0, slash + 1) + target;
+    }
+    p = target;
+  }
+  throw Error("output '" + path + "': too many levels of symbolic links");
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(output_target(path)) {
   tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(tmp_counter++);
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (f_ == nullptr)

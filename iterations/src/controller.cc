@@ -2,10 +2,12 @@
 #include "gyre/iterations/controller.h"
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <limits>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "gyre/core/error.h"
 
@@ -535,8 +537,18 @@ std::vector<double> LoopController::local_counters() {
     while (final_error_.empty() && rank_ == 0 && !to_commit_.empty()) {
       const CheckpointInfo& info = to_commit_.front();
       try {
-        // (A rank without head partitions may still be writing its empty file of the last one.)
-        if (info.superstep > written_everywhere_ && !ckpt_.storage->written(info)) break;
+        // A rank without head partitions may still be writing its (empty) file of the last
+        // entry: every rank finishes its writer before this collective step, so wait for it a
+        // bounded time (a rank whose write failed reports that in the end-of-job sum).
+        if (info.superstep > written_everywhere_) {
+          const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+          bool written = ckpt_.storage->written(info);
+          while (!written && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            written = ckpt_.storage->written(info);
+          }
+          if (!written) break;
+        }
         ckpt_.storage->commit(info);
         committed_.fetch_add(1);
       } catch (const std::exception& e) {

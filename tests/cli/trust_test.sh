@@ -39,6 +39,35 @@ if "$mpiexec" -n "$np" "${mpiexec_flags[@]}" "$gyre" pagerank --input "$work/g.t
      > "$work/err" 2>&1; then fail "output = input accepted under mpiexec"; fi
 cmp -s "$work/g.txt" "$work/g.orig" || fail "the input was changed under mpiexec"
 
+# An output that is a device is refused and left as it is (renaming over it would replace it);
+# an output that is a symbolic link is written through to its target.
+mknod "$work/nulldev" c 1 3 || fail "test set-up: mknod"
+if "$gyre" pagerank --input "$work/g.txt" --output "$work/nulldev" 2> "$work/err"; then fail "a device as output accepted"; fi
+grep -q "is not a regular file (a device)" "$work/err" || fail "unclear error: $(cat "$work/err")"
+test -c "$work/nulldev" || fail "the device was replaced"
+if "$gyre" generate --scale 4 --output "$work/nulldev" 2> "$work/err"; then fail "generate to a device accepted"; fi
+test -c "$work/nulldev" || fail "generate replaced the device"
+ln -s target.txt "$work/outlink"
+"$gyre" cc --input "$work/g.txt" --output "$work/outlink" --no-progress 2> "$work/err" || fail "cc to a symlink: $(cat "$work/err")"
+test -L "$work/outlink" && test -s "$work/target.txt" || fail "the symlink was replaced instead of written through"
+# generate writes plain text: a .gz name is refused (gyre would then refuse to read it).
+if "$gyre" generate --scale 4 --output "$work/g.gz" 2> "$work/err"; then fail "generate --output x.gz accepted"; fi
+test ! -e "$work/g.gz" || fail "generate wrote $work/g.gz"
+
+# An empty or comments-only input is an error, not an empty result.
+printf '# nothing here\n' > "$work/empty.txt"
+for cmd in pagerank cc; do
+  if "$gyre" "$cmd" --input "$work/empty.txt" --output "$work/o.txt" 2> "$work/err"; then fail "$cmd on an empty graph exited 0"; fi
+  grep -q "has no vertices" "$work/err" || fail "unclear error: $(cat "$work/err")"
+  test ! -e "$work/o.txt" || fail "output written for an empty graph"
+done
+# A .properties file whose meta.vertices disagrees with its vertex file (a cut .v).
+gdir="$data/graphalytics"
+sed -e 's/meta.vertices = 10/meta.vertices = 11/' -e "s|= example-directed\.|= $gdir/example-directed.|" \
+  "$gdir/example-directed.properties" > "$work/x.properties"
+if "$gyre" pagerank --input "$work/x.properties" --output "$work/o.txt" 2> "$work/err"; then fail "meta.vertices mismatch accepted"; fi
+grep -q "meta.vertices = 11 but" "$work/err" || fail "unclear error: $(cat "$work/err")"
+
 # An unwritable output is reported before the graph is loaded.
 if "$gyre" pagerank --input "$work/g.txt" --output "$work/no/such/dir/pr.txt" 2> "$work/err"; then
   fail "output in a missing directory accepted"; fi
@@ -46,7 +75,7 @@ grep -q "does not exist" "$work/err" || fail "unclear error: $(cat "$work/err")"
 grep -q "^loaded" "$work/err" && fail "the graph was loaded before the output was checked"
 mkdir "$work/adir"
 if "$gyre" cc --input "$work/g.txt" --output "$work/adir" 2> "$work/err"; then fail "output = a directory accepted"; fi
-grep -q "is a directory" "$work/err" || fail "unclear error: $(cat "$work/err")"
+grep -q "is not a regular file (a directory)" "$work/err" || fail "unclear error: $(cat "$work/err")"
 
 # Graphalytics parameters: p2p-31 says 10 iterations; the reference is within 1e-4.
 props="$data/graphalytics/p2p-31/p2p-31.properties"

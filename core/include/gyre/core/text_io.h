@@ -30,6 +30,11 @@ std::unique_ptr<NodeRuntime> make_text_file_source(const OpContext& ctx, const s
                                                    Input<std::string>* out);
 
 // A file written to "<path>.gyre-tmp-<pid>-<n>" and renamed to `path` on commit.
+// The file an output path writes: `path` itself, or a symbolic link's target (written through);
+// throws gyre::Error if it is empty or names something other than a regular file (a device,
+// a FIFO, a directory), which a rename into place would replace.
+std::string output_target(const std::string& path);
+
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);

@@ -173,11 +173,9 @@ void check_writable_file(const std::string& given, const char* flag) {
     throw gyre::Error(std::string(flag) + ": " + e.what());
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) throw gyre::Error(std::string(flag) + " " + path + " is a directory");
-    if (::access(path.c_str(), W_OK) != 0)
-      throw gyre::Error(std::string("cannot write ") + flag + " " + path + ": " + std::strerror(errno));
-  }
+  // (output_target refused anything but a regular file or a new name.)
+  if (::stat(path.c_str(), &st) == 0 && ::access(path.c_str(), W_OK) != 0)
+    throw gyre::Error(std::string("cannot write ") + flag + " " + path + ": " + std::strerror(errno));
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (dir.empty()) dir = ".";
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

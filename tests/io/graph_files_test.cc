@@ -16,6 +16,8 @@
 #include "gyre/core/runtime.h"
 #include "gyre/io/graph_files.h"
 
+#include "../support/error_of.h"
+
 namespace {
 
 const std::string kData = GYRE_SHARED_DATASETS;
@@ -39,14 +41,7 @@ std::string temp_file(const std::string& stem, const std::string& content) {
   return path;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gyre::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testenv::error_of;
 
 // One gzip member holding `text` (zlib's deflate with a gzip header and trailer).
 std::string gzip(const std::string& text) {

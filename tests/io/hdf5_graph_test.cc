@@ -16,6 +16,8 @@
 #include "gyre/core/error.h"
 #include "gyre/io/hdf5_graph.h"
 
+#include "../support/error_of.h"
+
 namespace {
 
 std::string temp(const std::string& stem) {
@@ -43,14 +45,7 @@ std::vector<std::uint64_t> vertices_of(const std::string& path, int parallelism)
   return run_collect(parallelism, &gyre::io::read_hdf5_vertices, path);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gyre::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testenv::error_of;
 
 // Sparse 64-bit ids, duplicate edges, self loops, an isolated vertex; read back at 1..5
 // partitions (each reads only its vertex slice), the same edges and vertices every time.

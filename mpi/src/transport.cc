@@ -219,7 +219,7 @@ class MpiTransport final : public detail::Transport {
   void allreduce_async(int channel, std::vector<double> values, std::vector<ReduceOp> ops,
                        std::function<void(std::vector<double>)> done) override {
     GYRE_CHECK(values.size() <= kReduceSlots && ops.size() == values.size(),
-               "superstep allreduce: too many values (an iteration has at most 56 aggregators)");
+               "superstep allreduce: more than " + std::to_string(kReduceSlots) + " values");
     Pending p;
     p.channel = channel;
     p.n = values.size();

@@ -630,12 +630,15 @@ class UnboundedSource final : public SourceOp<T> {
 
 // ---- sinks ----
 
+// The records of a collect sink, by partition. Sinks append while the job runs and values() may
+// be called at any time (a running unbounded job shows what arrived so far): both take the lock.
 template <class T>
 class CollectState {
  public:
-  std::vector<T>* part(int partition) {
+  void append(int partition, std::span<const T> records) {
     std::lock_guard lock(mu_);
-    return &parts_[partition];
+    auto& v = parts_[partition];
+    v.insert(v.end(), records.begin(), records.end());
   }
   void clear() {
     std::lock_guard lock(mu_);
@@ -658,17 +661,17 @@ template <class T>
 class CollectSink final : public OneInputOp<T> {
  public:
   CollectSink(const OpContext& ctx, std::shared_ptr<CollectState<T>> state)
-      : OneInputOp<T>(ctx), state_(std::move(state)), part_(state_->part(ctx.partition)) {}
+      : OneInputOp<T>(ctx), state_(std::move(state)), partition_(ctx.partition) {}
   void push(std::span<const T> in) override {
     this->records_in += gyre::detail::logical_records(in);
-    part_->insert(part_->end(), in.begin(), in.end());
+    state_->append(partition_, in);
   }
   void on_event(const Event& /*event*/) override {}
   void abort() override { state_->clear(); }
 
  private:
   std::shared_ptr<CollectState<T>> state_;
-  std::vector<T>* part_;
+  int partition_;
 };
 
 template <class T, class F>

@@ -1,4 +1,4 @@
-// Key hashing and an open-addressing hash map for keyed state.
+// Key hashing, key groups, and the name FlatMap for the table of state_table.h.
 //
 // gyre hashes keys with KeyHash<K>: integers and enums through a 64-bit mixer (std::hash of an
 // integer is the identity, which partitions badly), strings and anything with std::hash through
@@ -24,6 +24,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "gyre/core/state_table.h"
 
 namespace gyre {
 
@@ -121,79 +123,9 @@ inline std::size_t hash_partition(std::uint64_t h, std::size_t n) {
 
 namespace detail {
 
-// Open-addressing (linear probing) map from K to V, one slot array, grows at load 1/2.
-// Not thread-safe; one per partition.
+// The open-addressing table of the built-in operators: the keyed-state table (state_table.h).
 template <class K, class V>
-class FlatMap {
- public:
-  FlatMap() { rehash(16); }
-
-  std::size_t size() const { return size_; }
-
-  // Returns the value for `k`, constructing it with make() if absent; `inserted` tells which.
-  template <class Make>
-  V& find_or_insert(const K& k, std::uint64_t h, Make&& make, bool& inserted) {
-    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
-    std::size_t i = static_cast<std::size_t>(h) & mask_;
-    while (true) {
-      auto& s = slots_[i];
-      if (!s) {
-        s.emplace(k, make());
-        ++size_;
-        inserted = true;
-        return s->second;
-      }
-      if (s->first == k) {
-        inserted = false;
-        return s->second;
-      }
-      i = (i + 1) & mask_;
-    }
-  }
-
-  const V* find(const K& k, std::uint64_t h) const {
-    std::size_t i = static_cast<std::size_t>(h) & mask_;
-    while (true) {
-      const auto& s = slots_[i];
-      if (!s) return nullptr;
-      if (s->first == k) return &s->second;
-      i = (i + 1) & mask_;
-    }
-  }
-  V* find(const K& k, std::uint64_t h) {
-    return const_cast<V*>(static_cast<const FlatMap&>(*this).find(k, h));
-  }
-
-  template <class F>
-  void for_each(F&& f) {
-    for (auto& s : slots_)
-      if (s) f(s->first, s->second);
-  }
-
-  void clear() {
-    slots_.clear();
-    size_ = 0;
-    rehash(16);
-  }
-
- private:
-  void rehash(std::size_t cap) {
-    std::vector<std::optional<std::pair<K, V>>> old;
-    old.swap(slots_);
-    slots_.resize(cap);
-    mask_ = cap - 1;
-    for (auto& s : old) {
-      if (!s) continue;
-      std::size_t i = static_cast<std::size_t>(hash_key(s->first)) & mask_;
-      while (slots_[i]) i = (i + 1) & mask_;
-      slots_[i].emplace(std::move(*s));
-    }
-  }
-
-  std::vector<std::optional<std::pair<K, V>>> slots_;
-  std::size_t size_ = 0;
-  std::size_t mask_ = 0;
-};
+using FlatMap = StateTable<K, V>;
 
 }  // namespace detail
 }  // namespace gyre

@@ -1,9 +1,16 @@
-// Key hashing and an open-addressing hash map for keyed state.
+// Key hashing, key groups, and the name FlatMap for the table of state_table.h.
 //
 // gyre hashes keys with KeyHash<K>: integers and enums through a 64-bit mixer (std::hash of an
 // integer is the identity, which partitions badly), strings and anything with std::hash through
 // std::hash and the mixer, pairs and tuples by combining. Specialise gyre::KeyHash for your type,
 // or give it std::hash. Partitioning uses the high bits of the hash, tables the low bits.
+//
+// Key groups: the hash exchange and keyed state share one rule. A key's key group is the top
+// kKeyGroupBits bits of its 64-bit hash (key_group_of), and key group kg belongs to partition
+// kg * P / kKeyGroups of an operator of parallelism P (partition_of_key_group), so partition p
+// owns the contiguous range key_group_range(p, P). kKeyGroups equals the parallelism cap
+// (JobConfig::kMaxParallelism), so every partition owns at least one key group, and state
+// snapshotted per key group restores at any other parallelism.
 #pragma once
 
 #include <concepts>
@@ -17,6 +24,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "gyre/core/state_table.h"
 
 namespace gyre {
 
@@ -76,86 +85,47 @@ std::uint64_t hash_key(const K& k) {
 // 128-bit unsigned (a GCC/Clang extension; __extension__ keeps -Wpedantic quiet).
 __extension__ typedef unsigned __int128 Uint128;  // NOLINT(modernize-use-using)
 
-// Destination partition of a hash in [0, n): uses the high bits (tables use the low ones).
+// Number of key groups (a fixed maximum parallelism) and the bits of a hash that select one.
+inline constexpr int kKeyGroupBits = 9;
+inline constexpr int kKeyGroups = 1 << kKeyGroupBits;  // 512
+
+// Key group of a hash in [0, kKeyGroups): its top bits (tables index by the low bits).
+inline constexpr int key_group_of(std::uint64_t h) {
+  return static_cast<int>(h >> (64 - kKeyGroupBits));
+}
+
+// Partition in [0, parallelism) that owns key group `kg`; parallelism in [1, kKeyGroups].
+inline constexpr int partition_of_key_group(int kg, int parallelism) {
+  return kg * parallelism / kKeyGroups;
+}
+
+// The key groups [begin, end) that one partition owns: contiguous, never empty for
+// parallelism <= kKeyGroups, together a partition of [0, kKeyGroups).
+struct KeyGroupRange {
+  int begin = 0;
+  int end = kKeyGroups;
+  constexpr bool contains(int kg) const { return kg >= begin && kg < end; }
+  constexpr int size() const { return end - begin; }
+  friend constexpr bool operator==(const KeyGroupRange&, const KeyGroupRange&) = default;
+};
+
+inline constexpr KeyGroupRange key_group_range(int partition, int parallelism) {
+  // kg belongs to p iff p * K <= kg * P < (p + 1) * K, i.e. kg >= ceil(p * K / P).
+  return {(partition * kKeyGroups + parallelism - 1) / parallelism,
+          ((partition + 1) * kKeyGroups + parallelism - 1) / parallelism};
+}
+
+// Destination partition of a hash in [0, n), n <= kKeyGroups: the partition that owns the
+// hash's key group. Every hash exchange routes by this, so keyed state and routing agree.
 inline std::size_t hash_partition(std::uint64_t h, std::size_t n) {
-  return static_cast<std::size_t>((static_cast<Uint128>(h) * n) >> 64);
+  return static_cast<std::size_t>(partition_of_key_group(key_group_of(h), static_cast<int>(n)));
 }
 
 namespace detail {
 
-// Open-addressing (linear probing) map from K to V, one slot array, grows at load 1/2.
-// Not thread-safe; one per partition.
+// The open-addressing table of the built-in operators: the keyed-state table (state_table.h).
 template <class K, class V>
-class FlatMap {
- public:
-  FlatMap() { rehash(16); }
-
-  std::size_t size() const { return size_; }
-
-  // Returns the value for `k`, constructing it with make() if absent; `inserted` tells which.
-  template <class Make>
-  V& find_or_insert(const K& k, std::uint64_t h, Make&& make, bool& inserted) {
-    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
-    std::size_t i = static_cast<std::size_t>(h) & mask_;
-    while (true) {
-      auto& s = slots_[i];
-      if (!s) {
-        s.emplace(k, make());
-        ++size_;
-        inserted = true;
-        return s->second;
-      }
-      if (s->first == k) {
-        inserted = false;
-        return s->second;
-      }
-      i = (i + 1) & mask_;
-    }
-  }
-
-  const V* find(const K& k, std::uint64_t h) const {
-    std::size_t i = static_cast<std::size_t>(h) & mask_;
-    while (true) {
-      const auto& s = slots_[i];
-      if (!s) return nullptr;
-      if (s->first == k) return &s->second;
-      i = (i + 1) & mask_;
-    }
-  }
-  V* find(const K& k, std::uint64_t h) {
-    return const_cast<V*>(static_cast<const FlatMap&>(*this).find(k, h));
-  }
-
-  template <class F>
-  void for_each(F&& f) {
-    for (auto& s : slots_)
-      if (s) f(s->first, s->second);
-  }
-
-  void clear() {
-    slots_.clear();
-    size_ = 0;
-    rehash(16);
-  }
-
- private:
-  void rehash(std::size_t cap) {
-    std::vector<std::optional<std::pair<K, V>>> old;
-    old.swap(slots_);
-    slots_.resize(cap);
-    mask_ = cap - 1;
-    for (auto& s : old) {
-      if (!s) continue;
-      std::size_t i = static_cast<std::size_t>(hash_key(s->first)) & mask_;
-      while (slots_[i]) i = (i + 1) & mask_;
-      slots_[i].emplace(std::move(*s));
-    }
-  }
-
-  std::vector<std::optional<std::pair<K, V>>> slots_;
-  std::size_t size_ = 0;
-  std::size_t mask_ = 0;
-};
+using FlatMap = StateTable<K, V>;
 
 }  // namespace detail
 }  // namespace gyre

@@ -84,11 +84,13 @@ class SingleWriter final : public Input<T>, public WriterBase {
   std::size_t next_ = 0;
 };
 
-// Where a key goes: by default the high bits of its hash.
+// Where a key goes: to the partition that owns its key group (hash.h), the same rule keyed
+// state uses, so state snapshotted per key group restores at another parallelism.
 struct HashPartitioner {
   template <class K>
   static std::size_t of(const K& k, std::size_t n) {
-    return hash_partition(hash_key(k), n);
+    return static_cast<std::size_t>(
+        partition_of_key_group(key_group_of(hash_key(k)), static_cast<int>(n)));
   }
 };
 

@@ -331,7 +331,8 @@ class InputAligner {
         watermark(ch.port, out);
         return;
       case EventKind::kBarrier:
-        if (ch.feedback || event.value <= barrier_) return;
+        // Stale: not above the last completed one (or below the one aligning).
+        if (ch.feedback || event.value < barrier_ || (!aligning_ && event.value == barrier_)) return;
         if (!aligning_) {
           aligning_ = true;
           barrier_ = event.value;

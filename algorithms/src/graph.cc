@@ -143,7 +143,8 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
     for (const std::uint64_t id : in)
       if (!ids_.insert(id) && unique_) duplicate(id);
   }
-  void end() override {
+  void on_event(const Event& event) override {
+    if (event.kind != EventKind::kEnd) return;
     Partition& part = g_->make_part(p_);
     part.ids = ids_.sorted();
     ids_ = IdSet();
@@ -151,9 +152,8 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
     const Count c{static_cast<std::uint64_t>(p_), part.ids.size()};
     out_->push(std::span<const Count>(&c, 1));
     records_out += 1;
-    out_->end();
+    out_->on_event(Event::end());
   }
-  void superstep_end() override {}
 
  private:
   [[noreturn]] void duplicate(std::uint64_t id) const {
@@ -206,10 +206,9 @@ class AfterCountsOp : public detail::NodeRuntime {
     }
     pending_.clear();
   }
-  void on_end() {
-    if (++ended_ == 2) finish();
+  void on_input_event(const Event& event) {
+    if (event.kind == EventKind::kEnd && ++ended_ == 2) finish();
   }
-  void ignore() {}
 
  protected:
   virtual void resolve(std::span<const In> in) = 0;
@@ -227,9 +226,9 @@ class AfterCountsOp : public detail::NodeRuntime {
   static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(In) + 1;
   std::vector<std::vector<In>> pending_;
   int ended_ = 0;
-  detail::MemberPort<In, AfterCountsOp, &AfterCountsOp::on_records, &AfterCountsOp::on_end, &AfterCountsOp::ignore>
+  detail::MemberPort<In, AfterCountsOp, &AfterCountsOp::on_records, &AfterCountsOp::on_input_event>
       records_;
-  detail::MemberPort<Count, AfterCountsOp, &AfterCountsOp::on_counts, &AfterCountsOp::on_end, &AfterCountsOp::ignore>
+  detail::MemberPort<Count, AfterCountsOp, &AfterCountsOp::on_counts, &AfterCountsOp::on_input_event>
       counts_;
 };
 
@@ -252,7 +251,7 @@ class OutResolveOp final : public AfterCountsOp<Edge> {
     }
     flush();
   }
-  void finish() override { out_->end(); }
+  void finish() override { out_->on_event(Event::end()); }
   void flush() {
     if (buf_.empty()) return;
     records_out += buf_.size();

@@ -465,3 +465,16 @@ std::uint64_t plan_hash(const StreamGraph& g) {
 
 }  // namespace detail
 }  // namespace gyre
+
+namespace gyre {
+const char* to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::kEnd: return "end";
+    case EventKind::kSuperstepEnd: return "superstep end";
+    case EventKind::kWatermark: return "watermark";
+    case EventKind::kIdle: return "idle";
+    case EventKind::kBarrier: return "barrier";
+  }
+  return "unknown event";
+}
+}  // namespace gyre

@@ -23,7 +23,7 @@ void InputGate::enqueue(Item item) {
     if (is_feedback(item.port)) {
       fq_.push_back(std::move(item));
     } else {
-      if (item.kind == Kind::kData) {
+      if (!item.is_event()) {
         ++data_;
         max_ = std::max(max_, data_);
       }
@@ -34,12 +34,10 @@ void InputGate::enqueue(Item item) {
 }
 
 void InputGate::push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
-  enqueue({port, Kind::kData, std::move(batch), credit});
+  enqueue({port, std::move(batch), Event{}, credit});
 }
 
-void InputGate::push_end(int port) { enqueue({port, Kind::kEnd, nullptr, -1}); }
-
-void InputGate::push_marker(int port) { enqueue({port, Kind::kMarker, nullptr, -1}); }
+void InputGate::push_event(int port, const Event& event) { enqueue({port, nullptr, event, -1}); }
 
 bool InputGate::pop(Item& item) {
   std::vector<Notifiable*> wake;
@@ -52,7 +50,7 @@ bool InputGate::pop(Item& item) {
       if (q_.empty()) return false;
       item = std::move(q_.front());
       q_.pop_front();
-      if (item.kind == Kind::kData) {
+      if (!item.is_event()) {
         --data_;
         if (data_ < capacity_) wake.swap(waiters_);
       }
@@ -63,12 +61,13 @@ bool InputGate::pop(Item& item) {
   return true;
 }
 
-bool InputGate::peek(int& port, Kind& kind) const {
+bool InputGate::peek(int& port, bool& is_event, Event& event) const {
   std::lock_guard lock(mu_);
   const std::deque<Item>& q = fq_.empty() ? q_ : fq_;
   if (q.empty()) return false;
   port = q.front().port;
-  kind = q.front().kind;
+  is_event = q.front().is_event();
+  event = q.front().event;
   return true;
 }
 
@@ -98,8 +97,7 @@ class LocalChannel final : public ChannelOut {
  public:
   LocalChannel(InputGate* gate, int port, bool feedback) : gate_(gate), port_(port), feedback_(feedback) {}
   void send(std::shared_ptr<const BatchBase> batch) override { gate_->push(port_, std::move(batch)); }
-  void send_end() override { gate_->push_end(port_); }
-  void send_marker() override { gate_->push_marker(port_); }
+  void send_event(const Event& event) override { gate_->push_event(port_, event); }
   bool has_credit(Notifiable* waiter) override { return feedback_ || gate_->has_credit(waiter); }
 
  private:
@@ -125,8 +123,7 @@ class TrackedChannel final : public ChannelOut {
     }
     inner_->send(std::move(batch));
   }
-  void send_end() override { inner_->send_end(); }
-  void send_marker() override { inner_->send_marker(); }
+  void send_event(const Event& event) override { inner_->send_event(event); }
   bool has_credit(Notifiable* waiter) override {
     if (!inner_->has_credit(waiter)) return false;
     used_ = false;
@@ -212,6 +209,7 @@ class Subtask final : public Notifiable {
 
  private:
   void activation();
+  bool aligned(std::size_t port, const Event& event, bool count);
   bool outputs_have_credit();
   void flush_due(bool all);
 };
@@ -406,40 +404,26 @@ void Subtask::activation() {
     if (!emitted) {
       if (gate_ == nullptr || !head_->accepts_input()) break;
       int peek_port = 0;
-      InputGate::Kind kind = InputGate::Kind::kData;
-      if (!gate_->peek(peek_port, kind)) break;
+      bool is_event = false;
+      Event event;
+      if (!gate_->peek(peek_port, is_event, event)) break;
       const auto port = static_cast<std::size_t>(peek_port);
-      switch (kind) {
-        case InputGate::Kind::kData: break;
-        case InputGate::Kind::kMarker: counted = in_loop_ && marked_[port] + 1 == producers_[port]; break;
-        case InputGate::Kind::kEnd: counted = ended_[port] + 1 == producers_[port]; break;
-      }
+      if (is_event) counted = aligned(port, event, /*count=*/false);
       if (counted && source_ == nullptr && !outputs_have_credit()) break;
       InputGate::Item item;
       if (!gate_->pop(item)) break;  // this subtask is the gate's only consumer: still there
-      switch (item.kind) {
-        case InputGate::Kind::kData:
-          head_->port(item.port)->push_batch(*item.batch);
-          break;
-        case InputGate::Kind::kMarker:
-          if (in_loop_ && ++marked_[port] == producers_[port]) {
-            marked_[port] = 0;
-            head_->port(item.port)->superstep_end();
+      if (!item.is_event()) {
+        head_->port(item.port)->push_batch(*item.batch);
+      } else if (aligned(port, item.event, /*count=*/true)) {
+        head_->port(item.port)->on_event(item.event);
+        // A loop head ends when its source side says so; anything else when its inputs end.
+        if (item.event.kind == EventKind::kEnd && --ports_open_ == 0) {
+          if (source_ == nullptr) {
+            done_ = true;
+            return;
           }
-          break;
-        case InputGate::Kind::kEnd:
-          if (++ended_[port] == producers_[port]) {
-            head_->port(item.port)->end();
-            // A loop head ends when its source side says so; anything else when its inputs end.
-            if (--ports_open_ == 0) {
-              if (source_ == nullptr) {
-                done_ = true;
-                return;
-              }
-              notify();  // the head's source side decides; make sure it runs again
-            }
-          }
-          break;
+          notify();  // the head's source side decides; make sure it runs again
+        }
       }
       more = !gate_->empty();
     }
@@ -456,6 +440,30 @@ void Subtask::activation() {
       for (auto& w : writers_) any = any || w->pending(since);
       pending_.store(any, std::memory_order_release);
     }
+  }
+}
+
+// Whether `event` from one producer completes the event for the port (every producer sent it),
+// so that the operator gets it. With count = false only asks (peek), with true records it.
+bool Subtask::aligned(std::size_t port, const Event& event, bool count) {
+  switch (event.kind) {
+    case EventKind::kEnd:
+      if (ended_[port] + 1 < producers_[port]) {
+        if (count) ++ended_[port];
+        return false;
+      }
+      if (count) ++ended_[port];
+      return true;
+    case EventKind::kSuperstepEnd:
+      if (!in_loop_) return false;
+      if (marked_[port] + 1 < producers_[port]) {
+        if (count) ++marked_[port];
+        return false;
+      }
+      if (count) marked_[port] = 0;
+      return true;
+    default:
+      return true;  // not aligned yet: passed on as it comes
   }
 }
 

@@ -76,7 +76,7 @@ class TextFileSource final : public SourceOp<std::string> {
       }
       if (!buf_.empty()) emit(std::span<const std::string>(buf_));
       if (pos_ >= end_) {
-        out_->end();
+        out_->on_event(Event::end());
         return SourceStatus::kDone;
       }
     }

@@ -354,7 +354,7 @@ class ParsedLineSource final : public detail::SourceOp<T> {
       }
       if (!buf_.empty()) this->emit(std::span<const T>(buf_));
       if (!more) {
-        this->out_->end();
+        this->out_->on_event(Event::end());
         return detail::SourceStatus::kDone;
       }
     }

@@ -131,7 +131,7 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
       emit(std::span<const Edge>(batch_));
     }
     if (edge_ < end) return detail::SourceStatus::kMore;
-    out_->end();
+    out_->on_event(Event::end());
     return detail::SourceStatus::kDone;
   }
 
@@ -173,7 +173,7 @@ class Hdf5VertexSource final : public detail::SourceOp<std::uint64_t> {
       pos_ += n;
     }
     if (pos_ < end_) return detail::SourceStatus::kMore;
-    out_->end();
+    out_->on_event(Event::end());
     return detail::SourceStatus::kDone;
   }
 

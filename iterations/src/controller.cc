@@ -35,7 +35,7 @@ double fold(ReduceOp op, double a, double b) {
 // Layout of the allreduced vector: size, criterion, the newest checkpoint entry written on every
 // rank (min), whether a checkpoint writer is busy on some rank (max), then one value per
 // aggregator.
-constexpr std::size_t kFixed = 4;
+constexpr std::size_t kFixed = kMaxReduceValues - kMaxAggregators;
 
 std::mutex g_inject_mu;
 std::optional<InjectedFailure> g_inject;
@@ -145,8 +145,9 @@ LoopController::LoopController(LoopKind kind, std::string name, int max_superste
 std::shared_ptr<AggregatorState> LoopController::add_aggregator(std::string name, ReduceOp op) {
   for (const auto& a : aggs_)
     if (a->name == name) throw PlanError("iteration '" + name_ + "' has two aggregators named '" + name + "'");
-  if (aggs_.size() + kFixed >= 64)
-    throw PlanError("iteration '" + name_ + "' has too many aggregators (at most " + std::to_string(63 - kFixed) + ")");
+  if (aggs_.size() >= kMaxAggregators)
+    throw PlanError("iteration '" + name_ + "' has too many aggregators (at most " + std::to_string(kMaxAggregators) +
+                    ")");
   auto a = std::make_shared<AggregatorState>();
   a->name = std::move(name);
   a->op = op;

@@ -61,7 +61,7 @@ std::vector<std::string> gather_strings(MPI_Comm comm, const std::string& local)
 namespace {
 
 constexpr int kTag = 0x6779;
-enum Kind : std::uint32_t { kData = 1, kEnd = 2, kCredit = 3, kAbort = 4, kCancel = 5, kMarker = 6 };
+enum Kind : std::uint32_t { kData = 1, kEvent = 2, kCredit = 3, kAbort = 4, kCancel = 5 };
 
 // Superstep allreduces carry (op, value) pairs, padded to a fixed length so that a rank can
 // match another's call without knowing what it carried (see MpiTransport::finish).
@@ -105,7 +105,9 @@ struct Header {
   std::int32_t port;
   std::int32_t src_node;
   std::int64_t channel;  // the sender's channel id (credits go back to it)
-  std::uint64_t count;   // records in a data message
+  std::uint64_t count;   // records in a data message; an event's value (two's complement)
+  std::uint32_t event;   // an event's kind (gyre::EventKind)
+  std::uint32_t unused = 0;
 };
 
 std::string header_bytes(const Header& h) {
@@ -123,8 +125,7 @@ class RemoteChannel final : public detail::ChannelOut {
         encode_(std::move(encode)), capacity_(capacity), record_bytes_(record_bytes) {}
 
   void send(std::shared_ptr<const detail::BatchBase> batch) override;
-  void send_end() override;
-  void send_marker() override;
+  void send_event(const Event& event) override;
   bool has_credit(detail::Notifiable* waiter) override {
     if (capacity_ == 0) return true;  // a feedback channel: never refused
     std::lock_guard lock(mu_);
@@ -218,7 +219,7 @@ class MpiTransport final : public detail::Transport {
   void allreduce_async(int channel, std::vector<double> values, std::vector<ReduceOp> ops,
                        std::function<void(std::vector<double>)> done) override {
     GYRE_CHECK(values.size() <= kReduceSlots && ops.size() == values.size(),
-               "superstep allreduce: too many values (an iteration has at most 56 aggregators)");
+               "superstep allreduce: more than " + std::to_string(kReduceSlots) + " values");
     Pending p;
     p.channel = channel;
     p.n = values.size();
@@ -272,14 +273,14 @@ class MpiTransport final : public detail::Transport {
 
   void return_credit(std::int64_t token) override {
     const auto src_rank = static_cast<int>(token >> 32);
-    Header h{kCredit, 0, 0, 0, token & 0xffffffff, 0};
+    Header h{kCredit, 0, 0, 0, token & 0xffffffff, 0, 0};
     enqueue(src_rank, header_bytes(h));
   }
 
   void abort_others(const std::string& message, bool cancel) override {
     for (int r = 0; r < size_; ++r) {
       if (r == rank_) continue;
-      Header h{cancel ? kCancel : kAbort, 0, 0, 0, 0, 0};
+      Header h{cancel ? kCancel : kAbort, 0, 0, 0, 0, 0, 0};
       enqueue(r, header_bytes(h) + message);
     }
   }
@@ -476,12 +477,13 @@ class MpiTransport final : public detail::Transport {
         gate->push(h.port, std::move(batch), (static_cast<std::int64_t>(src_rank) << 32) | h.channel);
         break;
       }
-      case kEnd:
-        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_end(h.port);
+      case kEvent: {
+        if (h.event >= static_cast<std::uint32_t>(kEventKinds))
+          throw Error("corrupt message from rank " + std::to_string(src_rank) + ": unknown event kind");
+        const Event event{static_cast<EventKind>(h.event), static_cast<std::int64_t>(h.count)};
+        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_event(h.port, event);
         break;
-      case kMarker:
-        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_marker(h.port);
-        break;
+      }
       case kCredit:
         channels_.at(static_cast<std::size_t>(h.channel))->credit();
         break;
@@ -634,7 +636,7 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
     std::lock_guard lock(mu_);
     ++outstanding_;
   }
-  Header h{kData, dst_subtask_, port_, src_node_, id_, batch->size()};
+  Header h{kData, dst_subtask_, port_, src_node_, id_, batch->size(), 0};
   std::string msg;
   msg.reserve(sizeof(Header) + batch->size() * record_bytes_);  // exact for fixed-size records
   msg.append(reinterpret_cast<const char*>(&h), sizeof(Header));  // keeps the reserved buffer
@@ -642,13 +644,9 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
   t_->enqueue(dst_rank_, std::move(msg));
 }
 
-void RemoteChannel::send_end() {
-  Header h{kEnd, dst_subtask_, port_, src_node_, id_, 0};
-  t_->enqueue(dst_rank_, header_bytes(h));
-}
-
-void RemoteChannel::send_marker() {
-  Header h{kMarker, dst_subtask_, port_, src_node_, id_, 0};
+void RemoteChannel::send_event(const Event& event) {
+  Header h{kEvent, dst_subtask_, port_, src_node_, id_, static_cast<std::uint64_t>(event.value),
+           static_cast<std::uint32_t>(event.kind)};
   t_->enqueue(dst_rank_, header_bytes(h));
 }
 

@@ -237,6 +237,41 @@ std::pair<std::uint64_t, double> nearest(double x, double y, const std::vector<C
   return {best, bd};
 }
 
+// The aggregator limit has one statement (kMaxAggregators): that many run and agree with a
+// serial sum at every rank count; one more is refused when the plan is built, naming the limit.
+TEST_P(IterationTest, AggregatorLimitIsOneNumber) {
+  std::vector<double> in;
+  for (int i = 0; i < 40; ++i) in.push_back(i);
+  auto e = env();
+  std::vector<gyre::Aggregator> aggs;
+  auto out = gyre::iterate(e.from_collection(in), 2, [&](gyre::Stream<double> x, gyre::LoopContext& loop) {
+    auto next = x.map([](double v) { return v + 1; });
+    for (std::size_t a = 0; a < gyre::detail::kMaxAggregators; ++a)
+      aggs.push_back(loop.sum("a" + std::to_string(a), next.map([a](double v) { return v * static_cast<double>(a); })));
+    return next;
+  }).collect();
+  e.run();
+  double want = 0;
+  for (double v : in) want += v + 2;  // the second superstep's values
+  ASSERT_EQ(aggs.size(), gyre::detail::kMaxAggregators);
+  EXPECT_EQ(aggs[0].value(), 0.0);
+  EXPECT_EQ(aggs.back().value(), want * static_cast<double>(gyre::detail::kMaxAggregators - 1));
+  EXPECT_EQ(testenv::values(out).size(), in.size());
+
+  auto e2 = env();
+  try {
+    gyre::iterate(e2.from_collection(in), 2, [&](gyre::Stream<double> x, gyre::LoopContext& loop) {
+      for (std::size_t a = 0; a <= gyre::detail::kMaxAggregators; ++a) loop.sum("a" + std::to_string(a), x);
+      return x;
+    });
+    FAIL() << "an iteration with kMaxAggregators + 1 aggregators was accepted";
+  } catch (const gyre::PlanError& err) {
+    EXPECT_NE(std::string(err.what()).find("at most " + std::to_string(gyre::detail::kMaxAggregators) + ")"),
+              std::string::npos)
+        << err.what();
+  }
+}
+
 TEST_P(IterationTest, BulkKMeansMatchesSerial) {
   std::mt19937_64 rng(14);
   std::normal_distribution<double> noise(0, 1.5);

@@ -246,7 +246,7 @@ class PullOp final : public gyre::detail::NodeRuntime {
     records_in += gyre::detail::logical_records(in);
     for (const Block<V>& b : in) old_ = b.values;
   }
-  void on_mark() {
+  void on_superstep_end() {
     if (++marks_ < 2) return;
     marks_ = 0;
     const int s = ++superstep_;
@@ -291,10 +291,14 @@ class PullOp final : public gyre::detail::NodeRuntime {
     global_ = ExactSum();
     records_out += n;
     out_->push(std::span<const Block<V>>(&next, 1));
-    out_->superstep_end();
+    out_->on_event(Event::superstep_end());
   }
-  void on_end() {
-    if (++ended_ == 2) out_->end();
+  void on_input_event(const Event& event) {
+    if (event.kind == EventKind::kEnd) {
+      if (++ended_ == 2) out_->on_event(event);
+    } else if (event.kind == EventKind::kSuperstepEnd) {
+      on_superstep_end();
+    }
   }
 
  private:
@@ -312,8 +316,8 @@ class PullOp final : public gyre::detail::NodeRuntime {
   ExactSum global_;
   int marks_ = 0;
   int ended_ = 0;
-  gyre::detail::MemberPort<Block<M>, PullOp, &PullOp::on_messages, &PullOp::on_end, &PullOp::on_mark> messages_port_;
-  gyre::detail::MemberPort<Block<V>, PullOp, &PullOp::on_values, &PullOp::on_end, &PullOp::on_mark> values_port_;
+  gyre::detail::MemberPort<Block<M>, PullOp, &PullOp::on_messages, &PullOp::on_input_event> messages_port_;
+  gyre::detail::MemberPort<Block<V>, PullOp, &PullOp::on_values, &PullOp::on_input_event> values_port_;
 };
 
 // Delta: messages from the changed vertices of one partition over their edges, combined per

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "gyre/core/event.h"
+
 namespace gyre {
 
 // What one record of type T stands for in the metrics: by default one record of sizeof(T) bytes.
@@ -87,12 +89,13 @@ class PortBase {
  public:
   virtual ~PortBase() = default;
   virtual void push_batch(const BatchBase& batch) = 0;
-  // End of this input: no more batches will come.
-  virtual void end() = 0;
-  // Inside an iteration: every producer finished the current superstep (or termination-detection
-  // round) on this input. Operators in the loop finish the superstep and pass the event on;
-  // operators outside any loop never see it.
-  virtual void superstep_end() = 0;
+  // A control event, aligned over every channel of this input by the runtime (event.h):
+  // kEnd: no more batches will come. kSuperstepEnd (inside an iteration): every producer
+  // finished the current superstep (or termination-detection round); operators in the loop
+  // finish the superstep and pass it on, operators outside any loop never see it.
+  // kWatermark: the minimum over the input's channels advanced. kBarrier: every channel of the
+  // operator delivered this checkpoint barrier.
+  virtual void on_event(const Event& event) = 0;
 };
 
 // Typed input port.
@@ -114,11 +117,8 @@ class Tee final : public Input<T> {
   void push(std::span<const T> records) override {
     for (auto* o : outs_) o->push(records);
   }
-  void end() override {
-    for (auto* o : outs_) o->end();
-  }
-  void superstep_end() override {
-    for (auto* o : outs_) o->superstep_end();
+  void on_event(const Event& event) override {
+    for (auto* o : outs_) o->on_event(event);
   }
 
  private:

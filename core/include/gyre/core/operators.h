@@ -62,8 +62,14 @@ class OneInputOp : public NodeRuntime, public Input<In> {
   PortBase* port(int /*i*/) override { return static_cast<Input<In>*>(this); }
 
  protected:
+  // What a stateless operator does with an event: passes it on (a superstep end only inside a
+  // loop; outside loops it is dropped).
+  void forward(const Event& event, PortBase* out) const {
+    if (event.kind == EventKind::kSuperstepEnd && !in_loop_) return;
+    out->on_event(event);
+  }
   std::string name_;
-  bool in_loop_;  // pass superstep_end() on (outside loops it is dropped)
+  bool in_loop_;
 };
 
 template <class In, class Out, class F>
@@ -87,10 +93,7 @@ class MapOp final : public OneInputOp<In> {
     this->records_out += gyre::detail::logical_records(buf_);
     out_->push(std::span<const Out>(buf_));
   }
-  void end() override { out_->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, out_); }
 
  private:
   F f_;
@@ -126,10 +129,7 @@ class FilterOp final : public OneInputOp<T> {
     this->records_out += gyre::detail::logical_records(std::span<const T>(buf_.data(), k));
     if (k > 0) out_->push(std::span<const T>(buf_.data(), k));
   }
-  void end() override { out_->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, out_); }
 
  private:
   F f_;
@@ -153,10 +153,7 @@ class FlatMapOp final : public OneInputOp<In> {
     }
     this->records_out += emit.emitted_records();
   }
-  void end() override { out_.out()->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_.out()->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, out_.out()); }
 
  private:
   F f_;
@@ -173,10 +170,7 @@ class PassOp final : public OneInputOp<T> {
     this->records_out += gyre::detail::logical_records(in);
     out_->push(in);
   }
-  void end() override { out_->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, out_); }
 
  private:
   Input<T>* out_;
@@ -240,15 +234,11 @@ class KeyedFoldOp final : public OneInputOp<T> {
     if constexpr (!kBounded) out_.flush();
   }
 
-  void end() override {
-    emit_all();
-    out_.out()->end();
-  }
-  // In a loop a bounded fold covers one superstep: emit, forget, pass the event on.
-  void superstep_end() override {
-    if (!this->in_loop_) return;
-    emit_all();
-    out_.out()->superstep_end();
+  // At the end, and in a loop at every superstep end (a bounded fold covers one superstep):
+  // emit, forget, pass the event on.
+  void on_event(const Event& event) override {
+    if (event.kind == EventKind::kEnd || (event.kind == EventKind::kSuperstepEnd && this->in_loop_)) emit_all();
+    this->forward(event, out_.out());
   }
 
  private:
@@ -275,14 +265,12 @@ class KeyedFoldOp final : public OneInputOp<T> {
 };
 
 // A port that forwards to member functions of a two-input operator.
-template <class T, class Owner, void (Owner::*Push)(std::span<const T>), void (Owner::*End)(),
-          void (Owner::*Mark)()>
+template <class T, class Owner, void (Owner::*Push)(std::span<const T>), void (Owner::*On)(const Event&)>
 class MemberPort final : public Input<T> {
  public:
   explicit MemberPort(Owner* o) : o_(o) {}
   void push(std::span<const T> in) override { (o_->*Push)(in); }
-  void end() override { (o_->*End)(); }
-  void superstep_end() override { (o_->*Mark)(); }
+  void on_event(const Event& event) override { (o_->*On)(event); }
 
  private:
   Owner* o_;
@@ -326,14 +314,16 @@ class HashJoinOp final : public NodeRuntime {
     }
     do_probe(in);
   }
-  void probe_end() {
-    probe_done_ = true;
-    try_superstep();
-    maybe_end();
-  }
-  void probe_mark() {
-    probe_mark_ = true;
-    try_superstep();
+  // Both inputs are bounded: watermarks and barriers are not used (the result comes at the end).
+  void probe_event(const Event& event) {
+    if (event.kind == EventKind::kEnd) {
+      probe_done_ = true;
+      try_superstep();
+      maybe_end();
+    } else if (event.kind == EventKind::kSuperstepEnd) {
+      probe_superstep_ = true;
+      try_superstep();
+    }
   }
   void build(std::span<const R> in) {
     records_in += gyre::detail::logical_records(in);
@@ -355,16 +345,17 @@ class HashJoinOp final : public NodeRuntime {
       rethrow_in_operator(name_);
     }
   }
-  void build_end() {
-    build_done_ = true;
-    build_complete();
-    try_superstep();
-    maybe_end();
-  }
-  void build_mark() {
-    build_mark_ = true;
-    build_complete();
-    try_superstep();
+  void build_event(const Event& event) {
+    if (event.kind == EventKind::kEnd) {
+      build_done_ = true;
+      build_complete();
+      try_superstep();
+      maybe_end();
+    } else if (event.kind == EventKind::kSuperstepEnd) {
+      build_superstep_ = true;
+      build_complete();
+      try_superstep();
+    }
   }
 
  private:
@@ -378,10 +369,10 @@ class HashJoinOp final : public NodeRuntime {
     if (in_loop_ && !probe_loop_ && !cached_probe_.empty()) do_probe(std::span<const L>(cached_probe_));
   }
   void try_superstep() {
-    if (!in_loop_ || !(probe_mark_ || build_mark_)) return;
-    if (!(probe_loop_ ? probe_mark_ : probe_done_) || !(build_loop_ ? build_mark_ : build_done_)) return;
-    out_.out()->superstep_end();
-    probe_mark_ = build_mark_ = false;
+    if (!in_loop_ || !(probe_superstep_ || build_superstep_)) return;
+    if (!(probe_loop_ ? probe_superstep_ : probe_done_) || !(build_loop_ ? build_superstep_ : build_done_)) return;
+    out_.out()->on_event(Event::superstep_end());
+    probe_superstep_ = build_superstep_ = false;
     if (build_loop_) {  // next superstep, next build side
       build_ready_ = false;
       rows_.clear();
@@ -405,7 +396,7 @@ class HashJoinOp final : public NodeRuntime {
   void maybe_end() {
     if (probe_done_ && build_done_ && !ended_) {
       ended_ = true;
-      out_.out()->end();
+      out_.out()->on_event(Event::end());
     }
   }
 
@@ -414,8 +405,8 @@ class HashJoinOp final : public NodeRuntime {
   RK rk_;
   F f_;
   OutBuffer<Out> out_;
-  MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_end, &HashJoinOp::probe_mark> probe_port_;
-  MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_end, &HashJoinOp::build_mark> build_port_;
+  MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_event> probe_port_;
+  MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_event> build_port_;
   std::vector<R> rows_;
   std::vector<std::uint32_t> next_;
   FlatMap<K, std::uint32_t> index_;
@@ -425,8 +416,8 @@ class HashJoinOp final : public NodeRuntime {
   bool probe_loop_;
   bool build_loop_;
   bool build_ready_ = false;  // the build side is complete (for this superstep, if loop-scoped)
-  bool probe_mark_ = false;
-  bool build_mark_ = false;
+  bool probe_superstep_ = false;
+  bool build_superstep_ = false;
   bool build_done_ = false;
   bool probe_done_ = false;
   bool ended_ = false;
@@ -465,17 +456,19 @@ class CoGroupOp final : public NodeRuntime {
       rethrow_in_operator(name_);
     }
   }
-  void input_end() {
-    if (++ended_ < 2) return;
+  // After both inputs ended, and inside a loop (both inputs loop-scoped) after both ended a
+  // superstep: one co_group. Both inputs are bounded: watermarks and barriers are not used.
+  void input_event(const Event& event) {
+    if (event.kind == EventKind::kEnd) {
+      if (++ended_ < 2) return;
+    } else if (event.kind == EventKind::kSuperstepEnd) {
+      if (!in_loop_ || ++marked_ < 2) return;
+      marked_ = 0;
+    } else {
+      return;
+    }
     emit_groups();
-    out_.out()->end();
-  }
-  // Inside a loop (both inputs loop-scoped): one co_group per superstep.
-  void input_mark() {
-    if (!in_loop_ || ++marked_ < 2) return;
-    marked_ = 0;
-    emit_groups();
-    out_.out()->superstep_end();
+    out_.out()->on_event(event);
   }
 
  private:
@@ -501,8 +494,8 @@ class CoGroupOp final : public NodeRuntime {
   RK rk_;
   F f_;
   OutBuffer<Out> out_;
-  MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_end, &CoGroupOp::input_mark> left_port_;
-  MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_end, &CoGroupOp::input_mark> right_port_;
+  MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_event> left_port_;
+  MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_event> right_port_;
   FlatMap<K, Group> groups_;
   bool in_loop_;
   int ended_ = 0;
@@ -551,7 +544,7 @@ class CollectionSource final : public SourceOp<T> {
       pos_ += n;
     }
     if (pos_ < end_) return SourceStatus::kMore;
-    this->out_->end();
+    this->out_->on_event(Event::end());
     return SourceStatus::kDone;
   }
 
@@ -587,7 +580,7 @@ class GeneratorSource final : public SourceOp<T> {
       this->emit(std::span<const T>(buf_));
     }
     if (pos_ < end_) return SourceStatus::kMore;
-    this->out_->end();
+    this->out_->on_event(Event::end());
     return SourceStatus::kDone;
   }
 
@@ -637,12 +630,15 @@ class UnboundedSource final : public SourceOp<T> {
 
 // ---- sinks ----
 
+// The records of a collect sink, by partition. Sinks append while the job runs and values() may
+// be called at any time (a running unbounded job shows what arrived so far): both take the lock.
 template <class T>
 class CollectState {
  public:
-  std::vector<T>* part(int partition) {
+  void append(int partition, std::span<const T> records) {
     std::lock_guard lock(mu_);
-    return &parts_[partition];
+    auto& v = parts_[partition];
+    v.insert(v.end(), records.begin(), records.end());
   }
   void clear() {
     std::lock_guard lock(mu_);
@@ -665,18 +661,17 @@ template <class T>
 class CollectSink final : public OneInputOp<T> {
  public:
   CollectSink(const OpContext& ctx, std::shared_ptr<CollectState<T>> state)
-      : OneInputOp<T>(ctx), state_(std::move(state)), part_(state_->part(ctx.partition)) {}
+      : OneInputOp<T>(ctx), state_(std::move(state)), partition_(ctx.partition) {}
   void push(std::span<const T> in) override {
     this->records_in += gyre::detail::logical_records(in);
-    part_->insert(part_->end(), in.begin(), in.end());
+    state_->append(partition_, in);
   }
-  void end() override {}
-  void superstep_end() override {}
+  void on_event(const Event& /*event*/) override {}
   void abort() override { state_->clear(); }
 
  private:
   std::shared_ptr<CollectState<T>> state_;
-  std::vector<T>* part_;
+  int partition_;
 };
 
 template <class T, class F>
@@ -696,8 +691,7 @@ class CallbackSink final : public OneInputOp<T> {
       rethrow_in_operator(this->name_);
     }
   }
-  void end() override {}
-  void superstep_end() override {}
+  void on_event(const Event& /*event*/) override {}
 
  private:
   F f_;

@@ -40,9 +40,8 @@ class ChannelOut {
  public:
   virtual ~ChannelOut() = default;
   virtual void send(std::shared_ptr<const BatchBase> batch) = 0;
-  virtual void send_end() = 0;
-  // The producer finished the current superstep (iterations only); follows its last batch.
-  virtual void send_marker() = 0;
+  // A control event (event.h), in order after the batches sent before it.
+  virtual void send_event(const Event& event) = 0;
   // True if the consumer can take another batch now. Otherwise registers `waiter` to be
   // notified when it can, and returns false (check again after registering: no lost wake-up).
   virtual bool has_credit(Notifiable* waiter) = 0;

@@ -52,27 +52,26 @@ namespace detail {
 class Transport;
 
 // The consumer side of all channels into one subtask: a bounded queue of batches tagged with
-// the input port, plus control items (a producer's end of input, a producer's end of superstep).
+// the input port, plus control events (event.h) of the producers.
 // Items on feedback ports (a loop's back edges) are never refused and are popped first.
 class InputGate {
  public:
-  enum class Kind : std::uint8_t { kData, kEnd, kMarker };
   struct Item {
     int port = 0;
-    Kind kind = Kind::kData;
-    std::shared_ptr<const BatchBase> batch;
+    std::shared_ptr<const BatchBase> batch;  // null: a control event
+    Event event;
     std::int64_t credit = -1;  // >= 0: returned to the transport when popped (remote producer)
+    bool is_event() const { return batch == nullptr; }
   };
   InputGate(Notifiable* owner, std::size_t capacity, Transport* transport,
             std::vector<bool> feedback_ports = {})
       : owner_(owner), capacity_(capacity), transport_(transport), feedback_(std::move(feedback_ports)) {}
 
   void push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit = -1);
-  void push_end(int port);
-  void push_marker(int port);
+  void push_event(int port, const Event& event);
   bool pop(Item& item);
-  // The port and kind of the item pop() would return next, if any.
-  bool peek(int& port, Kind& kind) const;
+  // The port of the item pop() would return next, whether it is an event, and which.
+  bool peek(int& port, bool& is_event, Event& event) const;
   bool empty() const;
   bool has_credit(Notifiable* waiter);
   std::size_t max_queued() const;

@@ -72,14 +72,14 @@ class TextSink final : public OneInputOp<T> {
       rethrow_in_operator(this->name_);
     }
   }
-  void end() override {
+  void on_event(const Event& event) override {
+    if (event.kind != EventKind::kEnd) return;
     try {
       file_.prepare();
     } catch (...) {
       rethrow_in_operator(this->name_);
     }
   }
-  void superstep_end() override {}
   void commit() override { file_.commit(); }
   void abort() override { file_.abort(); }
 

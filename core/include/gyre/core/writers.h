@@ -38,13 +38,10 @@ class SingleWriter final : public Input<T>, public WriterBase {
       if (cur_->data.size() >= cap_) send();
     }
   }
-  void end() override {
+  // Records buffered before an event go first: events stay in order with their channel's data.
+  void on_event(const Event& event) override {
     if (cur_ && !cur_->data.empty()) send();
-    for (auto* c : channels_) c->send_end();
-  }
-  void superstep_end() override {
-    if (cur_ && !cur_->data.empty()) send();
-    for (auto* c : channels_) c->send_marker();
+    for (auto* c : channels_) c->send_event(event);
   }
   PortBase* port() override { return static_cast<Input<T>*>(this); }
   bool pending(std::chrono::steady_clock::time_point& since) const override {
@@ -115,13 +112,9 @@ class HashWriter final : public Input<T>, public WriterBase {
       if (b->data.size() >= cap_) send(d);
     }
   }
-  void end() override {
+  void on_event(const Event& event) override {
     flush_partial();
-    for (auto* c : channels_) c->send_end();
-  }
-  void superstep_end() override {
-    flush_partial();
-    for (auto* c : channels_) c->send_marker();
+    for (auto* c : channels_) c->send_event(event);
   }
   PortBase* port() override { return static_cast<Input<T>*>(this); }
   bool pending(std::chrono::steady_clock::time_point& since) const override {

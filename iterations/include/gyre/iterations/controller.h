@@ -77,6 +77,12 @@ struct LocalReport {
 // if a throw is.
 bool injected_failure(int rank, int superstep, FailureMode mode);
 
+// Aggregators one iteration may have: a superstep's decision is one allreduce of at most
+// kMaxReduceValues values (mpi transport), 4 of them the loop's own (size, criterion, checkpoint
+// state). This is the only statement of the limit.
+inline constexpr std::size_t kMaxReduceValues = 64;
+inline constexpr std::size_t kMaxAggregators = kMaxReduceValues - 4;
+
 class LoopController final : public LoopHook {
  public:
   LoopController(LoopKind kind, std::string name, int max_supersteps);

@@ -293,10 +293,7 @@ class SolutionJoinOp final : public SolutionSetOp<W, Index, KF, F, Out> {
     }
     this->records_out += emit.emitted_records();
   }
-  void end() override { this->out_.out()->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) this->out_.out()->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, this->out_.out()); }
 };
 
 // Groups a superstep's workset-derived records by key and calls f(key, group, entry or nullptr).
@@ -318,13 +315,9 @@ class SolutionCoGroupOp final : public SolutionSetOp<W, Index, KF, F, Out> {
       rethrow_in_operator(this->name_);
     }
   }
-  void end() override {
-    flush_groups();
-    this->out_.out()->end();
-  }
-  void superstep_end() override {
-    flush_groups();
-    if (this->in_loop_) this->out_.out()->superstep_end();
+  void on_event(const Event& event) override {
+    if (event.kind == EventKind::kEnd || event.kind == EventKind::kSuperstepEnd) flush_groups();
+    this->forward(event, this->out_.out());
   }
 
  private:

@@ -29,10 +29,13 @@ class HeadPort final : public Input<T> {
  public:
   std::function<void(std::span<const T>)> on_push;
   std::function<void()> on_end;
-  std::function<void()> on_mark;
+  std::function<void()> on_superstep_end;
   void push(std::span<const T> in) override { on_push(in); }
-  void end() override { on_end(); }
-  void superstep_end() override { on_mark(); }
+  // Watermarks and barriers do not enter loops yet (event time through loops is its own issue).
+  void on_event(const Event& event) override {
+    if (event.kind == EventKind::kEnd) on_end();
+    else if (event.kind == EventKind::kSuperstepEnd) on_superstep_end();
+  }
 };
 
 // Port layout of a head, fixed when the plan is built.
@@ -58,14 +61,14 @@ class HeadBase : public NodeRuntime, public SourceBase {
         for (double v : in) aggs_[i] = fold(state->op, aggs_[i], v);
       };
       p.on_end = [this] { port_ended(); };
-      p.on_mark = [this] { marked(); };
+      p.on_superstep_end = [this] { superstep_ended(); };
     }
     crit_port_.on_push = [this](std::span<const std::uint64_t> in) {
       records_in += gyre::detail::logical_records(in);
       criterion_ += in.size();
     };
     crit_port_.on_end = [this] { port_ended(); };
-    crit_port_.on_mark = [this] { marked(); };
+    crit_port_.on_superstep_end = [this] { superstep_ended(); };
     reset_aggregates();
   }
   SourceBase* source() override { return this; }
@@ -89,7 +92,7 @@ class HeadBase : public NodeRuntime, public SourceBase {
   }
   void port_ended() { ++ports_ended_; }
   // One feedback input ended the superstep; when all have, report it.
-  void marked() {
+  void superstep_ended() {
     if (++marks_ < feedback_ports_) return;
     marks_ = 0;
     LocalReport r;
@@ -219,12 +222,12 @@ class SuperstepHead : public HeadBase {
     if (phase_ == Phase::kEmitting) {
       if (emitter_.step(cur_, body_, records_out)) return SourceStatus::kMore;
       phase_ = Phase::kRunning;
-      body_->superstep_end();
+      body_->on_event(Event::superstep_end());
       return SourceStatus::kMore;
     }
     if (phase_ == Phase::kFinal) {
       if (emit_result()) return SourceStatus::kMore;
-      body_->end();
+      body_->on_event(Event::end());
       phase_ = Phase::kDone;
       return SourceStatus::kMore;
     }
@@ -274,13 +277,13 @@ class SuperstepHead : public HeadBase {
       records_in += gyre::detail::logical_records(in);
       cur_.insert(cur_.end(), in.begin(), in.end());
     };
-    initial_.on_mark = [] {};
+    initial_.on_superstep_end = [] {};
     feedback_.on_push = [this](std::span<const T> in) {
       records_in += gyre::detail::logical_records(in);
       next_.insert(next_.end(), in.begin(), in.end());
     };
     feedback_.on_end = [this] { port_ended(); };
-    feedback_.on_mark = [this] { marked(); };
+    feedback_.on_superstep_end = [this] { superstep_ended(); };
   }
   // After the decision: emits (part of) the loop's result to the exit; true while more remains.
   virtual bool emit_result() = 0;
@@ -356,7 +359,7 @@ class BulkHead final : public SuperstepHead<T> {
   bool emit_result() override {
     std::vector<T>& result = this->epoch_ == this->first_ ? this->cur_ : this->next_;
     if (this->emitter_.step(result, exit_, this->records_out)) return true;
-    if (exit_ != nullptr) exit_->end();
+    if (exit_ != nullptr) exit_->on_event(Event::end());
     return false;
   }
   // Heads and tails hold the same: the partial solution.
@@ -404,13 +407,13 @@ class DeltaHead final : public SuperstepHead<W> {
       }
     };
     initial_ss_.on_end = [this] { initial_ended(); };
-    initial_ss_.on_mark = [] {};
+    initial_ss_.on_superstep_end = [] {};
     deltas_.on_push = [this](std::span<const S> in) {
       this->records_in += gyre::detail::logical_records(in);
       pending_.insert(pending_.end(), in.begin(), in.end());
     };
     deltas_.on_end = [this] { this->port_ended(); };
-    deltas_.on_mark = [this] { this->marked(); };
+    deltas_.on_superstep_end = [this] { this->superstep_ended(); };
   }
   PortBase* port(int i) override {
     switch (i) {
@@ -440,7 +443,7 @@ class DeltaHead final : public SuperstepHead<W> {
       if (out.size() >= cap) flush();
     });
     flush();
-    exit_->end();
+    exit_->on_event(Event::end());
     return false;
   }
   void between_supersteps(LoopController::Entry due, CheckpointStorage::Parts& parts) override {
@@ -523,7 +526,7 @@ class StreamingHead final : public HeadBase {
       port_ended();
       report(0, LocalReport{});
     };
-    input_.on_mark = [] {};
+    input_.on_superstep_end = [] {};
     feedback_.on_push = [this](std::span<const T> in) {
       records_in += gyre::detail::logical_records(in);
       records_out += gyre::detail::logical_records(in);
@@ -531,7 +534,7 @@ class StreamingHead final : public HeadBase {
       body_->push(in);
     };
     feedback_.on_end = [this] { port_ended(); };
-    feedback_.on_mark = [this] { marked(); };
+    feedback_.on_superstep_end = [this] { superstep_ended(); };
   }
   PortBase* port(int i) override { return i == 0 ? static_cast<PortBase*>(&input_) : &feedback_; }
   SourceStatus produce(std::size_t /*max_batches*/) override {
@@ -539,13 +542,13 @@ class StreamingHead final : public HeadBase {
     bool stop = false;
     if (!take_decision(stop)) return SourceStatus::kIdle;
     if (stop) {
-      body_->end();
+      body_->on_event(Event::end());
       done_ = true;
       return SourceStatus::kMore;
     }
     ++epoch_;
     forwarded_ = 0;
-    body_->superstep_end();
+    body_->on_event(Event::superstep_end());
     return SourceStatus::kMore;
   }
 

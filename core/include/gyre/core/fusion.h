@@ -21,6 +21,7 @@
 
 #include "gyre/core/batch.h"
 #include "gyre/core/error.h"
+#include "gyre/core/event.h"
 #include "gyre/core/operators.h"
 #include "gyre/core/plan.h"
 
@@ -148,10 +149,7 @@ class FusedOp final : public OneInputOp<In> {
       this->records_out += emit.emitted_records();
     }
   }
-  void end() override { out_->end(); }
-  void superstep_end() override {
-    if (this->in_loop_) out_->superstep_end();
-  }
+  void on_event(const Event& event) override { this->forward(event, out_); }
 
  private:
   K k_;
@@ -193,8 +191,7 @@ class FusedSinkOp final : public OneInputOp<In> {
       this->records_out += n;
     }
   }
-  void end() override {}
-  void superstep_end() override {}
+  void on_event(const Event& /*event*/) override {}
 
  private:
   void call(const T& y) {

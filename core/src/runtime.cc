@@ -145,7 +145,8 @@ class LocalTransport final : public Transport {
             const std::vector<InputGate*>& gates, Hooks /*hooks*/) override {
     gates_ = gates;
   }
-  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/, bool feedback) override {
+  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/, int /*src_output*/,
+                                   bool feedback) override {
     GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[static_cast<std::size_t>(dst)],
                "local transport: no gate for consumer subtask");
     return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port, feedback);
@@ -509,12 +510,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   const int rank = transport_.rank();
   for (const auto& n : g.nodes) {
     names_.push_back(n.name);
-    out_bytes_.push_back(n.record_bytes);
+    out_bytes_.push_back(n.record_bytes());
     in_bytes_.push_back(0);
     if (n.num_ports == 0 && !n.bounded) timed_ = true;
   }
   for (const auto& e : g.edges)
-    if (e.port == 0) in_bytes_[static_cast<std::size_t>(e.to)] = g.nodes[static_cast<std::size_t>(e.from)].record_bytes;
+    if (e.port == 0) {
+      const auto& outs = g.nodes[static_cast<std::size_t>(e.from)].outputs;
+      in_bytes_[static_cast<std::size_t>(e.to)] =
+          static_cast<std::size_t>(e.output) < outs.size() ? outs[static_cast<std::size_t>(e.output)].record_bytes : 0;
+    }
   for (const auto& t : jg.tasks) {
     task_subtasks_.push_back(t.parallelism);
     std::string name;
@@ -584,15 +589,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
     for (auto it = task.nodes.rbegin(); it != task.nodes.rend(); ++it) {
       const int node = *it;
       const NodeSpec& spec = g.nodes[static_cast<std::size_t>(node)];
-      std::vector<PortBase*> targets;
-      std::vector<bool> exits;  // per target: a loop head's exit edge
+      // Per output of the node: the ports its records go to.
+      std::vector<std::vector<PortBase*>> targets(spec.outputs.size());
       for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const EdgeSpec& es = g.edges[e];
         if (es.from != node) continue;
+        const auto out = static_cast<std::size_t>(es.output);
+        GYRE_CHECK(out < spec.outputs.size(), "an edge from an output the operator does not have");
         const ResolvedEdge& re = jg.edges[e];
         if (re.chained) {
-          targets.push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
-          exits.push_back(es.loop_exit);
+          targets[out].push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
           continue;
         }
         const int to_task = jg.task_of_node[static_cast<std::size_t>(es.to)];
@@ -602,23 +608,26 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
           // Exchanged bytes are a per-superstep figure: counted only in jobs with loops, so
           // other jobs do not pay a shared atomic per batch.
           channels_.push_back(std::make_unique<TrackedChannel>(
-              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback), &s.sent_to_,
-              loops_.empty() ? nullptr : &exchanged_bytes_));
+              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.output, es.feedback),
+              &s.sent_to_, loops_.empty() ? nullptr : &exchanged_bytes_));
           chans.push_back(channels_.back().get());
         }
         const WriterFactory& make =
-            re.kind == Partitioning::kHash ? es.make_hash_writer : spec.make_writer;
+            re.kind == Partitioning::kHash ? es.make_hash_writer : spec.outputs[out].make_writer;
         s.writers_.push_back(make(re.kind, std::move(chans), config_.batch_bytes));
-        targets.push_back(s.writers_.back()->port());
-        exits.push_back(es.loop_exit);
+        targets[out].push_back(s.writers_.back()->port());
       }
-      // One port for a list of targets: itself, a tee, or none.
-      auto fan_out = [&](const std::vector<PortBase*>& ts) -> PortBase* {
-        if (ts.empty()) return nullptr;
-        if (ts.size() == 1) return ts[0];
-        s.tees_.push_back(spec.make_tee(ts));
-        return s.tees_.back().get();
-      };
+      // One port per output: its single target, a tee, or none.
+      std::vector<PortBase*> outs(spec.outputs.size(), nullptr);
+      for (std::size_t o = 0; o < outs.size(); ++o) {
+        const auto& ts = targets[o];
+        if (ts.size() == 1) {
+          outs[o] = ts[0];
+        } else if (ts.size() > 1) {
+          s.tees_.push_back(spec.outputs[o].make_tee(ts));
+          outs[o] = s.tees_.back().get();
+        }
+      }
       OpContext ctx;
       ctx.name = spec.name;
       ctx.node = node;
@@ -634,13 +643,8 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
             jg.loop_of[static_cast<std::size_t>(es.from)] == jg.loop_of[static_cast<std::size_t>(node)])
           ctx.input_in_loop[static_cast<std::size_t>(es.port)] = true;
       ctx.self = &s;
-      if (spec.make_head) {
-        std::vector<PortBase*> body, exit;
-        for (std::size_t i = 0; i < targets.size(); ++i) (exits[i] ? exit : body).push_back(targets[i]);
-        s.ops_.push_back(spec.make_head(ctx, fan_out(body), fan_out(exit)));
-      } else {
-        s.ops_.push_back(spec.make(ctx, fan_out(targets)));
-      }
+      ctx.outputs = &spec.outputs;
+      s.ops_.push_back(spec.make(ctx, outs));
       s.op_nodes_.push_back(node);
       built[static_cast<std::size_t>(node)] = s.ops_.back().get();
     }

@@ -144,6 +144,29 @@ struct Release final : gyre::OneInputOperator<Timed, Timed> {
   }
 };
 
+// Two timed inputs: counts records at or before the combined watermark (late: the watermark
+// must be the minimum of the inputs'), and whether the final watermark (+inf) came.
+struct TwoTimed final : gyre::TwoInputOperator<Timed, Timed, Timed> {
+  gyre::Timestamp last = gyre::kMinTimestamp;
+  std::atomic<std::int64_t>* late;
+  std::atomic<std::int64_t>* finals;
+  TwoTimed(std::atomic<std::int64_t>* late_count, std::atomic<std::int64_t>* final_count)
+      : late(late_count), finals(final_count) {}
+  void check(std::span<const Timed> in, gyre::Output<Timed>& out) {
+    for (const Timed& t : in) {
+      if (t.time <= last) ++*late;
+      out.emit(t);
+    }
+  }
+  void process1(std::span<const Timed> in, gyre::Output<Timed>& out) override { check(in, out); }
+  void process2(std::span<const Timed> in, gyre::Output<Timed>& out) override { check(in, out); }
+  void on_watermark(gyre::Timestamp t, gyre::Output<Timed>&) override {
+    if (t <= last) ++*late;
+    last = t;
+    if (t == gyre::kMaxTimestamp) ++*finals;
+  }
+};
+
 // A sink written as gyre::Sink: sums what it consumed; publishes on commit only.
 struct SumSink final : gyre::Sink<Rec> {
   std::atomic<std::int64_t>* total;
@@ -259,6 +282,18 @@ TEST_P(OperatorApiTest, SourceWithWatermarks) {
   for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)].time, i);
   EXPECT_EQ(testenv::sum_ranks(late.load()), 0);
   EXPECT_GT(testenv::sum_ranks(watermarks.load()), 0) << "no watermark reached the operator";
+}
+
+TEST_P(OperatorApiTest, TwoInputWatermarkIsTheMinimum) {
+  auto env = testenv::make_env(config());
+  std::atomic<std::int64_t> late{0}, finals{0};
+  auto fast = env.source("fast", TimedSource(20000), true);
+  auto slow = env.source("slow", TimedSource(3000), true);
+  auto out = fast.forward().connect(slow.forward()).process("two timed", TwoTimed(&late, &finals)).collect();
+  env.run();
+  EXPECT_EQ(testenv::values(out).size(), 23000U);
+  EXPECT_EQ(testenv::sum_ranks(late.load()), 0);
+  EXPECT_EQ(testenv::sum_ranks(finals.load()), GetParam()) << "every instance ends at watermark +inf";
 }
 
 TEST_P(OperatorApiTest, SinkAndBoundedSourceThroughTheBuilder) {

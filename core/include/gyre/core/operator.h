@@ -508,6 +508,9 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
         break;
       case EventKind::kEnd:
         ended_[u] = true;
+        ctx.watermarks_[u] = kMaxTimestamp;  // an ended input holds no watermark back
+        idle_[u] = false;
+        advance_watermark();
         try_superstep();
         if (ended_[0] && ended_[1]) {
           guarded(ctx.name(), [&] { op_->on_end(out); });

@@ -192,6 +192,11 @@ struct Exploding final : gyre::OneInputOperator<Rec, Rec> {
   }
 };
 
+struct ExplodingOpen final : gyre::OneInputOperator<Rec, Rec> {
+  void open(gyre::OperatorContext&) override { throw std::runtime_error("cannot open"); }
+  void process(std::span<const Rec>, gyre::Output<Rec>&) override {}
+};
+
 class OperatorApiTest : public ::testing::TestWithParam<int> {
  protected:
   gyre::JobConfig config() const {
@@ -340,6 +345,18 @@ TEST_P(OperatorApiTest, ExceptionNamesTheOperator) {
     if (!testenv::mpi()) {
       EXPECT_EQ(e.operator_name(), "exploding op");
     }
+  }
+}
+
+TEST_P(OperatorApiTest, ExceptionInOpenNamesTheOperator) {
+  auto env = testenv::make_env(config());
+  env.from_collection(random_recs(100, 5, seed())).process("exploding open", ExplodingOpen{}).collect();
+  try {
+    env.run();
+    FAIL() << "run() should throw";
+  } catch (const gyre::Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("cannot open (in operator 'exploding open', open)"), std::string::npos) << msg;
   }
 }
 

@@ -67,7 +67,7 @@ class Output : public detail::OutputBase {
   Output(detail::PortBase* port, std::size_t batch_bytes, std::uint64_t* counter)
       : port_(static_cast<detail::Input<T>*>(port)), limit_(detail::records_per_batch<T>(batch_bytes)),
         counter_(counter) {
-    buf_.reserve(limit_);
+    if (port_ != nullptr) buf_.reserve(limit_);
   }
 
   void emit(const T& v) {
@@ -193,9 +193,13 @@ class OperatorContext {
       : c_(c), counter_(records_out), watermarks_(static_cast<std::size_t>(inputs), kMinTimestamp) {
     // Output 0 is the operator's typed main output, made by its adapter; side outputs here.
     outputs_.resize(outs.size());
+    tags_.resize(outs.size());
     if (c_.outputs != nullptr)
-      for (std::size_t i = 1; i < outs.size() && i < c_.outputs->size(); ++i)
+      for (std::size_t i = 1; i < outs.size() && i < c_.outputs->size(); ++i) {
+        tags_[i] = (*c_.outputs)[i].tag;
         outputs_[i] = (*c_.outputs)[i].make_output(outs[i], c_.batch_bytes, counter_);
+      }
+    c_.outputs = nullptr;  // the plan may go away while the job runs
   }
   OperatorContext(const OperatorContext&) = delete;
   OperatorContext& operator=(const OperatorContext&) = delete;
@@ -221,15 +225,14 @@ class OperatorContext {
   // that drops its records. Call it in open() and keep the reference.
   template <Record T>
   Output<T>& output(const OutputTag<T>& tag) {
-    if (c_.outputs != nullptr)
-      for (std::size_t i = 1; i < c_.outputs->size() && i < outputs_.size(); ++i)
-        if ((*c_.outputs)[i].tag == tag.name()) {
-          auto* o = dynamic_cast<Output<T>*>(outputs_[i].get());
-          if (o == nullptr)
-            throw PlanError("operator '" + name() + "': side output '" + tag.name() +
-                            "' was read with another record type");
-          return *o;
-        }
+    for (std::size_t i = 1; i < outputs_.size(); ++i)
+      if (outputs_[i] && tags_[i] == tag.name()) {
+        auto* o = dynamic_cast<Output<T>*>(outputs_[i].get());
+        if (o == nullptr)
+          throw PlanError("operator '" + name() + "': side output '" + tag.name() +
+                          "' was read with another record type");
+        return *o;
+      }
     for (auto& [n, o] : unread_)
       if (n == tag.name()) {
         auto* typed = dynamic_cast<Output<T>*>(o.get());
@@ -279,6 +282,7 @@ class OperatorContext {
   detail::OpContext c_;
   std::uint64_t* counter_;
   std::vector<std::unique_ptr<detail::OutputBase>> outputs_;
+  std::vector<std::string> tags_;  // per output: its tag (side outputs)
   std::vector<std::pair<std::string, std::unique_ptr<detail::OutputBase>>> unread_;
   std::vector<Timestamp> watermarks_;
   Timestamp watermark_ = kMinTimestamp;
@@ -389,6 +393,16 @@ void guarded(const std::string& name, F&& f) {
   }
 }
 
+// open() runs while the job is built, before it starts: a failure is an Error naming the operator.
+template <class Op, class Ctx>
+void open_operator(Op& op, Ctx& ctx) {
+  try {
+    op.open(ctx);
+  } catch (const std::exception& e) {
+    throw Error(std::string(e.what()) + " (in operator '" + ctx.name() + "', open)");
+  }
+}
+
 template <class Out>
 class OneInputAdapterBase : public NodeRuntime {
  protected:
@@ -411,7 +425,7 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
  public:
   OneInputAdapter(const OpContext& c, const std::vector<PortBase*>& outs, std::unique_ptr<Op> op)
       : OneInputAdapterBase<Out>(c, outs, 1), op_(std::move(op)) {
-    guarded(this->ctx_.name(), [&] { op_->open(this->ctx_); });
+    open_operator(*op_, this->ctx_);
   }
   PortBase* port(int /*i*/) override { return static_cast<Input<In>*>(this); }
 
@@ -472,7 +486,7 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
       : OneInputAdapterBase<Out>(c, outs, 2), op_(std::move(op)), p1_(this), p2_(this) {
     loop_[0] = this->ctx_.input_in_loop(0);
     loop_[1] = this->ctx_.input_in_loop(1);
-    guarded(this->ctx_.name(), [&] { op_->open(this->ctx_); });
+    open_operator(*op_, this->ctx_);
   }
   PortBase* port(int i) override { return i == 0 ? static_cast<PortBase*>(&p1_) : static_cast<PortBase*>(&p2_); }
 
@@ -579,7 +593,7 @@ class SourceAdapter final : public NodeRuntime, public SourceBase {
     out_ = main.get();
     out_->forward_all_ = [this](const Event& e) { ctx_.forward(e); };
     ctx_.set_main(std::move(main));
-    guarded(ctx_.name(), [&] { op_->open(ctx_); });
+    open_operator(*op_, ctx_);
   }
   PortBase* port(int /*i*/) override { return nullptr; }
   SourceBase* source() override { return this; }
@@ -608,7 +622,7 @@ class SinkAdapter final : public NodeRuntime, public Input<typename Op::input_ty
  public:
   SinkAdapter(const OpContext& c, const std::vector<PortBase*>& outs, std::unique_ptr<Op> op)
       : ctx_(c, &records_out, outs, 1), op_(std::move(op)) {
-    guarded(ctx_.name(), [&] { op_->open(ctx_); });
+    open_operator(*op_, ctx_);
   }
   PortBase* port(int /*i*/) override { return static_cast<Input<T>*>(this); }
   void push(std::span<const T> in) override {

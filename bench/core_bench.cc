@@ -246,17 +246,15 @@ class WatermarkSource final : public gyre::detail::SourceOp<Rec> {
 };
 
 gyre::Stream<Rec> watermarked(gyre::Environment& env, std::uint64_t every) {
-  gyre::detail::NodeSpec spec;
-  spec.kind = spec.name = "source: watermarked collection";
-  spec.parallelism = env.default_parallelism();
-  spec.num_ports = 0;
+  gyre::OperatorBuilder b(env, "source: watermarked collection");
+  b.bounded(true);
+  b.output<Rec>();
   auto data = map_input();
-  spec.make = [data, every](const gyre::detail::OpContext& c, gyre::detail::PortBase* out)
-      -> std::unique_ptr<gyre::detail::NodeRuntime> {
-    return std::make_unique<WatermarkSource>(c, data, every, static_cast<gyre::detail::Input<Rec>*>(out));
-  };
-  gyre::detail::set_output_type<Rec>(spec);
-  return gyre::Stream<Rec>(&env, env.add_node(std::move(spec)));
+  b.factory([data, every](const gyre::detail::OpContext& c, const std::vector<gyre::detail::PortBase*>& outs)
+                -> std::unique_ptr<gyre::detail::NodeRuntime> {
+    return std::make_unique<WatermarkSource>(c, data, every, static_cast<gyre::detail::Input<Rec>*>(outs[0]));
+  });
+  return b.stream<Rec>();
 }
 
 void BM_Watermarks_Gyre(benchmark::State& state) {

@@ -328,13 +328,11 @@ class InBuildOp final : public AfterCountsOp<Arc> {
   std::vector<std::uint64_t> counts_;  // in-degree of local vertex i at i + 1, then offsets
 };
 
-detail::NodeSpec spec(Environment& env, std::string kind, int ports) {
-  detail::NodeSpec s;
-  s.kind = kind;
-  s.name = std::move(kind);
-  s.parallelism = env.default_parallelism();
-  s.num_ports = ports;
-  return s;
+// A graph-loading operator: made by make(OpContext, outputs) as a detail::NodeRuntime.
+template <class Make>
+detail::NodeFactory factory(Make make) {
+  return [make](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+             -> std::unique_ptr<detail::NodeRuntime> { return make(c, outs); };
 }
 
 }  // namespace
@@ -363,37 +361,31 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
   auto by_src = [](const Edge& e) { return e.src; };
   auto by_dst = [](const Arc& a) { return a.dst; };
 
-  detail::NodeSpec owners = spec(env, "graph: vertex owners", 1);
-  owners.keyed = true;
-  owners.make = [g, unique, files](const detail::OpContext& c,
-                                   detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(out), unique, files);
-  };
-  detail::set_output_type<Count>(owners);
-  const int owners_id = env.add_node(std::move(owners));
-  env.add_edge({ids.node(), owners_id, 0, Partitioning::kAuto, false,
-                detail::hash_writer_factory<std::uint64_t, decltype(identity)>(identity), false});
+  OperatorBuilder owners(env, "graph: vertex owners");
+  owners.keyed();
+  owners.add_input(OperatorBuilder::key_ref(ids, identity, Partitioning::kAuto), 0, false);
+  owners.output<Count>();
+  owners.factory(factory([g, unique, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(outs[0]), unique, files);
+  }));
+  const Stream<Count> counts = owners.stream<Count>();
 
-  detail::NodeSpec out_resolve = spec(env, "graph: out-degrees", 2);
-  out_resolve.make = [g, files](const detail::OpContext& c,
-                                detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(out), files);
-  };
-  detail::set_output_type<Arc>(out_resolve);
-  const int out_id = env.add_node(std::move(out_resolve));
-  env.add_edge({edges.node(), out_id, 0, Partitioning::kAuto, false,
-                detail::hash_writer_factory<Edge, decltype(by_src)>(by_src), false});
-  env.add_edge({owners_id, out_id, 1, Partitioning::kBroadcast, false, {}, false});
+  OperatorBuilder out_resolve(env, "graph: out-degrees");
+  out_resolve.add_input(OperatorBuilder::key_ref(edges, by_src, Partitioning::kAuto), 0, false);
+  out_resolve.input(counts, Partitioning::kBroadcast);
+  out_resolve.output<Arc>();
+  out_resolve.factory(factory([g, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(outs[0]), files);
+  }));
+  const int out_id = out_resolve.id();
 
-  detail::NodeSpec in_build = spec(env, "graph: in-edge CSR", 2);
-  in_build.is_sink = true;
-  in_build.make = [g, files](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
+  OperatorBuilder in_build(env, "graph: in-edge CSR");
+  in_build.sink();
+  in_build.input_by_key(out_resolve.stream<Arc>(), by_dst);  // kAuto: a fresh stream
+  in_build.input(counts, Partitioning::kBroadcast);
+  in_build.factory(factory([g, files](const detail::OpContext& c, const std::vector<detail::PortBase*>&) {
     return std::make_unique<InBuildOp>(c, g, files);
-  };
-  const int in_id = env.add_node(std::move(in_build));
-  env.add_edge({out_id, in_id, 0, Partitioning::kAuto, false,
-                detail::hash_writer_factory<Arc, decltype(by_dst)>(by_dst), false});
-  env.add_edge({owners_id, in_id, 1, Partitioning::kBroadcast, false, {}, false});
+  }));
   return out_id;
 }
 

@@ -60,7 +60,7 @@ Stream<std::string> Environment::read_text_file(std::string path) {
                                    [path](const detail::OpContext& c, detail::Input<std::string>* out) {
                                      return detail::make_text_file_source(c, path, out);
                                    });
-  node(s.node()).validate = [path] { detail::check_readable(path); };
+  OperatorBuilder(*this, s.node()).validate([path] { detail::check_readable(path); });
   return s;
 }
 

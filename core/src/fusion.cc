@@ -67,7 +67,7 @@ void split_fused(StreamGraph& g, int node, int stage) {
       s.id = node;
       g.nodes[x] = std::move(s);
     }
-    g.edges.push_back({prev, id, 0, st.input, false, {}});
+    g.edges.push_back({prev, id, 0, st.input, false, {}, false, 0});
     moved[static_cast<std::size_t>(i)] = {id, 0};
     prev = id;
   }

@@ -197,6 +197,8 @@ void validate(const StreamGraph& g) {
                       std::to_string(JobConfig::kMaxParallelism) +
                       " (an exchange between operators of P partitions has P^2 channels)");
     any_sink = any_sink || n.is_sink;
+    if (!n.make)
+      throw PlanError(describe(n) + " has no operator: its OperatorBuilder never got a factory");
     bool consumed = false;
     std::vector<int> inputs(static_cast<std::size_t>(n.num_ports), 0);
     for (const auto& e : g.edges) {
@@ -216,6 +218,9 @@ void validate(const StreamGraph& g) {
   for (const auto& e : g.edges) {
     const NodeSpec& from = g.nodes[static_cast<std::size_t>(e.from)];
     const NodeSpec& to = g.nodes[static_cast<std::size_t>(e.to)];
+    if (e.output < 0 || static_cast<std::size_t>(e.output) >= from.outputs.size())
+      throw PlanError(describe(to) + " input " + std::to_string(e.port) + " reads output " + std::to_string(e.output) +
+                      " of " + describe(from) + ", which has " + std::to_string(from.outputs.size()) + " outputs");
     const Partitioning k = resolve(g, e);
     if (k == Partitioning::kForward && from.parallelism != to.parallelism)
       throw PlanError("forward edge from " + describe(from) + " (parallelism " +
@@ -469,6 +474,7 @@ std::uint64_t plan_hash(const StreamGraph& g) {
     add(static_cast<std::uint64_t>(e.requested));
     add(e.feedback ? 1 : 0);
     add(e.loop_exit ? 1 : 0);
+    add(static_cast<std::uint64_t>(e.output));
   }
   return h;
 }

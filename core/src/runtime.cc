@@ -212,6 +212,7 @@ class LocalTransport final : public Transport {
     gates_ = gates;
   }
   std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int /*port*/, int channel, int /*src_node*/,
+                                   int /*src_output*/,
                                    bool feedback) override {
     GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[static_cast<std::size_t>(dst)],
                "local transport: no gate for consumer subtask");
@@ -441,7 +442,8 @@ class Subtask final : public Notifiable {
   std::unique_ptr<InputGate> gate_;
   InputAligner aligner_;
   std::vector<InputAligner::Delivery> deliveries_;  // aligned events the head's ports get next
-  PortBase* source_out_ = nullptr;  // a source task: where its head emits (barriers go there)
+  std::vector<PortBase*> source_outs_;  // a source task: where its head emits (barriers go there)
+  bool is_source_ = false;
   std::int64_t barriers_sent_ = 0;
   bool inputs_ended_ = false;
   bool done_ = false;
@@ -652,9 +654,12 @@ void Subtask::activation() {
     for (std::size_t i : due) ops_[i]->on_processing_time(now);
   }
   // Barriers asked for by JobHandle::trigger_barrier: a source emits them before more data.
-  if (source_out_ != nullptr) {
+  if (is_source_) {
     const std::int64_t asked = barrier_asked_.load(std::memory_order_acquire);
-    while (barriers_sent_ < asked) source_out_->on_event(Event::barrier(++barriers_sent_));
+    while (barriers_sent_ < asked) {
+      const Event barrier = Event::barrier(++barriers_sent_);
+      for (PortBase* o : source_outs_) o->on_event(barrier);
+    }
   }
   // One batch at a time, each only when every consumer has room: what a producer queues beyond
   // a channel's capacity is at most the output of one input batch. A loop head both emits (as a
@@ -789,12 +794,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
   const int rank = transport_.rank();
   for (const auto& n : g.nodes) {
     names_.push_back(n.name);
-    out_bytes_.push_back(n.record_bytes);
+    out_bytes_.push_back(n.record_bytes());
     in_bytes_.push_back(0);
     if (n.num_ports == 0 && !n.bounded) timed_ = true;
   }
   for (const auto& e : g.edges)
-    if (e.port == 0) in_bytes_[static_cast<std::size_t>(e.to)] = g.nodes[static_cast<std::size_t>(e.from)].record_bytes;
+    if (e.port == 0) {
+      const auto& outs = g.nodes[static_cast<std::size_t>(e.from)].outputs;
+      in_bytes_[static_cast<std::size_t>(e.to)] =
+          static_cast<std::size_t>(e.output) < outs.size() ? outs[static_cast<std::size_t>(e.output)].record_bytes : 0;
+    }
   for (const auto& t : jg.tasks) {
     task_subtasks_.push_back(t.parallelism);
     std::string name;
@@ -855,15 +864,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
     for (auto it = task.nodes.rbegin(); it != task.nodes.rend(); ++it) {
       const int node = *it;
       const NodeSpec& spec = g.nodes[static_cast<std::size_t>(node)];
-      std::vector<PortBase*> targets;
-      std::vector<bool> exits;  // per target: a loop head's exit edge
+      // Per output of the node: the ports its records go to.
+      std::vector<std::vector<PortBase*>> targets(spec.outputs.size());
       for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const EdgeSpec& es = g.edges[e];
         if (es.from != node) continue;
+        const auto out = static_cast<std::size_t>(es.output);
+        GYRE_CHECK(out < spec.outputs.size(), "an edge from an output the operator does not have");
         const ResolvedEdge& re = jg.edges[e];
         if (re.chained) {
-          targets.push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
-          exits.push_back(es.loop_exit);
+          targets[out].push_back(built[static_cast<std::size_t>(es.to)]->port(es.port));
           continue;
         }
         const int to_task = jg.task_of_node[static_cast<std::size_t>(es.to)];
@@ -874,24 +884,26 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
           // other jobs do not pay a shared atomic per batch.
           channels_.push_back(std::make_unique<TrackedChannel>(
               transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, channel_of(re, s.partition_), node,
-                              es.feedback),
-              &s.sent_to_,
-              loops_.empty() ? nullptr : &exchanged_bytes_));
+                              es.output, es.feedback),
+              &s.sent_to_, loops_.empty() ? nullptr : &exchanged_bytes_));
           chans.push_back(channels_.back().get());
         }
         const WriterFactory& make =
-            re.kind == Partitioning::kHash ? es.make_hash_writer : spec.make_writer;
+            re.kind == Partitioning::kHash ? es.make_hash_writer : spec.outputs[out].make_writer;
         s.writers_.push_back(make(re.kind, std::move(chans), config_.batch_bytes));
-        targets.push_back(s.writers_.back()->port());
-        exits.push_back(es.loop_exit);
+        targets[out].push_back(s.writers_.back()->port());
       }
-      // One port for a list of targets: itself, a tee, or none.
-      auto fan_out = [&](const std::vector<PortBase*>& ts) -> PortBase* {
-        if (ts.empty()) return nullptr;
-        if (ts.size() == 1) return ts[0];
-        s.tees_.push_back(spec.make_tee(ts));
-        return s.tees_.back().get();
-      };
+      // One port per output: its single target, a tee, or none.
+      std::vector<PortBase*> outs(spec.outputs.size(), nullptr);
+      for (std::size_t o = 0; o < outs.size(); ++o) {
+        const auto& ts = targets[o];
+        if (ts.size() == 1) {
+          outs[o] = ts[0];
+        } else if (ts.size() > 1) {
+          s.tees_.push_back(spec.outputs[o].make_tee(ts));
+          outs[o] = s.tees_.back().get();
+        }
+      }
       OpContext ctx;
       ctx.name = spec.name;
       ctx.node = node;
@@ -909,15 +921,13 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
       ctx.self = &s;
       const std::size_t op_index = s.ops_.size();
       ctx.wake_at = [this, sp = &s, op_index](std::chrono::steady_clock::time_point t) { wake_at(sp, op_index, t); };
-      if (spec.make_head) {
-        std::vector<PortBase*> body, exit;
-        for (std::size_t i = 0; i < targets.size(); ++i) (exits[i] ? exit : body).push_back(targets[i]);
-        s.ops_.push_back(spec.make_head(ctx, fan_out(body), fan_out(exit)));
-      } else {
-        PortBase* out = fan_out(targets);
-        if (node == task.head && spec.num_ports == 0) s.source_out_ = out;
-        s.ops_.push_back(spec.make(ctx, out));
+      ctx.outputs = &spec.outputs;
+      if (node == task.head && spec.num_ports == 0) {
+        s.is_source_ = true;
+        for (PortBase* o : outs)
+          if (o != nullptr) s.source_outs_.push_back(o);
       }
+      s.ops_.push_back(spec.make(ctx, outs));
       s.op_nodes_.push_back(node);
       built[static_cast<std::size_t>(node)] = s.ops_.back().get();
     }
@@ -1037,7 +1047,7 @@ std::int64_t JobRuntime::trigger_barrier() {
     id = ++barriers_;
   }
   for (auto& s : subtasks_) {
-    if (s->source_out_ == nullptr) continue;
+    if (!s->is_source_) continue;
     s->barrier_asked_.store(id, std::memory_order_release);
     s->notify();
   }

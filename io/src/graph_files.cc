@@ -508,17 +508,14 @@ namespace {
 // A parallel source of the lines of `path` parsed by Parse.
 template <class T, bool (*Parse)(const char*, const char*, T&)>
 Stream<T> parsed_source(Environment& env, const std::string& what, const std::string& path) {
-  detail::NodeSpec spec;
-  spec.kind = "source: " + what + " '" + path + "'";
-  spec.name = spec.kind;
-  spec.parallelism = env.default_parallelism();
-  spec.bounded = true;
-  spec.make = [path](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<ParsedLineSource<T, Parse>>(c, path, static_cast<detail::Input<T>*>(out));
-  };
-  spec.validate = [path] { detail::check_readable(path); };
-  detail::set_output_type<T>(spec);
-  return Stream<T>(&env, env.add_node(std::move(spec)));
+  OperatorBuilder b(env, "source: " + what + " '" + path + "'");
+  b.bounded(true);
+  b.output<T>();
+  b.factory([path](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<ParsedLineSource<T, Parse>>(c, path, static_cast<detail::Input<T>*>(outs[0]));
+  });
+  b.validate([path] { detail::check_readable(path); });
+  return b.stream<T>();
 }
 
 }  // namespace

@@ -188,17 +188,14 @@ class Hdf5VertexSource final : public detail::SourceOp<std::uint64_t> {
 
 template <class T, class Make>
 Stream<T> hdf5_source(Environment& env, const std::string& what, const std::string& path, Make make) {
-  detail::NodeSpec spec;
-  spec.kind = "source: " + what + " '" + path + "'";
-  spec.name = spec.kind;
-  spec.parallelism = env.default_parallelism();
-  spec.bounded = true;
-  spec.make = [path, make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return make(c, path, static_cast<detail::Input<T>*>(out));
-  };
-  spec.validate = [path] { read_hdf5_graph_info(path); };
-  detail::set_output_type<T>(spec);
-  return Stream<T>(&env, env.add_node(std::move(spec)));
+  OperatorBuilder b(env, "source: " + what + " '" + path + "'");
+  b.bounded(true);
+  b.output<T>();
+  b.factory([path, make](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) -> std::unique_ptr<detail::NodeRuntime> {
+    return make(c, path, static_cast<detail::Input<T>*>(outs[0]));
+  });
+  b.validate([path] { read_hdf5_graph_info(path); });
+  return b.stream<T>();
 }
 
 template <class V>

@@ -103,7 +103,7 @@ struct Header {
   std::uint32_t kind;
   std::int32_t dst_subtask;
   std::int32_t dst_channel;  // the channel's index in the consumer's gate (JobGraph numbering)
-  std::int32_t src_node;
+  std::int32_t src_node;     // the producing (node, output): its index in MpiTransport::nodes_
   std::int64_t channel;  // the sender's channel id (credits go back to it)
   std::uint64_t count;   // records in a data message; an event's value (two's complement)
   std::uint32_t event;   // an event's kind (gyre::EventKind)
@@ -202,7 +202,11 @@ class MpiTransport final : public detail::Transport {
     for (const auto& s : eg.subtasks) rank_of_.push_back(s.rank);
     // Copied, not referenced: the job may outlive the Environment that owns the graph.
     nodes_.clear();
-    for (const auto& n : g.nodes) nodes_.push_back({n.name, n.encode, n.decode, n.record_bytes});
+    first_output_.clear();
+    for (const auto& n : g.nodes) {
+      first_output_.push_back(static_cast<int>(nodes_.size()));
+      for (const auto& o : n.outputs) nodes_.push_back({n.name, o.encode, o.decode, o.record_bytes});
+    }
     channels_.clear();
     capacity_ = hooks_.channel_capacity;
     wire_bytes_ = 0;
@@ -241,20 +245,21 @@ class MpiTransport final : public detail::Transport {
           "MPI_Allreduce");
   }
 
-  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int channel, int src_node,
+  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int channel, int src_node, int src_output,
                                            bool feedback) override {
     (void)src;
     (void)port;
     const int dst_rank = rank_of_.at(static_cast<std::size_t>(dst));
     if (dst_rank == rank_)
       return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), channel, feedback);
-    const NodeCodec& node = nodes_.at(static_cast<std::size_t>(src_node));
+    const int codec = first_output_.at(static_cast<std::size_t>(src_node)) + src_output;
+    const NodeCodec& node = nodes_.at(static_cast<std::size_t>(codec));
     if (!node.encode)
       throw PlanError("records of operator '" + node.name +
                       "' must go to another rank, but their type has no gyre::Codec: specialise "
                       "gyre::Codec for it (see gyre/core/codec.h)");
     const auto id = static_cast<std::int64_t>(channels_.size());
-    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, channel, src_node, node.encode,
+    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, channel, codec, node.encode,
                                               feedback ? 0 : capacity_, node.record_bytes);
     channels_.push_back(ch.get());
     return ch;
@@ -610,7 +615,7 @@ class MpiTransport final : public detail::Transport {
   std::vector<detail::InputGate*> gates_;
   Hooks hooks_;
   std::vector<int> rank_of_;
-  // What crossing ranks needs of each node (its output records).
+  // What crossing ranks needs of each output of each node (its records), node by node.
   struct NodeCodec {
     std::string name;
     std::function<void(const detail::BatchBase&, std::string&)> encode;
@@ -618,6 +623,7 @@ class MpiTransport final : public detail::Transport {
     std::size_t record_bytes = 0;
   };
   std::vector<NodeCodec> nodes_;
+  std::vector<int> first_output_;  // per node: the index of its output 0 in nodes_
   std::vector<RemoteChannel*> channels_;
   std::size_t capacity_ = 4;
   std::atomic<std::uint64_t> wire_bytes_{0};

@@ -2,8 +2,8 @@
 // (end, watermark, idle, barrier), barriers injected at sources, processing-time wake-ups and
 // the bounded feedback queue. Runs in one process at parallelism 1, 2, 4 and under mpirun.
 //
-// The operators here are small detail::NodeRuntime classes added with Environment::add_node /
-// add_edge (the public operator builder comes separately).
+// The operators here are small detail::NodeRuntime classes added with gyre::OperatorBuilder's
+// low-level factory, so that a test sees every event the runtime delivers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -143,51 +143,46 @@ class RecorderSink final : public gyre::detail::NodeRuntime {
 };
 
 int add_source(gyre::Environment& env, const std::string& name, int par, bool bounded, Script script) {
-  gyre::detail::NodeSpec spec;
-  spec.kind = "source: script";
-  spec.name = name;
-  spec.parallelism = par;
-  spec.bounded = bounded;
-  spec.make = [script](const OpContext& c, PortBase* out) -> std::unique_ptr<gyre::detail::NodeRuntime> {
-    return std::make_unique<ScriptSource>(c, script, static_cast<Input<Rec>*>(out));
-  };
-  gyre::detail::set_output_type<Rec>(spec);
-  return env.add_node(std::move(spec));
+  gyre::OperatorBuilder b(env, "source: script");
+  b.name(name).parallelism(par).bounded(bounded);
+  b.output<Rec>();
+  b.factory([script](const OpContext& c, const std::vector<PortBase*>& outs) -> std::unique_ptr<gyre::detail::NodeRuntime> {
+    return std::make_unique<ScriptSource>(c, script, static_cast<Input<Rec>*>(outs[0]));
+  });
+  return b.id();
 }
 
 int add_tagger(gyre::Environment& env, int from, int par) {
-  gyre::detail::NodeSpec spec;
-  spec.kind = "tag";
-  spec.name = "tag " + std::to_string(from);
-  spec.parallelism = par;
-  spec.num_ports = 1;
-  spec.make = [](const OpContext&, PortBase* out) -> std::unique_ptr<gyre::detail::NodeRuntime> {
-    return std::make_unique<Tagger>(static_cast<Input<Rec>*>(out));
-  };
-  gyre::detail::set_output_type<Rec>(spec);
-  const int id = env.add_node(std::move(spec));
-  env.add_edge({from, id, 0, Partitioning::kForward, false, {}, false});
-  return id;
+  gyre::OperatorBuilder b(env, "tag");
+  b.name("tag " + std::to_string(from)).parallelism(par);
+  gyre::detail::InputRef in;
+  in.node = from;
+  in.partitioning = Partitioning::kForward;
+  in.bounded = gyre::OperatorBuilder(env, from).bounded();
+  b.add_input(in, 0, false);
+  b.output<Rec>();
+  b.factory([](const OpContext&, const std::vector<PortBase*>& outs) -> std::unique_ptr<gyre::detail::NodeRuntime> {
+    return std::make_unique<Tagger>(static_cast<Input<Rec>*>(outs[0]));
+  });
+  return b.id();
 }
 
 int add_sink(gyre::Environment& env, std::shared_ptr<Log> log, int par, int ports) {
-  gyre::detail::NodeSpec spec;
-  spec.kind = "sink: recorder";
-  spec.name = "recorder";
-  spec.parallelism = par;
-  spec.num_ports = ports;
-  spec.is_sink = true;
-  spec.make = [log, ports](const OpContext& c, PortBase*) -> std::unique_ptr<gyre::detail::NodeRuntime> {
+  gyre::OperatorBuilder b(env, "sink: recorder");
+  b.name("recorder").parallelism(par).sink().ports(ports);
+  b.factory([log, ports](const OpContext& c, const std::vector<PortBase*>&) -> std::unique_ptr<gyre::detail::NodeRuntime> {
     return std::make_unique<RecorderSink>(c, log, ports);
-  };
-  return env.add_node(std::move(spec));
+  });
+  return b.id();
 }
 
 void connect(gyre::Environment& env, int from, int to, int port, Partitioning kind) {
-  gyre::detail::EdgeSpec e{from, to, port, kind, false, {}, false};
-  if (kind == Partitioning::kHash)
-    e.make_hash_writer = gyre::detail::hash_writer_factory<Rec>([](const Rec& r) { return r.seq; });
-  env.add_edge(std::move(e));
+  gyre::detail::InputRef in;
+  in.node = from;
+  in.partitioning = kind;
+  in.bounded = gyre::OperatorBuilder(env, from).bounded();
+  if (kind == Partitioning::kHash) in.hash = gyre::detail::hash_writer_factory<Rec>([](const Rec& r) { return r.seq; });
+  gyre::OperatorBuilder(env, to).add_input(std::move(in), port, false);
 }
 
 // ---------------------------------------------------------------- checks
@@ -613,17 +608,12 @@ TEST_P(EventsTest, ProcessingTimeWakeUpsInBoundedJob) {
     return SourceStatus::kMore;
   };
   const int src = add_source(env, "src", par, true, script);
-  gyre::detail::NodeSpec spec;
-  spec.kind = "sink: waking";
-  spec.name = "waking";
-  spec.parallelism = par;
-  spec.num_ports = 1;
-  spec.is_sink = true;
-  spec.make = [sh](const OpContext& c, PortBase*) -> std::unique_ptr<gyre::detail::NodeRuntime> {
+  gyre::OperatorBuilder b(env, "sink: waking");
+  b.name("waking").parallelism(par).sink();
+  connect(env, src, b.id(), 0, Partitioning::kForward);
+  b.factory([sh](const OpContext& c, const std::vector<PortBase*>&) -> std::unique_ptr<gyre::detail::NodeRuntime> {
     return std::make_unique<WakingSink>(c, sh);
-  };
-  const int sink = env.add_node(std::move(spec));
-  env.add_edge({src, sink, 0, Partitioning::kForward, false, {}, false});
+  });
   const auto t0 = Clock::now();
   env.run();
   if (sh->subtasks > 0) {

@@ -636,22 +636,19 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
       return block;
     });
     messages.name(opts.name + ": messages");
-    detail::NodeSpec pull;
-    pull.kind = opts.name + ": gather over in-edges, apply";
-    pull.name = pull.kind;
-    pull.parallelism = gp->partitions();
-    pull.bounded = true;
-    pull.num_ports = 2;
-    pull.make = [gp, program, shared = std::make_shared<vp_detail::SharedMessages<M>>(*gp), step = loop.superstep()](
-                    const detail::OpContext& oc, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    OperatorBuilder pull(env, opts.name + ": gather over in-edges, apply");
+    pull.parallelism(gp->partitions());
+    pull.input(messages, Partitioning::kBroadcast);
+    pull.input(values, Partitioning::kForward);
+    pull.bounded(true);
+    pull.output<Block<V>>();
+    pull.factory([gp, program, shared = std::make_shared<vp_detail::SharedMessages<M>>(*gp), step = loop.superstep()](
+                     const detail::OpContext& oc, const std::vector<detail::PortBase*>& outs)
+                     -> std::unique_ptr<detail::NodeRuntime> {
       return std::make_unique<vp_detail::PullOp<P>>(oc, gp, program, shared, step,
-                                                    static_cast<detail::Input<Block<V>>*>(out));
-    };
-    detail::set_output_type<Block<V>>(pull);
-    const int pull_id = env.add_node(std::move(pull));
-    env.add_edge({messages.node(), pull_id, 0, Partitioning::kBroadcast, false, {}, false});
-    env.add_edge({values.node(), pull_id, 1, Partitioning::kForward, false, {}, false});
-    Stream<Block<V>> next(&env, pull_id);
+                                                    static_cast<detail::Input<Block<V>>*>(outs[0]));
+    });
+    Stream<Block<V>> next = pull.stream<Block<V>>();
     loop.sum("active vertices", next.map([](const Block<V>& b) { return b.stats[1]; }).name(opts.name + ": changed count"));
     if constexpr (HasResidual<P>) {
       auto residual =

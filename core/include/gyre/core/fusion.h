@@ -239,10 +239,10 @@ inline constexpr bool kIsThen<Then<A, B>> = true;
 // name for its errors (gyre's modules may rename a node directly).
 template <class In, class Out, class K>
 auto fused_make(K k) {
-  return [k](const OpContext& c, PortBase* out) -> std::unique_ptr<NodeRuntime> {
+  return [k](const OpContext& c, const std::vector<PortBase*>& outs) -> std::unique_ptr<NodeRuntime> {
     K kk = k;
     if constexpr (!kIsThen<K>) kk.name = std::make_shared<std::string>(c.name);
-    return std::make_unique<FusedOp<In, Out, K>>(c, std::move(kk), static_cast<Input<Out>*>(out));
+    return std::make_unique<FusedOp<In, Out, K>>(c, std::move(kk), static_cast<Input<Out>*>(outs.at(0)));
   };
 }
 

@@ -1,10 +1,10 @@
 // The logical plan (StreamGraph) and its compiled forms (JobGraph, ExecutionGraph).
 //
-// The typed API (stream.h) records each operator as a type-erased NodeSpec holding factories
-// made while the types were known; the runtime never sees a record type. The graph admits
+// The typed API (stream.h, operator.h) records each operator as a type-erased NodeSpec holding
+// factories made while the types were known; the runtime never sees a record type. The graph admits
 // cycles: an edge marked `feedback` closes a loop and is ignored by the acyclicity check and the
-// topological order. These are gyre::detail types: stable enough for gyre's own modules
-// (iterations, mpi), not for users.
+// topological order. These are gyre::detail types, not for users; nodes and edges are added only
+// through gyre::OperatorBuilder (operator.h), by the typed API and gyre's modules alike.
 #pragma once
 
 #include <atomic>
@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "gyre/core/batch.h"
@@ -48,6 +49,7 @@ class ChannelOut {
 };
 
 class Transport;
+struct OutputSpec;
 
 // What an operator instance knows about where it runs.
 struct OpContext {
@@ -70,6 +72,8 @@ struct OpContext {
   // operator's own calls (not from other threads); each call is one wake-up (the operator
   // deduplicates its own times). Set by the runtime; empty outside a job.
   std::function<void(std::chrono::steady_clock::time_point t)> wake_at;
+  // The node's outputs (for the operator API's side outputs).
+  const std::vector<OutputSpec>* outputs = nullptr;
 };
 
 // Result of one call to a source.
@@ -132,6 +136,40 @@ struct FusionInfo;  // fusion.h
 using WriterFactory = std::function<std::unique_ptr<WriterBase>(
     Partitioning kind, std::vector<ChannelOut*> channels, std::size_t batch_bytes)>;
 
+// The typed handle an operator adapter makes for one of its outputs (gyre::Output<T>, in
+// operator.h): buffers records into batches for `port`.
+class OutputBase {
+ public:
+  virtual ~OutputBase() = default;
+  // Pushes buffered records downstream.
+  virtual void flush() = 0;
+  // Flushes, then passes `event` on (nothing if the output has no consumer).
+  virtual void forward(const Event& event) = 0;
+};
+
+// One typed output of an operator: what the runtime needs to move its records, made while the
+// record type was known.
+struct OutputSpec {
+  std::string tag;  // a side output's name (gyre::OutputTag); empty for the main output
+  WriterFactory make_writer;  // forward/rebalance/broadcast/gather
+  std::function<std::unique_ptr<PortBase>(std::vector<PortBase*>)> make_tee;
+  // Records crossing ranks (unset when the record type has no gyre::Codec).
+  std::function<void(const BatchBase&, std::string&)> encode;
+  std::function<std::shared_ptr<BatchBase>(const char*, const char*, std::size_t)> decode;
+  std::size_t record_bytes = 0;  // sizeof the record
+  const std::type_info* type = nullptr;  // the record type
+  // The operator API's typed handle for this output (port: nullptr when nothing consumes it;
+  // counter: the operator's records_out).
+  std::function<std::unique_ptr<OutputBase>(PortBase* port, std::size_t batch_bytes, std::uint64_t* counter)>
+      make_output;
+};
+
+// Makes the operator instance of one partition. `outs[i]` receives output i (nullptr when
+// nothing consumes it).
+using NodeFactory =
+    std::function<std::unique_ptr<NodeRuntime>(const OpContext&, const std::vector<PortBase*>& outs)>;
+
+// Nodes are added through gyre::OperatorBuilder (operator.h), never directly.
 struct NodeSpec {
   int id = 0;
   std::string kind;  // "map", "source: collection", "sink: collect", ...
@@ -143,21 +181,16 @@ struct NodeSpec {
   bool needs_bounded_inputs = false;  // join, co_group
   bool keyed = false;                  // inputs must be hash-partitioned on the key
   bool allows_broadcast_build = false; // join: port 1 broadcast + port 0 local is valid
-  std::function<std::unique_ptr<NodeRuntime>(const OpContext&, PortBase* out)> make;
-  WriterFactory make_writer;  // for the output type; forward/rebalance/broadcast/gather
-  std::function<std::unique_ptr<PortBase>(std::vector<PortBase*>)> make_tee;
-  std::function<void()> validate;  // throws PlanError (missing file, ...)
-  // Output records crossing ranks (unset when the record type has no gyre::Codec).
-  std::function<void(const BatchBase&, std::string&)> encode;
-  std::function<std::shared_ptr<BatchBase>(const char*, const char*, std::size_t)> decode;
-  std::size_t record_bytes = 0;  // sizeof the output record (0 for sinks)
+  bool side_outputs = false;           // an operator API node: outputs 1.. are side outputs
+  NodeFactory make;
+  std::vector<OutputSpec> outputs;  // output 0 first; a sink has none
+  std::function<void()> validate;   // throws PlanError (missing file, ...)
 
   // ---- iterations ----
-  // A loop head: made by make_head with two outputs, `body` (edges into the loop) and `exit`
-  // (edges marked loop_exit: the loop's result). Its inputs include the loop's feedback edges.
+  // A loop head: output 0 is `body` (edges into the loop), output 1 `exit` (edges marked
+  // loop_exit: the loop's result). Its inputs include the loop's feedback edges.
   bool loop_head = false;
   std::string loop_kind;  // "bulk", "delta", "streaming"
-  std::function<std::unique_ptr<NodeRuntime>(const OpContext&, PortBase* body, PortBase* exit)> make_head;
   std::shared_ptr<LoopHook> loop_hook;
   // Inside a loop, inputs from outside it are allowed (join: kept across supersteps).
   bool accepts_loop_invariant_input = false;
@@ -168,6 +201,8 @@ struct NodeSpec {
   // Per-record fusion (fusion.h): the map / filter / flat_map / for_each stages this node runs
   // as one loop, kept so that the chain can be split again; null for other nodes.
   std::shared_ptr<FusionInfo> fusion;
+  // Output 0's record size (0 for sinks).
+  std::size_t record_bytes() const { return outputs.empty() ? 0 : outputs[0].record_bytes; }
 };
 
 struct EdgeSpec {
@@ -177,7 +212,8 @@ struct EdgeSpec {
   Partitioning requested = Partitioning::kAuto;
   bool feedback = false;
   WriterFactory make_hash_writer;  // set when the consumer hashes this input on a key
-  bool loop_exit = false;          // from a loop head to its result (not into the body)
+  bool loop_exit = false;          // from a loop head's output 1 to its result (not into the body)
+  int output = 0;                  // which output of `from`
   // Feedback edges are unbounded (never refuse a batch) and read before other inputs, so a loop
   // cannot deadlock on its own back edge.
 };

@@ -167,11 +167,11 @@ class Transport {
   virtual void bind(const StreamGraph& g, const ExecutionGraph& eg,
                     const std::vector<InputGate*>& gates, Hooks hooks) = 0;
   // The channel from subtask `src` (on this rank) to subtask `dst`, which knows it as its input
-  // channel `channel` (JobGraph numbering: channel_of) of input `port`; records are the output of
-  // node `src_node`. A feedback channel (a loop's back edge) never runs out of credit. Throws
-  // PlanError if the records cannot reach `dst`.
+  // channel `channel` (JobGraph numbering: channel_of) of input `port`; records are output
+  // `src_output` of node `src_node`. A feedback channel (a loop's back edge) never runs out of
+  // credit. Throws PlanError if the records cannot reach `dst`.
   virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int channel,
-                                           int src_node, bool feedback) = 0;
+                                           int src_node, int src_output, bool feedback) = 0;
   // After this rank built its subtasks (collective): the first build error of any rank (empty if
   // none), so that every rank gives up together before any data moves.
   virtual std::string agree(const std::string& local_error) { return local_error; }

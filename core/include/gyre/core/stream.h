@@ -32,6 +32,7 @@
 #include "gyre/core/concepts.h"
 #include "gyre/core/config.h"
 #include "gyre/core/fusion.h"
+#include "gyre/core/operator.h"
 #include "gyre/core/operators.h"
 #include "gyre/core/plan.h"
 #include "gyre/core/runtime.h"
@@ -45,6 +46,8 @@ template <Record T, class KF>
 class KeyedStream;
 template <Record In, Record T, class K>
 class FusedStream;
+template <Record A, Record B>
+class ConnectedStreams;
 
 // What collect() returns; its values are there once the job has run.
 template <class T>
@@ -90,6 +93,12 @@ class Environment {
     requires UnboundedSourceFunction<F, T>
   Stream<T> generate_unbounded(F fn);
 
+  // A source written as a gyre::Source<T> (operator.h): `p` is a prototype (copied into every
+  // partition) or a callable returning std::unique_ptr to one. Unbounded unless `bounded`.
+  template <class P>
+    requires SourceFor<P>
+  Stream<typename detail::made_by_t<P>::output_type> source(std::string name, P p, bool bounded = false);
+
   // Validates the plan (PlanError before any data moves), runs it to the end, commits the sinks.
   // Throws JobError if a function threw; the message names the operator.
   JobResult run();
@@ -100,13 +109,19 @@ class Environment {
   std::string explain(ExplainFormat format = ExplainFormat::kText) const;
   std::uint64_t plan_hash() const;
 
-  // Plan building, for the typed API and gyre's modules.
+ private:
+  // Plan building goes through OperatorBuilder (operator.h).
+  friend class OperatorBuilder;
+  // Per-record fusion (fusion.h) rewrites a chain's node in place.
+  template <Record T>
+  friend class Stream;
+  template <Record In, Record T, class K>
+  friend class FusedStream;
   detail::StreamGraph& graph() { return graph_; }
   int add_node(detail::NodeSpec spec);
   void add_edge(detail::EdgeSpec edge);
   detail::NodeSpec& node(int id) { return graph_.nodes.at(static_cast<std::size_t>(id)); }
 
- private:
   struct Compiled {
     detail::JobGraph jg;
     detail::ExecutionGraph eg;
@@ -122,24 +137,6 @@ class Environment {
 };
 
 namespace detail {
-template <class Out>
-void set_output_type(NodeSpec& spec) {
-  spec.record_bytes = sizeof(Out);
-  if constexpr (Encodable<Out> && std::default_initializable<Out>) {
-    spec.encode = [](const BatchBase& b, std::string& out) {
-      encode_batch<Out>(std::span<const Out>(static_cast<const Batch<Out>&>(b).data), out);
-    };
-    spec.decode = [](const char* p, const char* end, std::size_t n) { return decode_batch<Out>(p, end, n); };
-  }
-  spec.make_writer = single_writer_factory<Out>();
-  spec.make_tee = [](std::vector<PortBase*> outs) -> std::unique_ptr<PortBase> {
-    std::vector<Input<Out>*> typed;
-    typed.reserve(outs.size());
-    for (auto* p : outs) typed.push_back(static_cast<Input<Out>*>(p));
-    return std::make_unique<Tee<Out>>(std::move(typed));
-  };
-}
-
 template <class T>
 concept Streamable = requires(std::ostream& os, const T& x) { os << x; };
 }  // namespace detail
@@ -149,10 +146,11 @@ class Stream {
  public:
   using value_type = T;
 
-  // `stage`: this stream is the output of that stage (1-based) of its node's fused chain
-  // (fusion.h); 0 for a node's own output.
-  Stream(Environment* env, int node, Partitioning next = Partitioning::kAuto, int stage = 0)
-      : env_(env), node_(node), next_(next), stage_(stage) {}
+  // Output `output` of operator `node` (see OperatorBuilder::stream). `stage`: this stream is the
+  // output of that stage (1-based) of its node's fused chain (fusion.h); 0 for a node's own
+  // output.
+  Stream(Environment* env, int node, Partitioning next = Partitioning::kAuto, int output = 0, int stage = 0)
+      : env_(env), node_(node), next_(next), output_(output), stage_(stage) {}
 
   // ---- per-record transformations ----
   // map, filter and flat_map run fused with the map / filter / flat_map (and for_each sink)
@@ -189,18 +187,59 @@ class Stream {
 
   // Records of both streams, in no particular order.
   Stream<T> union_with(const Stream<T>& other) const {
-    const int a = id();
-    const int b = other.id();
-    detail::NodeSpec spec = node_spec("union", 1);
-    spec.bounded = bounded() && other.bounded();
-    spec.make = [](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-      return std::make_unique<detail::PassOp<T>>(c, static_cast<detail::Input<T>*>(out));
-    };
-    detail::set_output_type<T>(spec);
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({a, id, 0, next_, false, {}});
-    env_->add_edge({b, id, 0, other.next_, false, {}});
-    return Stream<T>(env_, id);
+    OperatorBuilder b(*env_, "union");
+    b.input(*this, 0);
+    b.input(other, 0);
+    b.output<T>();
+    b.factory([](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                  -> std::unique_ptr<detail::NodeRuntime> {
+      return std::make_unique<detail::PassOp<T>>(c, static_cast<detail::Input<T>*>(outs[0]));
+    });
+    return b.stream<T>();
+  }
+
+  // ---- operators written with the operator API (operator.h) ----
+
+  // A OneInputOperator<T, Out>: `p` is a prototype (copied into every partition) or a callable
+  // returning std::unique_ptr to one. The input is partitioned as this stream says (forward,
+  // broadcast, rebalance, gather; key_by(k).process(...) hashes on a key).
+  template <class P>
+    requires OneInputOperatorFor<P, T>
+  Stream<typename detail::made_by_t<P>::output_type> process(std::string name, P p) const {
+    using Out = typename detail::made_by_t<P>::output_type;
+    OperatorBuilder b(*env_, "operator");
+    b.name(std::move(name));
+    b.input(*this);
+    b.one_input(std::move(p));
+    return b.stream<Out>();
+  }
+  // The lambda form: f(std::span<const T>, Output<Out>&) per batch.
+  template <Record Out, class F>
+    requires std::invocable<F&, std::span<const T>, Output<Out>&>
+  Stream<Out> process(std::string name, F f) const {
+    return process(std::move(name), LambdaOperator<T, Out, F>(std::move(f)));
+  }
+
+  // The side output `tag` of the operator that produced this stream (an operator of the
+  // operator API: it emits there through ctx.output(tag)).
+  template <Record U>
+  Stream<U> side_output(const OutputTag<U>& tag) const {
+    OperatorBuilder b(*env_, node_);
+    if (!b.has_side_outputs())
+      throw PlanError("side_output('" + tag.name() + "') of '" + b.name() +
+                      "': only operators written with the operator API (process()) have side outputs");
+    int i = b.output_index(tag.name());
+    if (i < 0) i = b.template output<U>(tag.name());
+    else if (*b.output_type(i) != typeid(U))
+      throw PlanError("side output '" + tag.name() + "' of '" + b.name() + "' read with two record types");
+    return Stream<U>(env_, node_, Partitioning::kAuto, i);
+  }
+
+  // Two inputs for a TwoInputOperator: a.connect(b).process(name, op).
+  template <Record U>
+  ConnectedStreams<T, U> connect(const Stream<U>& other) const {
+    return ConnectedStreams<T, U>(env_, OperatorBuilder::ref(*this, next_),
+                                  OperatorBuilder::ref(other, other.next_partitioning()), false);
   }
 
   // Inner equi-join of two bounded streams: f(left, right) for every pair with equal keys.
@@ -211,24 +250,18 @@ class Stream {
              std::same_as<KeyOf<LK, T>, KeyOf<RK, R>> && JoinFunction<F, T, R>
   auto join(const Stream<R>& right, LK left_key, RK right_key, F f) const {
     using Out = std::remove_cvref_t<std::invoke_result_t<F&, const T&, const R&>>;
-    const int l = id();
-    const int r = right.id();
-    detail::NodeSpec spec = node_spec("join", 2);
-    spec.bounded = bounded() && right.bounded();
-    spec.needs_bounded_inputs = true;
-    spec.keyed = true;
-    spec.allows_broadcast_build = true;
-    spec.accepts_loop_invariant_input = true;  // in a loop: indexed once, probed every superstep
-    spec.make = [=](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    OperatorBuilder b(*env_, "join");
+    b.needs_bounded_inputs().keyed().allows_broadcast_build();
+    b.accepts_loop_invariant_input();  // in a loop: indexed once, probed every superstep
+    b.input_by_key(*this, left_key);
+    b.input_by_key(right, right_key);
+    b.output<Out>();
+    b.factory([=](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                  -> std::unique_ptr<detail::NodeRuntime> {
       return std::make_unique<detail::HashJoinOp<T, R, LK, RK, F>>(c, left_key, right_key, f,
-                                                                   static_cast<detail::Input<Out>*>(out));
-    };
-    detail::set_output_type<Out>(spec);
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({l, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
-    env_->add_edge({r, id, 1, right.next_partitioning(), false,
-                    detail::hash_writer_factory<R, RK>(right_key)});
-    return Stream<Out>(env_, id);
+                                                                   static_cast<detail::Input<Out>*>(outs[0]));
+    });
+    return b.stream<Out>();
   }
 
   // f(key, span<const T> left, span<const R> right, Emit<Out>&) once per key present on either
@@ -237,30 +270,27 @@ class Stream {
     requires KeyFunction<LK, T> && KeyFunction<RK, R> &&
              std::same_as<KeyOf<LK, T>, KeyOf<RK, R>> && CoGroupFunction<F, KeyOf<LK, T>, T, R, Out>
   Stream<Out> co_group(const Stream<R>& right, LK left_key, RK right_key, F f) const {
-    const int l = id();
-    const int r = right.id();
-    detail::NodeSpec spec = node_spec("co_group", 2);
-    spec.bounded = bounded() && right.bounded();
-    spec.needs_bounded_inputs = true;
-    spec.keyed = true;
-    spec.make = [=](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
+    OperatorBuilder b(*env_, "co_group");
+    b.needs_bounded_inputs().keyed();
+    b.input_by_key(*this, left_key);
+    b.input_by_key(right, right_key);
+    b.output<Out>();
+    b.factory([=](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                  -> std::unique_ptr<detail::NodeRuntime> {
       return std::make_unique<detail::CoGroupOp<T, R, LK, RK, Out, F>>(
-          c, left_key, right_key, f, static_cast<detail::Input<Out>*>(out));
-    };
-    detail::set_output_type<Out>(spec);
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({l, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
-    env_->add_edge({r, id, 1, right.next_partitioning(), false,
-                    detail::hash_writer_factory<R, RK>(right_key)});
-    return Stream<Out>(env_, id);
+          c, left_key, right_key, f, static_cast<detail::Input<Out>*>(outs[0]));
+    });
+    return b.stream<Out>();
   }
 
   // ---- partitioning of the next edge ----
 
-  Stream<T> broadcast() const { return Stream<T>(env_, node_, Partitioning::kBroadcast, stage_); }
-  Stream<T> rebalance() const { return Stream<T>(env_, node_, Partitioning::kRebalance, stage_); }
+  Stream<T> broadcast() const { return Stream<T>(env_, node_, Partitioning::kBroadcast, output_, stage_); }
+  Stream<T> rebalance() const { return Stream<T>(env_, node_, Partitioning::kRebalance, output_, stage_); }
   // Keep records in their partition (needs equal parallelism; the plan is rejected otherwise).
-  Stream<T> forward() const { return Stream<T>(env_, node_, Partitioning::kForward, stage_); }
+  Stream<T> forward() const { return Stream<T>(env_, node_, Partitioning::kForward, output_, stage_); }
+  // Everything to partition 0 of the consumer.
+  Stream<T> gather() const { return Stream<T>(env_, node_, Partitioning::kGather, output_, stage_); }
 
   // ---- sinks ----
 
@@ -287,9 +317,10 @@ class Stream {
   template <class Fmt>
     requires FormatFunction<Fmt, T>
   void write_text(std::string path, Fmt fmt) const {
-    add_sink("sink: text file '" + path + "'", 1, [path, fmt](const detail::OpContext& c) {
-      return std::make_unique<detail::TextSink<T, Fmt>>(c, path, fmt);
-    });
+    OperatorBuilder b(*env_, "sink: text file '" + path + "'");
+    b.parallelism(1);
+    b.input(*this);
+    b.sink_operator([path, fmt] { return std::make_unique<detail::TextSink<T, Fmt>>(path, fmt); });
   }
   void write_text(std::string path) const
     requires detail::Streamable<T>
@@ -307,12 +338,11 @@ class Stream {
   // the chain's splits this stage off into a node of its own.
   Stream& name(std::string n) {
     const int v = id();
-    detail::NodeSpec& spec = env_->node(v);
     if (detail::FusionInfo* fi = chain_end()) {
       *fi->stages.back().name = std::move(n);
-      spec.name = detail::fused_label(*fi, true);
+      env_->node(v).name = detail::fused_label(*fi, true);
     } else {
-      spec.name = std::move(n);
+      OperatorBuilder(*env_, v).name(std::move(n));
     }
     return *this;
   }
@@ -322,7 +352,7 @@ class Stream {
       detail::split_fused(env_->graph(), v, static_cast<int>(fi->stages.size()) - 1);
       stage_ = 0;
     }
-    env_->node(v).parallelism = p;
+    OperatorBuilder(*env_, v).parallelism(p);
     return *this;
   }
 
@@ -332,19 +362,23 @@ class Stream {
     if (detail::FusionInfo* fi = chain_end()) fi->sealed = true;
     return v;
   }
+  // Which output of the operator this stream is (0 unless a side output).
+  int output() const { return output_; }
   Environment& env() const { return *env_; }
-  bool bounded() const { return env_->node(node_).bounded; }
+  bool bounded() const { return OperatorBuilder(*env_, id()).bounded(); }
   Partitioning next_partitioning() const { return next_; }
 
  protected:
   template <Record U, class KF>
   friend class KeyedStream;
+  template <Record A, Record B>
+  friend class ConnectedStreams;
   template <Record U>
   friend class Stream;
   template <Record In, Record U, class K>
   friend class FusedStream;
 
-  int node_parallelism() const { return env_->node(id()).parallelism; }
+  int node_parallelism() const { return OperatorBuilder(*env_, id()).parallelism(); }
 
   // The node whose output this stream is, splitting a fused chain if this stream's records are
   // made inside it (a second consumer of a stage, or a stage given its own parallelism).
@@ -385,70 +419,66 @@ class Stream {
     return true;
   }
 
+  // A node running fused stage `stage` alone (In = T -> Out), fed by this stream.
   template <class Out, class S>
   FusedStream<T, Out, S> start_chain(std::string kind, S stage) const {
-    const int from = id();
-    detail::NodeSpec spec = node_spec(kind, 1);
-    spec.make = detail::fused_make<T, Out, S>(stage);
-    detail::set_output_type<Out>(spec);
+    OperatorBuilder b(*env_, kind);
+    b.input(*this);
+    b.output<Out>();
+    b.factory(detail::fused_make<T, Out, S>(stage));
+    const int v = b.id();
+    detail::NodeSpec& spec = env_->node(v);
     auto fi = std::make_shared<detail::FusionInfo>();
     fi->stages.push_back({kind, stage.name, next_, spec, spec});
     spec.fusion = std::move(fi);
-    const int v = env_->add_node(std::move(spec));
-    env_->add_edge({from, v, 0, next_, false, {}});
-    return FusedStream<T, Out, S>(Stream<Out>(env_, v, Partitioning::kAuto, 1), std::move(stage));
+    return FusedStream<T, Out, S>(Stream<Out>(env_, v, Partitioning::kAuto, 0, 1), std::move(stage));
   }
 
   template <class F>
   static auto for_each_make(F f) {
     return [f](const detail::OpContext& c) { return std::make_unique<detail::CallbackSink<T, F>>(c, f); };
   }
-
-  detail::NodeSpec node_spec(std::string kind, int ports) const {
+  // The spec of a for_each sink node on its own (kept to split a fused chain later).
+  template <class F>
+  detail::NodeSpec for_each_alone(F f, int parallelism) const {
     detail::NodeSpec spec;
-    spec.name = kind;
-    spec.kind = std::move(kind);
-    spec.parallelism = env_->default_parallelism();
-    spec.bounded = bounded();
-    spec.num_ports = ports;
-    return spec;
-  }
-
-  template <class Out, class Make>
-  Stream<Out> one_input(std::string kind, Make make, detail::WriterFactory hash = {}) const {
-    const int from = id();
-    detail::NodeSpec spec = node_spec(std::move(kind), 1);
-    spec.keyed = static_cast<bool>(hash);
-    spec.make = [make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-      return make(c, static_cast<detail::Input<Out>*>(out));
-    };
-    detail::set_output_type<Out>(spec);
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({from, id, 0, next_, false, std::move(hash)});
-    return Stream<Out>(env_, id);
-  }
-
-  template <class Make>
-  detail::NodeSpec sink_spec(std::string kind, int parallelism, Make make) const {
-    detail::NodeSpec spec = node_spec(std::move(kind), 1);
+    spec.kind = spec.name = "sink: for_each";
     spec.parallelism = parallelism;
     spec.is_sink = true;
-    spec.make = [make](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
-      return make(c);
-    };
+    spec.num_ports = 1;
+    spec.make = [make = for_each_make(std::move(f))](const detail::OpContext& c, const std::vector<detail::PortBase*>&)
+        -> std::unique_ptr<detail::NodeRuntime> { return make(c); };
     return spec;
+  }
+
+  // A one-input operator of gyre's own (detail ops): make(OpContext, Input<Out>*) per partition;
+  // `hash`: the input is hash-partitioned on a key (the operator is keyed).
+  template <class Out, class Make>
+  Stream<Out> one_input(std::string kind, Make make, detail::WriterFactory hash = {}) const {
+    OperatorBuilder b(*env_, std::move(kind));
+    detail::InputRef in = OperatorBuilder::ref(*this, next_);
+    b.keyed(static_cast<bool>(hash));
+    in.hash = std::move(hash);
+    b.add_input(std::move(in), 0, false);
+    b.output<Out>();
+    b.factory([make](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                  -> std::unique_ptr<detail::NodeRuntime> { return make(c, static_cast<detail::Input<Out>*>(outs[0])); });
+    return b.stream<Out>();
   }
 
   template <class Make>
   void add_sink(std::string kind, int parallelism, Make make) const {
-    const int from = id();
-    const int id = env_->add_node(sink_spec(std::move(kind), parallelism, std::move(make)));
-    env_->add_edge({from, id, 0, next_, false, {}});
+    OperatorBuilder b(*env_, std::move(kind));
+    b.parallelism(parallelism).sink();
+    b.input(*this);
+    b.factory([make](const detail::OpContext& c, const std::vector<detail::PortBase*>&)
+                  -> std::unique_ptr<detail::NodeRuntime> { return make(c); });
   }
 
   Environment* env_;
   mutable int node_;
   Partitioning next_;
+  int output_ = 0;
   mutable int stage_ = 0;
 };
 
@@ -497,17 +527,12 @@ class FusedStream : public Stream<T> {
     }
     const std::string kind = "sink: for_each";
     auto name = std::make_shared<std::string>(kind);
-    detail::NodeSpec alone = this->sink_spec(kind, p, Stream<T>::for_each_make(f));
+    detail::NodeSpec alone = this->for_each_alone(f, p);
     detail::NodeSpec& spec = this->env_->node(this->node_);
-    spec.make = [k = k_, f, name](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
-      return std::make_unique<detail::FusedSinkOp<In, T, K, F>>(c, k, f, name);
-    };
+    spec.make = [k = k_, f, name](const detail::OpContext& c, const std::vector<detail::PortBase*>&)
+        -> std::unique_ptr<detail::NodeRuntime> { return std::make_unique<detail::FusedSinkOp<In, T, K, F>>(c, k, f, name); };
     spec.is_sink = true;
-    spec.record_bytes = 0;
-    spec.make_writer = {};
-    spec.make_tee = {};
-    spec.encode = {};
-    spec.decode = {};
+    spec.outputs.clear();
     append(spec, kind, std::move(name), std::move(alone));
   }
 
@@ -535,18 +560,49 @@ class FusedStream : public Stream<T> {
   FusedStream<In, U, detail::Then<K, S>> extend(const std::string& kind, S st) const {
     using K2 = detail::Then<K, S>;
     K2 k2{k_, st};
-    detail::NodeSpec alone = this->node_spec(kind, 1);
+    detail::NodeSpec alone;
+    alone.kind = alone.name = kind;
+    alone.parallelism = this->env_->default_parallelism();
+    alone.num_ports = 1;
     alone.make = detail::fused_make<T, U, S>(st);
-    detail::set_output_type<U>(alone);
+    alone.outputs.push_back(detail::output_spec<U>());
     detail::NodeSpec& spec = this->env_->node(this->node_);
     spec.make = detail::fused_make<In, U, K2>(k2);
-    detail::set_output_type<U>(spec);
+    spec.outputs.assign(1, detail::output_spec<U>());
     append(spec, kind, st.name, std::move(alone));
-    return {Stream<U>(this->env_, this->node_, Partitioning::kAuto, this->stage_ + 1), std::move(k2)};
+    return {Stream<U>(this->env_, this->node_, Partitioning::kAuto, 0, this->stage_ + 1), std::move(k2)};
   }
 
   K k_;
   bool fuses_;
+};
+
+// Two streams about to feed one TwoInputOperator: a.connect(b), or on keys
+// a.key_by(ka).connect(b.key_by(kb)).
+template <Record A, Record B>
+class ConnectedStreams {
+ public:
+  ConnectedStreams(Environment* env, detail::InputRef a, detail::InputRef b, bool keyed)
+      : env_(env), a_(std::move(a)), b_(std::move(b)), keyed_(keyed) {}
+
+  // A TwoInputOperator<A, B, Out>: a prototype or a callable returning std::unique_ptr to one.
+  template <class P>
+    requires TwoInputOperatorFor<P, A, B>
+  Stream<typename detail::made_by_t<P>::output_type> process(std::string name, P p) const {
+    using Out = typename detail::made_by_t<P>::output_type;
+    OperatorBuilder b(*env_, "operator");
+    b.name(std::move(name)).keyed(keyed_);
+    b.add_input(a_, 0, false);
+    b.add_input(b_, 1, false);
+    b.two_input(std::move(p));
+    return b.template stream<Out>();
+  }
+
+ private:
+  Environment* env_;
+  detail::InputRef a_;
+  detail::InputRef b_;
+  bool keyed_;
 };
 
 // A stream partitioned by a key: reduce and aggregate keep state per key.
@@ -556,6 +612,31 @@ class KeyedStream {
   using Key = KeyOf<KF, T>;
 
   KeyedStream(Stream<T> in, KF key) : in_(std::move(in)), key_(std::move(key)) {}
+
+  // A OneInputOperator<T, Out> on the records hash-partitioned by the key: every record of a
+  // key reaches the same instance.
+  template <class P>
+    requires OneInputOperatorFor<P, T>
+  Stream<typename detail::made_by_t<P>::output_type> process(std::string name, P p) const {
+    using Out = typename detail::made_by_t<P>::output_type;
+    OperatorBuilder b(in_.env(), "operator");
+    b.name(std::move(name)).keyed();
+    b.input_by_key(in_, key_);
+    b.one_input(std::move(p));
+    return b.template stream<Out>();
+  }
+  template <Record Out, class F>
+    requires std::invocable<F&, std::span<const T>, Output<Out>&>
+  Stream<Out> process(std::string name, F f) const {
+    return process(std::move(name), LambdaOperator<T, Out, F>(std::move(f)));
+  }
+
+  // Both streams hashed on their keys, for a TwoInputOperator.
+  template <Record U, class KF2>
+  ConnectedStreams<T, U> connect(const KeyedStream<U, KF2>& other) const {
+    return ConnectedStreams<T, U>(&in_.env(), OperatorBuilder::key_ref(in_, key_, in_.next_partitioning()),
+                                  OperatorBuilder::key_ref(other.in_, other.key_, other.in_.next_partitioning()), true);
+  }
 
   // The records themselves, hash-partitioned on the key (a shuffle): every record of a key ends
   // up in the same partition of the operators that follow.
@@ -606,25 +687,45 @@ class KeyedStream {
     return in_.template one_input<Out>(std::move(kind), make, detail::hash_writer_factory<T, KF>(key_));
   }
 
+  template <Record U, class KF2>
+  friend class KeyedStream;
+
   Stream<T> in_;
   KF key_;
 };
+
+// ---- OperatorBuilder templates ----
+
+template <Record T>
+Stream<T> OperatorBuilder::stream(int output) const {
+  const auto& outs = spec().outputs;
+  if (output < 0 || static_cast<std::size_t>(output) >= outs.size())
+    throw PlanError("operator '" + name() + "' has no output " + std::to_string(output));
+  if (*outs[static_cast<std::size_t>(output)].type != typeid(T))
+    throw PlanError("output " + std::to_string(output) + " of operator '" + name() + "' read with another record type");
+  return Stream<T>(env_, node_, Partitioning::kAuto, output);
+}
 
 // ---- Environment templates ----
 
 template <Record T, class Make>
 Stream<T> Environment::add_source(std::string kind, bool bounded, Make make) {
-  detail::NodeSpec spec;
-  spec.name = kind;
-  spec.kind = std::move(kind);
-  spec.parallelism = default_parallelism();
-  spec.bounded = bounded;
-  spec.num_ports = 0;
-  spec.make = [make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-    return make(c, static_cast<detail::Input<T>*>(out));
-  };
-  detail::set_output_type<T>(spec);
-  return Stream<T>(this, add_node(std::move(spec)));
+  OperatorBuilder b(*this, std::move(kind));
+  b.bounded(bounded);
+  b.output<T>();
+  b.factory([make](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                -> std::unique_ptr<detail::NodeRuntime> { return make(c, static_cast<detail::Input<T>*>(outs[0])); });
+  return b.stream<T>();
+}
+
+template <class P>
+  requires SourceFor<P>
+Stream<typename detail::made_by_t<P>::output_type> Environment::source(std::string name, P p, bool bounded) {
+  using T = typename detail::made_by_t<P>::output_type;
+  OperatorBuilder b(*this, "source");
+  b.name(std::move(name)).bounded(bounded);
+  b.source(std::move(p));
+  return b.stream<T>();
 }
 
 template <Record T>

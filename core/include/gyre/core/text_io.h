@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "gyre/core/concepts.h"
+#include "gyre/core/operator.h"
 #include "gyre/core/operators.h"
 
 namespace gyre::detail {
@@ -55,31 +56,19 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// write_text's sink: one line per record, made visible on commit.
 template <class T, class Fmt>
-class TextSink final : public OneInputOp<T> {
+class TextSink final : public Sink<T> {
  public:
-  TextSink(const OpContext& ctx, const std::string& path, Fmt fmt)
-      : OneInputOp<T>(ctx), fmt_(std::move(fmt)), file_(path) {}
-  void push(std::span<const T> in) override {
-    this->records_in += gyre::detail::logical_records(in);
-    try {
-      for (const T& x : in) {
-        line_ = fmt_(x);
-        line_.push_back('\n');
-        file_.write(line_);
-      }
-    } catch (...) {
-      rethrow_in_operator(this->name_);
+  TextSink(const std::string& path, Fmt fmt) : fmt_(std::move(fmt)), file_(path) {}
+  void consume(std::span<const T> in) override {
+    for (const T& x : in) {
+      line_ = fmt_(x);
+      line_.push_back('\n');
+      file_.write(line_);
     }
   }
-  void on_event(const Event& event) override {
-    if (event.kind != EventKind::kEnd) return;
-    try {
-      file_.prepare();
-    } catch (...) {
-      rethrow_in_operator(this->name_);
-    }
-  }
+  void on_end() override { file_.prepare(); }
   void commit() override { file_.commit(); }
   void abort() override { file_.abort(); }
 

@@ -108,7 +108,7 @@ class LoopContext {
     auto counts = s.map([](const U&) { return std::uint64_t{1}; });
     counts.name("termination criterion");
     layout_->criterion_port = next_port_;
-    connect(counts.node(), counts.next_partitioning());
+    connect(counts);
     ctl_->set_criterion();
   }
 
@@ -128,11 +128,12 @@ class LoopContext {
   Aggregator aggregate(std::string name, const Stream<double>& s, detail::ReduceOp op) {
     auto state = ctl_->add_aggregator(std::move(name), op);
     layout_->agg_ports.push_back(next_port_);
-    connect(s.node(), s.next_partitioning());
+    connect(s);
     return Aggregator(state);
   }
-  void connect(int from, Partitioning p) {
-    env_->add_edge({from, head_, next_port_++, p, true, {}, false});
+  template <class U>
+  void connect(const Stream<U>& s) {
+    OperatorBuilder(*env_, head_).feedback(s, next_port_++);
   }
 
   Environment* env_;
@@ -155,34 +156,31 @@ void setup_checkpoints(LoopController& ctl, const IterationOptions& opts, int pa
   ctl.set_checkpoints(opts.checkpoint, types, partitions);
 }
 
+// A loop head (its inputs, outputs and factory are added by the caller).
 template <class T>
-NodeSpec head_spec(const Stream<T>& in, const IterationOptions& opts, const char* kind) {
-  NodeSpec spec;
-  spec.kind = std::string("iteration head (") + kind + ")";
-  spec.name = opts.name;
-  spec.parallelism = opts.parallelism > 0 ? opts.parallelism : in.env().default_parallelism();
-  spec.bounded = in.bounded();
-  spec.loop_head = true;
-  spec.loop_kind = kind;
-  return spec;
+OperatorBuilder head_builder(const Stream<T>& in, const IterationOptions& opts, const char* kind,
+                             std::shared_ptr<LoopHook> hook) {
+  OperatorBuilder b(in.env(), std::string("iteration head (") + kind + ")");
+  b.name(opts.name);
+  b.parallelism(opts.parallelism > 0 ? opts.parallelism : in.env().default_parallelism());
+  b.loop_head(kind, std::move(hook));
+  return b;
 }
 
-// The loop's result: a pass-through after the head's exit edge.
 template <class T>
-Stream<T> exit_node(Environment& env, int head, int parallelism, bool bounded, const std::string& name) {
-  NodeSpec spec;
-  spec.kind = "iteration result";
-  spec.name = name + " result";
-  spec.parallelism = parallelism;
-  spec.bounded = bounded;
-  spec.num_ports = 1;
-  spec.make = [](const OpContext& c, PortBase* out) -> std::unique_ptr<NodeRuntime> {
-    return std::make_unique<PassOp<T>>(c, static_cast<Input<T>*>(out));
-  };
-  set_output_type<T>(spec);
-  const int id = env.add_node(std::move(spec));
-  env.add_edge({head, id, 0, Partitioning::kForward, false, {}, true});
-  return Stream<T>(&env, id);
+struct PassThrough final : OneInputOperator<T, T> {
+  void process(std::span<const T> in, Output<T>& out) override { out.emit(in); }
+};
+
+// The loop's result: a pass-through after the head's exit output (output 1).
+template <class T>
+Stream<T> exit_node(Environment& env, int head, const std::string& name) {
+  OperatorBuilder b(env, "iteration result");
+  b.name(name + " result");
+  b.parallelism(OperatorBuilder(env, head).parallelism());
+  b.input(Stream<T>(&env, head, Partitioning::kForward, 1));
+  b.one_input(PassThrough<T>{});
+  return b.stream<T>();
 }
 
 template <class B, class T>
@@ -212,32 +210,30 @@ Stream<T> iterate(const Stream<T>& initial, int max_supersteps, Body body, Itera
   auto ctl = std::make_shared<detail::LoopController>(LoopKind::kBulk, opts.name, max_supersteps);
   if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
   auto layout = std::make_shared<detail::HeadLayout>();
-  detail::NodeSpec spec = detail::head_spec(initial, opts, "bulk");
-  spec.loop_hook = ctl;
-  spec.num_ports = 2;
-  detail::set_output_type<T>(spec);
-  const int parallelism = spec.parallelism;
-  const bool bounded = spec.bounded;
-  const int head = env.add_node(std::move(spec));
-  env.add_edge({initial.node(), head, 0, initial.next_partitioning(), false, {}, false});
+  OperatorBuilder hb = detail::head_builder(initial, opts, "bulk", ctl);
+  hb.input(initial, 0);
+  hb.ports(2);
+  hb.output<T>();  // 0: into the body
+  hb.output<T>();  // 1: the result
+  const int parallelism = hb.parallelism();
+  const int head = hb.id();
 
   LoopContext ctx(&env, head, ctl, layout, 2);
-  Stream<T> partial(&env, head);
+  Stream<T> partial = hb.stream<T>(0);
   Stream<T> next = [&] {
     if constexpr (detail::BulkBodyWithContext<Body, T>) return Stream<T>(body(partial, ctx));
     else return Stream<T>(body(partial));
   }();
-  env.add_edge({next.node(), head, 1, next.next_partitioning(), true, {}, false});
+  hb.feedback(next, 1);
   detail::setup_checkpoints<T>(*ctl, opts, parallelism);
   const int ports = ctx.ports();
-  env.node(head).num_ports = ports;
-  env.node(head).make_head = [ctl, layout, ports, context = opts.checkpoint_context, rehome](
-                                 const detail::OpContext& c, detail::PortBase* body_out,
-                                 detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<detail::BulkHead<T>>(c, ctl, ports, *layout, static_cast<detail::Input<T>*>(body_out),
-                                                 static_cast<detail::Input<T>*>(exit_out), context, rehome);
-  };
-  return detail::exit_node<T>(env, head, parallelism, bounded, opts.name);
+  hb.ports(ports);
+  hb.factory([ctl, layout, ports, context = opts.checkpoint_context, rehome](
+                 const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::BulkHead<T>>(c, ctl, ports, *layout, static_cast<detail::Input<T>*>(outs[0]),
+                                                 static_cast<detail::Input<T>*>(outs[1]), context, rehome);
+  });
+  return detail::exit_node<T>(env, head, opts.name);
 }
 
 // ---------------------------------------------------------------- delta
@@ -382,26 +378,17 @@ class SolutionSet {
  private:
   template <class Out, class W, class KF, class Make>
   Stream<Out> add(std::string kind, const Stream<W>& in, KF key, Make make) const {
-    detail::NodeSpec spec;
-    spec.kind = std::move(kind);
-    spec.name = spec.kind;
-    spec.parallelism = parallelism_;
-    spec.bounded = in.bounded();
-    spec.num_ports = 1;
-    spec.keyed = true;
-    spec.solution_set_of = head_;
-    spec.make = [make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
-      return make(c, static_cast<detail::Input<Out>*>(out));
-    };
-    detail::set_output_type<Out>(spec);
     if (in.next_partitioning() != Partitioning::kAuto)
-      throw PlanError("the input of a " + spec.kind + " in iteration '" + name_ +
+      throw PlanError("the input of a " + kind + " in iteration '" + name_ +
                       "' is partitioned explicitly: it is always partitioned by the solution-set key; "
                       "remove the broadcast()/rebalance()/forward()");
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({in.node(), id, 0, Partitioning::kAuto, false,
-                    detail::hash_writer_factory<W, KF, Partitioner>(key), false});
-    return Stream<Out>(env_, id);
+    OperatorBuilder b(*env_, std::move(kind));
+    b.parallelism(parallelism_).keyed().solution_set_of(head_);
+    b.add_input(OperatorBuilder::key_ref<W, KF, Partitioner>(in, key, Partitioning::kAuto), 0, false);
+    b.output<Out>();
+    b.factory([make](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                  -> std::unique_ptr<detail::NodeRuntime> { return make(c, static_cast<detail::Input<Out>*>(outs[0])); });
+    return b.stream<Out>();
   }
 
   Environment* env_;
@@ -430,38 +417,34 @@ Stream<S> iterate_delta(const Stream<S>& solution_set, const Stream<W>& workset,
   if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
   auto layout = std::make_shared<detail::HeadLayout>();
   auto state = std::make_shared<detail::SolutionSetState<Index>>(key);
-  detail::NodeSpec spec = detail::head_spec(workset, opts, "delta");
-  spec.loop_hook = ctl;
-  spec.num_ports = 4;
-  spec.bounded = workset.bounded() && solution_set.bounded();
-  detail::set_output_type<W>(spec);  // into the body: the workset
-  const int parallelism = spec.parallelism;
-  const bool bounded = spec.bounded;
-  const int head = env.add_node(std::move(spec));
-  auto by_key = detail::hash_writer_factory<S, SKF, typename SS::Partitioner>(key);
-  env.add_edge({workset.node(), head, 0, workset.next_partitioning(), false, {}, false});
-  env.add_edge({solution_set.node(), head, 2, Partitioning::kAuto, false, by_key, false});
+  using Part = typename SS::Partitioner;
+  OperatorBuilder hb = detail::head_builder(workset, opts, "delta", ctl);
+  hb.input(workset, 0);
+  hb.add_input(OperatorBuilder::key_ref<S, SKF, Part>(solution_set, key, Partitioning::kAuto), 2, false);
+  hb.ports(4);
+  hb.output<W>();  // 0: into the body, the workset
+  hb.output<S>();  // 1: the result, the solution set
+  const int parallelism = hb.parallelism();
+  const int head = hb.id();
 
   LoopContext ctx(&env, head, ctl, layout, 4);
   SS ss(&env, head, parallelism, opts.name, state);
-  DeltaStep<S, W> step = body(ss, Stream<W>(&env, head), ctx);
-  env.add_edge({step.next_workset.node(), head, 1, step.next_workset.next_partitioning(), true, {}, false});
-  env.add_edge({step.delta.node(), head, 3, Partitioning::kAuto, true, by_key, false});
+  DeltaStep<S, W> step = body(ss, hb.stream<W>(0), ctx);
+  hb.feedback(step.next_workset, 1);
+  hb.feedback_by_key<S, SKF, Part>(step.delta, key, 3);
   detail::setup_checkpoints<S, W>(*ctl, opts, parallelism);
   const int ports = ctx.ports();
-  env.node(head).num_ports = ports;
+  hb.ports(ports);
   std::function<int(const S&, int)> home = [key](const S& s, int n) {
     return static_cast<int>(SS::Partitioner::of(key(s), static_cast<std::size_t>(n)));
   };
-  env.node(head).make_head = [ctl, layout, ports, state, context = opts.checkpoint_context, home, rehome_solution,
-                              rehome_workset](const detail::OpContext& c, detail::PortBase* body_out,
-                                              detail::PortBase* exit_out) -> std::unique_ptr<detail::NodeRuntime> {
+  hb.factory([ctl, layout, ports, state, context = opts.checkpoint_context, home, rehome_solution, rehome_workset](
+                 const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) -> std::unique_ptr<detail::NodeRuntime> {
     return std::make_unique<detail::DeltaHead<S, W, Index>>(
-        c, ctl, ports, *layout, state, static_cast<detail::Input<W>*>(body_out),
-        static_cast<detail::Input<S>*>(exit_out), context, home, rehome_solution, rehome_workset);
-  };
-  // The result stream carries S, not the head's W: its exit node decodes S.
-  return detail::exit_node<S>(env, head, parallelism, bounded, opts.name);
+        c, ctl, ports, *layout, state, static_cast<detail::Input<W>*>(outs[0]), static_cast<detail::Input<S>*>(outs[1]),
+        context, home, rehome_solution, rehome_workset);
+  });
+  return detail::exit_node<S>(env, head, opts.name);
 }
 
 // ---------------------------------------------------------------- streaming
@@ -476,7 +459,7 @@ class StreamingIteration {
   void close_with(const Stream<T>& feedback) {
     if (closed_) throw PlanError("streaming iteration closed twice");
     closed_ = true;
-    env_->add_edge({feedback.node(), head_, 1, feedback.next_partitioning(), true, {}, false});
+    OperatorBuilder(*env_, head_).feedback(feedback, 1);
   }
 
  private:
@@ -494,18 +477,16 @@ StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}
   Environment& env = input.env();
   auto ctl = std::make_shared<detail::LoopController>(LoopKind::kStreaming, opts.name, 0);
   if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
-  detail::NodeSpec spec = detail::head_spec(input, opts, "streaming");
-  spec.loop_hook = ctl;
-  spec.num_ports = 2;
-  spec.bounded = false;  // records keep coming back: operators in the loop stream
-  detail::set_output_type<T>(spec);
-  spec.make_head = [ctl](const detail::OpContext& c, detail::PortBase* body_out,
-                         detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<detail::StreamingHead<T>>(c, ctl, static_cast<detail::Input<T>*>(body_out));
-  };
-  const int head = env.add_node(std::move(spec));
-  env.add_edge({input.node(), head, 0, input.next_partitioning(), false, {}, false});
-  return StreamingIteration<T>(&env, head);
+  OperatorBuilder hb = detail::head_builder(input, opts, "streaming", ctl);
+  hb.input(input, 0);
+  hb.ports(2);
+  hb.bounded(false);  // records keep coming back: operators in the loop stream
+  hb.output<T>();     // 0: into the body (no result output: the loop's records leave through filters)
+  hb.factory([ctl](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                 -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::StreamingHead<T>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]));
+  });
+  return StreamingIteration<T>(&env, hb.id());
 }
 
 }  // namespace gyre

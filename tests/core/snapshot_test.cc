@@ -1,0 +1,508 @@
+// Snapshot and restore of the built-in stateful operators (reduce, aggregate, unbounded reduce,
+// join, co_group): operator instances built directly, fed the first part of a random input routed
+// as the hash exchange routes it (by key group), snapshotted (every partition; the records sent
+// through gyre::Codec as if across ranks), restored into instances at another parallelism, fed the
+// rest and ended. The union of what both generations emitted must equal a serial reference and
+// what uninterrupted instances emit.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gyre/core/operators.h"
+#include "gyre/core/state.h"
+#include "../support/error_of.h"
+
+namespace {
+
+using gyre::Event;
+using gyre::EventKind;
+using gyre::StateSnapshot;
+using gyre::detail::NodeRuntime;
+using gyre::detail::OpContext;
+
+struct Rec {
+  std::int64_t key = 0;
+  std::int64_t value = 0;
+  friend bool operator==(const Rec&, const Rec&) = default;
+  friend auto operator<=>(const Rec&, const Rec&) = default;
+};
+
+struct Joined {
+  std::int64_t key = 0;
+  std::int64_t left = 0;
+  std::int64_t right = 0;
+  friend bool operator==(const Joined&, const Joined&) = default;
+  friend auto operator<=>(const Joined&, const Joined&) = default;
+};
+
+// Per key: an order-sensitive fold of each side (so the test sees that a group keeps its order).
+struct Grouped {
+  std::int64_t key = 0;
+  std::uint64_t left = 0;
+  std::uint64_t right = 0;
+  std::uint64_t left_n = 0;
+  std::uint64_t right_n = 0;
+  friend bool operator==(const Grouped&, const Grouped&) = default;
+  friend auto operator<=>(const Grouped&, const Grouped&) = default;
+};
+
+std::uint64_t mix(std::uint64_t acc, std::int64_t v) { return acc * 1000003u + static_cast<std::uint64_t>(v); }
+
+// Collects what an operator emits.
+template <class T>
+class Collect final : public gyre::detail::Input<T> {
+ public:
+  void push(std::span<const T> in) override { got.insert(got.end(), in.begin(), in.end()); }
+  void on_event(const Event& e) override {
+    if (e.kind == EventKind::kEnd) ++ends;
+  }
+  std::vector<T> got;
+  int ends = 0;
+};
+
+// The partition of parallelism p that the hash exchange sends a key to (writers.h).
+int route(std::int64_t key, int p) {
+  return gyre::partition_of_key_group(gyre::key_group_of(gyre::hash_key(key)), p);
+}
+
+OpContext context(int partition, int parallelism) {
+  OpContext c;
+  c.name = "op under test";
+  c.partition = partition;
+  c.parallelism = parallelism;
+  c.batch_bytes = 256;  // small batches: several per call
+  return c;
+}
+
+// P instances of one operator and what each emitted.
+template <class Out>
+struct Instances {
+  std::vector<std::unique_ptr<NodeRuntime>> ops;
+  std::vector<std::unique_ptr<Collect<Out>>> outs;
+
+  template <class Make>
+  Instances(int parallelism, Make make) {
+    for (int p = 0; p < parallelism; ++p) {
+      outs.push_back(std::make_unique<Collect<Out>>());
+      ops.push_back(make(context(p, parallelism), outs.back().get()));
+    }
+  }
+  int parallelism() const { return static_cast<int>(ops.size()); }
+
+  // Records routed by key to their partition, pushed in chunks of 7 (several batches).
+  template <class T>
+  void feed(int port, std::span<const T> records) {
+    std::vector<std::vector<T>> parts(ops.size());
+    for (const T& r : records) parts[static_cast<std::size_t>(route(r.key, parallelism()))].push_back(r);
+    for (std::size_t p = 0; p < ops.size(); ++p) {
+      auto* in = static_cast<gyre::detail::Input<T>*>(ops[p]->port(port));
+      for (std::size_t i = 0; i < parts[p].size(); i += 7)
+        in->push(std::span<const T>(parts[p]).subspan(i, std::min<std::size_t>(7, parts[p].size() - i)));
+    }
+  }
+  void end(int port) {
+    for (auto& op : ops) op->port(port)->on_event(Event::end());
+  }
+
+  // Every partition's snapshot, sent through Codec<StateSnapshot> as to another rank.
+  std::vector<StateSnapshot> snapshot() const {
+    std::vector<StateSnapshot> all;
+    for (const auto& op : ops) {
+      EXPECT_TRUE(op->stateful());
+      op->snapshot(all);
+    }
+    std::string bytes;
+    gyre::Codec<std::vector<StateSnapshot>>::encode(all, bytes);
+    std::vector<StateSnapshot> back;
+    const char* end = gyre::Codec<std::vector<StateSnapshot>>::decode(bytes.data(), bytes.data() + bytes.size(), back);
+    EXPECT_EQ(end, bytes.data() + bytes.size());
+    EXPECT_EQ(back, all);
+    for (const StateSnapshot& s : back) EXPECT_EQ(route_of_group(s.key_group), true);
+    return back;
+  }
+  void restore(const std::vector<StateSnapshot>& from) {
+    for (auto& op : ops) op->restore(from);
+  }
+  std::vector<Out> emitted() const {
+    std::vector<Out> all;
+    for (const auto& o : outs) all.insert(all.end(), o->got.begin(), o->got.end());
+    return all;
+  }
+  int ends() const {
+    int n = 0;
+    for (const auto& o : outs) n += o->ends;
+    return n;
+  }
+
+ private:
+  static bool route_of_group(int kg) { return kg >= 0 && kg < gyre::kKeyGroups; }
+};
+
+std::vector<Rec> random_records(std::size_t n, std::int64_t keys, std::uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<Rec> v(n);
+  for (Rec& r : v) r = Rec{static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(keys)),
+                           static_cast<std::int64_t>(rng() % 1000)};
+  return v;
+}
+
+template <class T>
+std::vector<T> sorted(std::vector<T> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+template <class T>
+std::span<const T> head(const std::vector<T>& v, std::size_t n) {
+  return std::span<const T>(v).first(n);
+}
+template <class T>
+std::span<const T> tail(const std::vector<T>& v, std::size_t n) {
+  return std::span<const T>(v).subspan(n);
+}
+
+const int kOld[] = {1, 2, 4};
+const int kNew[] = {1, 2, 3, 5};
+
+// ---- reduce, aggregate, unbounded reduce ----
+
+auto key_of = [](const Rec& r) { return r.key; };
+auto first_rec = [](const Rec& x) { return x; };
+auto add_rec = [](Rec& acc, const Rec& x) { acc.value += x.value; };
+auto rec_result = [](const std::int64_t&, const Rec& acc) { return acc; };
+auto first_acc = [](const Rec& x) { return mix(7, x.value); };
+auto add_acc = [](std::uint64_t& acc, const Rec& x) { acc = mix(acc, x.value); };
+auto acc_result = [](const std::int64_t& k, const std::uint64_t& acc) { return std::pair<std::int64_t, std::uint64_t>(k, acc); };
+
+template <bool kBounded>
+using ReduceOp = gyre::detail::KeyedFoldOp<kBounded, Rec, decltype(key_of), Rec, Rec, decltype(first_rec),
+                                           decltype(add_rec), decltype(rec_result)>;
+using AggOut = std::pair<std::int64_t, std::uint64_t>;
+using AggregateOp = gyre::detail::KeyedFoldOp<true, Rec, decltype(key_of), std::uint64_t, AggOut,
+                                              decltype(first_acc), decltype(add_acc), decltype(acc_result)>;
+
+template <bool kBounded>
+auto make_reduce = [](const OpContext& c, gyre::detail::Input<Rec>* out) -> std::unique_ptr<NodeRuntime> {
+  return std::make_unique<ReduceOp<kBounded>>(c, key_of, first_rec, add_rec, rec_result, out);
+};
+auto make_aggregate = [](const OpContext& c, gyre::detail::Input<AggOut>* out) -> std::unique_ptr<NodeRuntime> {
+  return std::make_unique<AggregateOp>(c, key_of, first_acc, add_acc, acc_result, out);
+};
+
+// Feeds [0, cut) to `old_p` instances, snapshots, restores into `new_p`, feeds the rest, ends;
+// returns what both generations emitted (old first).
+template <class Out, class Make>
+std::pair<std::vector<Out>, std::vector<Out>> run_one_input(Make make, const std::vector<Rec>& input,
+                                                             std::size_t cut, int old_p, int new_p) {
+  Instances<Out> before(old_p, make);
+  before.feed(0, head(input, cut));
+  const std::vector<StateSnapshot> snap = before.snapshot();
+  Instances<Out> after(new_p, make);
+  after.restore(snap);
+  after.feed(0, tail(input, cut));
+  after.end(0);
+  EXPECT_EQ(before.ends(), 0);
+  EXPECT_EQ(after.ends(), new_p);
+  return {before.emitted(), after.emitted()};
+}
+
+template <class Out, class Make>
+std::vector<Out> run_uninterrupted(Make make, const std::vector<Rec>& input, int p) {
+  Instances<Out> ops(p, make);
+  ops.feed(0, std::span<const Rec>(input));
+  ops.end(0);
+  return ops.emitted();
+}
+
+TEST(Snapshot, ReduceRestoresAtEveryParallelism) {
+  const std::vector<Rec> input = random_records(3000, 200, 1);
+  std::map<std::int64_t, std::int64_t> sums;
+  for (const Rec& r : input) sums[r.key] += r.value;
+  std::vector<Rec> reference;
+  for (auto [k, v] : sums) reference.push_back(Rec{k, v});
+  for (int old_p : kOld) {
+    EXPECT_EQ(sorted(run_uninterrupted<Rec>(make_reduce<true>, input, old_p)), reference);
+    for (int new_p : kNew) {
+      SCOPED_TRACE("reduce " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      auto [before, after] = run_one_input<Rec>(make_reduce<true>, input, 1700, old_p, new_p);
+      EXPECT_TRUE(before.empty());  // a bounded fold emits at the end only
+      EXPECT_EQ(sorted(after), reference);
+    }
+  }
+}
+
+TEST(Snapshot, AggregateKeepsEachKeysOrderAcrossRestore) {
+  const std::vector<Rec> input = random_records(3000, 150, 2);
+  std::map<std::int64_t, std::uint64_t> acc;
+  for (const Rec& r : input) {
+    auto it = acc.find(r.key);
+    if (it == acc.end()) acc[r.key] = mix(7, r.value);
+    else it->second = mix(it->second, r.value);
+  }
+  std::vector<AggOut> reference(acc.begin(), acc.end());
+  for (int old_p : kOld) {
+    EXPECT_EQ(sorted(run_uninterrupted<AggOut>(make_aggregate, input, old_p)), reference);
+    for (int new_p : kNew) {
+      SCOPED_TRACE("aggregate " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      auto [before, after] = run_one_input<AggOut>(make_aggregate, input, 1234, old_p, new_p);
+      EXPECT_TRUE(before.empty());
+      EXPECT_EQ(sorted(after), reference);
+    }
+  }
+}
+
+// An unbounded reduce emits the new value of each key a batch touched: replaying both
+// generations' changelogs in order gives the serial sums, and the first value a restored instance
+// emits for a key continues the sum from before the snapshot.
+TEST(Snapshot, UnboundedReduceContinuesItsChangelog) {
+  const std::vector<Rec> input = random_records(3000, 120, 3);
+  std::map<std::int64_t, std::int64_t> sums;
+  for (const Rec& r : input) sums[r.key] += r.value;
+  for (int old_p : kOld) {
+    for (int new_p : kNew) {
+      SCOPED_TRACE("unbounded reduce " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      const std::size_t cut = 1500;
+      auto [before, after] = run_one_input<Rec>(make_reduce<false>, input, cut, old_p, new_p);
+      EXPECT_FALSE(before.empty());
+      std::map<std::int64_t, std::int64_t> last;
+      for (const Rec& r : before) last[r.key] = r.value;
+      std::map<std::int64_t, std::int64_t> first_sum;  // sums over the whole first part
+      for (std::size_t i = 0; i < cut; ++i) first_sum[input[i].key] += input[i].value;
+      EXPECT_EQ(last, first_sum);
+      for (const Rec& r : after) last[r.key] = r.value;
+      EXPECT_EQ(last, sums);
+      // Every value after the restore includes the key's sum before it.
+      std::map<std::int64_t, std::int64_t> seen;
+      for (const Rec& r : after) {
+        if (seen.emplace(r.key, r.value).second) {
+          EXPECT_GE(r.value, first_sum[r.key]);  // values are >= 0
+        }
+      }
+    }
+  }
+}
+
+// ---- join ----
+
+auto join_f = [](const Rec& l, const Rec& r) { return Joined{l.key, l.value, r.value}; };
+using JoinOp = gyre::detail::HashJoinOp<Rec, Rec, decltype(key_of), decltype(key_of), decltype(join_f)>;
+auto make_join = [](const OpContext& c, gyre::detail::Input<Joined>* out) -> std::unique_ptr<NodeRuntime> {
+  return std::make_unique<JoinOp>(c, key_of, key_of, join_f, out);
+};
+
+std::vector<Joined> serial_join(const std::vector<Rec>& probe, const std::vector<Rec>& build) {
+  std::vector<Joined> out;
+  for (const Rec& l : probe)
+    for (const Rec& r : build)
+      if (l.key == r.key) out.push_back(join_f(l, r));
+  return sorted(out);
+}
+
+// Snapshot while the build side is incomplete: the build rows so far and the probe records held.
+TEST(Snapshot, JoinMidBuildKeepsBuildRowsAndHeldProbes) {
+  const std::vector<Rec> probe = random_records(1500, 90, 4);
+  const std::vector<Rec> build = random_records(400, 70, 5);  // duplicate keys: chains
+  const std::vector<Joined> reference = serial_join(probe, build);
+  for (int old_p : kOld) {
+    for (int new_p : kNew) {
+      SCOPED_TRACE("join " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      Instances<Joined> before(old_p, make_join);
+      before.feed(1, head(build, 250));
+      before.feed(0, head(probe, 800));
+      const std::vector<StateSnapshot> snap = before.snapshot();
+      EXPECT_TRUE(before.emitted().empty());  // everything held for the build side
+      Instances<Joined> after(new_p, make_join);
+      after.restore(snap);
+      after.feed(0, tail(probe, 800));
+      after.feed(1, tail(build, 250));
+      after.end(0);
+      after.end(1);
+      EXPECT_EQ(after.ends(), new_p);
+      EXPECT_EQ(sorted(after.emitted()), reference);
+    }
+  }
+}
+
+// Snapshot after the build side ended: the probes so far were answered; the restored instances
+// get the build rows back and answer the rest once their (empty) build input ends again.
+TEST(Snapshot, JoinAfterBuildAnswersTheRest) {
+  const std::vector<Rec> probe = random_records(1500, 90, 6);
+  const std::vector<Rec> build = random_records(300, 60, 7);
+  const std::vector<Joined> reference = serial_join(probe, build);
+  for (int old_p : kOld) {
+    {
+      Instances<Joined> all(old_p, make_join);
+      all.feed(0, std::span<const Rec>(probe));
+      all.feed(1, std::span<const Rec>(build));
+      all.end(1);
+      all.end(0);
+      EXPECT_EQ(sorted(all.emitted()), reference);
+    }
+    for (int new_p : kNew) {
+      SCOPED_TRACE("join " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      Instances<Joined> before(old_p, make_join);
+      before.feed(1, std::span<const Rec>(build));
+      before.end(1);
+      before.feed(0, head(probe, 700));
+      const std::vector<StateSnapshot> snap = before.snapshot();
+      Instances<Joined> after(new_p, make_join);
+      after.restore(snap);
+      after.feed(0, tail(probe, 700));
+      after.end(1);
+      after.end(0);
+      std::vector<Joined> got = before.emitted();
+      EXPECT_EQ(got.size(), serial_join(std::vector<Rec>(probe.begin(), probe.begin() + 700), build).size());
+      const std::vector<Joined> rest = after.emitted();
+      got.insert(got.end(), rest.begin(), rest.end());
+      EXPECT_EQ(sorted(got), reference);
+    }
+  }
+}
+
+// ---- co_group ----
+
+auto group_f = [](const std::int64_t& k, std::span<const Rec> l, std::span<const Rec> r, auto& emit) {
+  Grouped g{k, 7, 7, l.size(), r.size()};
+  for (const Rec& x : l) g.left = mix(g.left, x.value);
+  for (const Rec& x : r) g.right = mix(g.right, x.value);
+  emit(g);
+};
+using GroupOp = gyre::detail::CoGroupOp<Rec, Rec, decltype(key_of), decltype(key_of), Grouped, decltype(group_f)>;
+auto make_group = [](const OpContext& c, gyre::detail::Input<Grouped>* out) -> std::unique_ptr<NodeRuntime> {
+  return std::make_unique<GroupOp>(c, key_of, key_of, group_f, out);
+};
+
+TEST(Snapshot, CoGroupKeepsBothGroupsInOrder) {
+  const std::vector<Rec> left = random_records(1200, 80, 8);
+  const std::vector<Rec> right = random_records(900, 100, 9);
+  std::map<std::int64_t, Grouped> ref;
+  auto slot = [&](std::int64_t k) -> Grouped& { return ref.try_emplace(k, Grouped{k, 7, 7, 0, 0}).first->second; };
+  for (const Rec& x : left) {
+    Grouped& g = slot(x.key);
+    g.left = mix(g.left, x.value);
+    ++g.left_n;
+  }
+  for (const Rec& x : right) {
+    Grouped& g = slot(x.key);
+    g.right = mix(g.right, x.value);
+    ++g.right_n;
+  }
+  std::vector<Grouped> reference;
+  for (auto& [k, g] : ref) reference.push_back(g);
+  for (int old_p : kOld) {
+    {
+      Instances<Grouped> all(old_p, make_group);
+      all.feed(0, std::span<const Rec>(left));
+      all.feed(1, std::span<const Rec>(right));
+      all.end(0);
+      all.end(1);
+      EXPECT_EQ(sorted(all.emitted()), reference);
+    }
+    for (int new_p : kNew) {
+      SCOPED_TRACE("co_group " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      Instances<Grouped> before(old_p, make_group);
+      before.feed(0, head(left, 500));
+      before.feed(1, head(right, 600));
+      const std::vector<StateSnapshot> snap = before.snapshot();
+      Instances<Grouped> after(new_p, make_group);
+      after.restore(snap);
+      after.feed(1, tail(right, 600));
+      after.feed(0, tail(left, 500));
+      after.end(0);
+      after.end(1);
+      EXPECT_TRUE(before.emitted().empty());
+      EXPECT_EQ(after.ends(), new_p);
+      EXPECT_EQ(sorted(after.emitted()), reference);
+    }
+  }
+}
+
+// ---- what a snapshot holds, and errors ----
+
+TEST(Snapshot, RecordsAreByKeyGroupAndNamedByState) {
+  const std::vector<Rec> probe = random_records(200, 40, 10);
+  const std::vector<Rec> build = random_records(100, 30, 11);
+  Instances<Joined> join(2, make_join);
+  join.feed(1, std::span<const Rec>(build));
+  join.feed(0, std::span<const Rec>(probe));
+  std::map<std::string, int> records;
+  for (const auto& op : join.ops) {
+    std::vector<StateSnapshot> s;
+    op->snapshot(s);
+    for (const StateSnapshot& r : s) {
+      ++records[r.state];
+      EXPECT_EQ(r.kind, gyre::StateKind::kList);
+    }
+  }
+  EXPECT_GT(records["build"], 0);
+  EXPECT_GT(records["probe.held"], 0);
+  EXPECT_EQ(records.count("probe.invariant"), 0u);  // empty states write no records
+
+  // Every record of partition p is of a key group p owns.
+  Instances<Rec> reduce(3, make_reduce<true>);
+  reduce.feed(0, std::span<const Rec>(probe));
+  for (int p = 0; p < 3; ++p) {
+    std::vector<StateSnapshot> s;
+    reduce.ops[static_cast<std::size_t>(p)]->snapshot(s);
+    EXPECT_FALSE(s.empty());
+    for (const StateSnapshot& r : s) {
+      EXPECT_EQ(r.state, "fold");
+      EXPECT_EQ(gyre::partition_of_key_group(r.key_group, 3), p);
+    }
+  }
+}
+
+// A stateless operator has nothing to snapshot.
+TEST(Snapshot, StatelessOperatorsSnapshotNothing) {
+  Collect<Rec> out;
+  auto f = [](const Rec& r) { return r; };
+  gyre::detail::MapOp<Rec, Rec, decltype(f)> map(context(0, 1), f, &out);
+  EXPECT_FALSE(map.stateful());
+  std::vector<StateSnapshot> s;
+  map.snapshot(s);
+  EXPECT_TRUE(s.empty());
+  map.restore(s);
+}
+
+struct NoCodec {
+  std::int64_t key = 0;
+  std::string text;  // not trivially copyable, and no gyre::Codec
+};
+
+TEST(Snapshot, StateWithoutCodecNamesTheState) {
+  auto key = [](const NoCodec& r) { return r.key; };
+  auto first = [](const NoCodec& x) { return x; };
+  auto update = [](NoCodec& acc, const NoCodec& x) { acc.text += x.text; };
+  auto result = [](const std::int64_t&, const NoCodec& acc) { return acc; };
+  Collect<NoCodec> out;
+  gyre::detail::KeyedFoldOp<true, NoCodec, decltype(key), NoCodec, NoCodec, decltype(first), decltype(update),
+                            decltype(result)>
+      op(context(0, 1), key, first, update, result, &out);
+  const std::vector<NoCodec> in = {{1, "a"}, {2, "b"}};
+  op.push(std::span<const NoCodec>(in));
+  std::vector<StateSnapshot> s;
+  const std::string msg = testenv::error_of([&] { op.snapshot(s); });
+  EXPECT_NE(msg.find("state 'fold'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gyre::Codec"), std::string::npos) << msg;
+}
+
+// Restoring a snapshot of one operator into an operator of other types fails naming the state.
+TEST(Snapshot, RestoreIntoOtherTypesFails) {
+  Instances<Rec> reduce(1, make_reduce<true>);
+  const std::vector<Rec> in = random_records(50, 10, 12);
+  reduce.feed(0, std::span<const Rec>(in));
+  const std::vector<StateSnapshot> snap = reduce.snapshot();
+  Instances<AggOut> agg(1, make_aggregate);
+  const std::string msg = testenv::error_of([&] { agg.restore(snap); });
+  EXPECT_NE(msg.find("state 'fold'"), std::string::npos) << msg;
+}
+
+}  // namespace

@@ -18,6 +18,7 @@
 
 #include "gyre/core/operators.h"
 #include "gyre/core/state.h"
+#include "gyre/iterations/detail/solution_set.h"
 #include "../support/error_of.h"
 
 namespace {
@@ -423,6 +424,69 @@ TEST(Snapshot, CoGroupKeepsBothGroupsInOrder) {
       EXPECT_EQ(sorted(after.emitted()), reference);
     }
   }
+}
+
+// ---- the delta iteration's solution set (both indexes) ----
+
+using HashIndex = gyre::detail::HashSolutionIndex<Rec, decltype(key_of)>;
+using DenseIndex = gyre::detail::DenseSolutionIndex<Rec, decltype(key_of)>;
+
+template <class Index>
+std::vector<std::unique_ptr<Index>> indexes(int parallelism) {
+  std::vector<std::unique_ptr<Index>> v;
+  for (int p = 0; p < parallelism; ++p) v.push_back(std::make_unique<Index>(key_of, p, parallelism));
+  return v;
+}
+// Upserts records into the partition the index's partitioner (the loop's exchange) picks.
+template <class Index>
+void upsert(std::vector<std::unique_ptr<Index>>& parts, std::span<const Rec> records) {
+  for (const Rec& r : records) parts[Index::Partitioner::of(r.key, parts.size())]->upsert(r);
+}
+template <class Index>
+std::vector<Rec> contents(std::vector<std::unique_ptr<Index>>& parts) {
+  std::vector<Rec> all;
+  for (auto& p : parts) p->for_each([&](const Rec& r) { all.push_back(r); });
+  return sorted(all);
+}
+
+template <class From, class To>
+void solution_set_round_trip(std::uint32_t seed) {
+  const std::vector<Rec> input = random_records(2000, 300, seed);
+  std::map<std::int64_t, std::int64_t> last;
+  for (const Rec& r : input) last[r.key] = r.value;
+  std::vector<Rec> reference;
+  for (auto [k, v] : last) reference.push_back(Rec{k, v});
+  for (int old_p : kOld) {
+    for (int new_p : kNew) {
+      SCOPED_TRACE("solution set " + std::to_string(old_p) + " -> " + std::to_string(new_p));
+      auto before = indexes<From>(old_p);
+      upsert(before, head(input, 1100));
+      std::vector<StateSnapshot> snap;
+      for (auto& p : before) p->snapshot(snap);
+      std::string bytes;
+      gyre::Codec<std::vector<StateSnapshot>>::encode(snap, bytes);
+      std::vector<StateSnapshot> back;
+      gyre::Codec<std::vector<StateSnapshot>>::decode(bytes.data(), bytes.data() + bytes.size(), back);
+      auto after = indexes<To>(new_p);
+      for (auto& p : after) p->restore(back);
+      std::size_t restored = 0;
+      for (auto& p : after) restored += p->size();
+      std::size_t held = 0;
+      for (auto& p : before) held += p->size();
+      EXPECT_EQ(restored, held);
+      upsert(after, tail(input, 1100));
+      EXPECT_EQ(contents(after), reference);
+      for (std::size_t p = 0; p < after.size(); ++p)  // each record where the exchange sends its key
+        after[p]->for_each([&](const Rec& r) { EXPECT_EQ(To::Partitioner::of(r.key, after.size()), p); });
+    }
+  }
+}
+
+TEST(Snapshot, HashSolutionSetRestoresAtEveryParallelism) { solution_set_round_trip<HashIndex, HashIndex>(13); }
+TEST(Snapshot, DenseSolutionSetRestoresAtEveryParallelism) { solution_set_round_trip<DenseIndex, DenseIndex>(14); }
+TEST(Snapshot, SolutionSetSnapshotsMoveBetweenIndexKinds) {
+  solution_set_round_trip<DenseIndex, HashIndex>(15);
+  solution_set_round_trip<HashIndex, DenseIndex>(16);
 }
 
 // ---- what a snapshot holds, and errors ----

@@ -292,6 +292,16 @@ JobGraph compile(const StreamGraph& g) {
       jg.tasks[static_cast<std::size_t>(t)].nodes.push_back(v);
     }
   }
+  // Channel numbering, per consumer task: the head's incoming edges in edge order, per producer
+  // partition (forward: one producer). Deterministic from the plan, so every rank agrees.
+  for (std::size_t i = 0; i < g.edges.size(); ++i) {
+    ResolvedEdge& re = jg.edges[i];
+    if (re.chained) continue;
+    const EdgeSpec& e = g.edges[i];
+    Task& t = jg.tasks[static_cast<std::size_t>(jg.task_of_node[static_cast<std::size_t>(e.to)])];
+    re.first_channel = t.channels;
+    t.channels += re.kind == Partitioning::kForward ? 1 : g.nodes[static_cast<std::size_t>(e.from)].parallelism;
+  }
   return jg;
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <queue>
 #include <sstream>
 #include <thread>
 
@@ -17,71 +18,136 @@ namespace gyre::detail {
 
 // ---------------------------------------------------------------- InputGate
 
-void InputGate::enqueue(Item item) {
+InputGate::InputGate(Notifiable* owner, std::size_t channel_capacity, Transport* transport,
+                     std::vector<ChannelInfo> channels)
+    : owner_(owner), capacity_(std::max<std::size_t>(1, channel_capacity)), transport_(transport) {
+  ch_.resize(channels.size());
+  std::size_t feedback = 0;
+  for (std::size_t c = 0; c < channels.size(); ++c) {
+    ch_[c].info = channels[c];
+    if (channels[c].feedback) ++feedback;
+  }
+  feedback_limit_ = capacity_ * feedback;
+}
+
+void InputGate::enqueue(int channel, Item item) {
   {
     std::lock_guard lock(mu_);
-    if (is_feedback(item.port)) {
-      fq_.push_back(std::move(item));
-    } else {
-      if (!item.is_event()) {
-        ++data_;
-        max_ = std::max(max_, data_);
-      }
-      q_.push_back(std::move(item));
+    Channel& ch = ch_[static_cast<std::size_t>(channel)];
+    item.channel = channel;
+    item.port = ch.info.port;
+    if (!item.is_event()) {
+      ++ch.batches;
+      if (ch.info.feedback) ++feedback_queued_;
+      max_ = std::max(max_, ++queued_);
+    }
+    ch.q.push_back(std::move(item));
+    if (!ch.in_ring && !ch.blocked) {
+      ch.in_ring = true;
+      (ch.info.feedback ? fring_ : ring_).push_back(channel);
     }
   }
   owner_->notify();
 }
 
-void InputGate::push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
-  enqueue({port, std::move(batch), Event{}, credit});
+void InputGate::push(int channel, std::shared_ptr<const BatchBase> batch, std::int64_t credit) {
+  enqueue(channel, {0, 0, std::move(batch), Event{}, credit});
 }
 
-void InputGate::push_event(int port, const Event& event) { enqueue({port, nullptr, event, -1}); }
+void InputGate::push_event(int channel, const Event& event) { enqueue(channel, {0, 0, nullptr, event, -1}); }
 
-bool InputGate::pop(Item& item) {
-  std::vector<Notifiable*> wake;
+int InputGate::front_locked() {
+  // Blocked channels that come up leave the ring (unblock_all puts them back).
+  for (std::deque<int>* r : {&ring_, &fring_}) {
+    while (!r->empty() && ch_[static_cast<std::size_t>(r->front())].blocked) {
+      ch_[static_cast<std::size_t>(r->front())].in_ring = false;
+      r->pop_front();
+    }
+  }
+  if (fring_.empty()) return ring_.empty() ? -1 : ring_.front();
+  if (ring_.empty() || feedback_queued_ > feedback_limit_ || feedback_turn_) return fring_.front();
+  return ring_.front();
+}
+
+bool InputGate::peek(int& channel, bool& is_event, Event& event) {
+  std::lock_guard lock(mu_);
+  const int c = front_locked();
+  if (c < 0) return false;
+  const Item& it = ch_[static_cast<std::size_t>(c)].q.front();
+  channel = c;
+  is_event = it.is_event();
+  event = it.event;
+  return true;
+}
+
+void InputGate::pop(int channel, Item& item) {
+  Notifiable* wake = nullptr;
   {
     std::lock_guard lock(mu_);
-    if (!fq_.empty()) {
-      item = std::move(fq_.front());
-      fq_.pop_front();
+    Channel& ch = ch_[static_cast<std::size_t>(channel)];
+    std::deque<int>& r = ch.info.feedback ? fring_ : ring_;
+    // `channel` is at the front of its ring: only this consumer pops or blocks, and producers
+    // only append.
+    item = std::move(ch.q.front());
+    ch.q.pop_front();
+    r.pop_front();
+    if (ch.q.empty()) {
+      ch.in_ring = false;
     } else {
-      if (q_.empty()) return false;
-      item = std::move(q_.front());
-      q_.pop_front();
-      if (!item.is_event()) {
-        --data_;
-        if (data_ < capacity_) wake.swap(waiters_);
+      r.push_back(channel);  // round robin
+    }
+    feedback_turn_ = !ch.info.feedback;  // alternate (front_locked decides when both have items)
+    if (!item.is_event()) {
+      --queued_;
+      if (ch.info.feedback) --feedback_queued_;
+      if (--ch.batches < capacity_ && ch.waiter != nullptr) std::swap(wake, ch.waiter);
+    }
+  }
+  if (wake != nullptr) wake->notify();
+  if (item.credit >= 0) transport_->return_credit(item.credit);
+}
+
+bool InputGate::pop(Item& item) {
+  int c = 0;
+  bool is_event = false;
+  Event e;
+  if (!peek(c, is_event, e)) return false;
+  pop(c, item);
+  return true;
+}
+
+bool InputGate::empty() {
+  std::lock_guard lock(mu_);
+  return front_locked() < 0;
+}
+
+bool InputGate::has_credit(int channel, Notifiable* waiter) {
+  std::lock_guard lock(mu_);
+  Channel& ch = ch_[static_cast<std::size_t>(channel)];
+  if (ch.batches < capacity_) return true;
+  ch.waiter = waiter;
+  return false;
+}
+
+void InputGate::block(int channel) {
+  std::lock_guard lock(mu_);
+  ch_[static_cast<std::size_t>(channel)].blocked = true;
+}
+
+void InputGate::unblock_all() {
+  {
+    std::lock_guard lock(mu_);
+    for (std::size_t c = 0; c < ch_.size(); ++c) {
+      Channel& ch = ch_[c];
+      if (!ch.blocked) continue;
+      ch.blocked = false;
+      if (!ch.in_ring && !ch.q.empty()) {
+        ch.in_ring = true;
+        (ch.info.feedback ? fring_ : ring_).push_back(static_cast<int>(c));
       }
     }
   }
-  for (auto* w : wake) w->notify();
-  if (item.credit >= 0) transport_->return_credit(item.credit);
-  return true;
-}
-
-bool InputGate::peek(int& port, bool& is_event, Event& event) const {
-  std::lock_guard lock(mu_);
-  const std::deque<Item>& q = fq_.empty() ? q_ : fq_;
-  if (q.empty()) return false;
-  port = q.front().port;
-  is_event = q.front().is_event();
-  event = q.front().event;
-  return true;
-}
-
-bool InputGate::empty() const {
-  std::lock_guard lock(mu_);
-  return q_.empty() && fq_.empty();
-}
-
-bool InputGate::has_credit(Notifiable* waiter) {
-  std::lock_guard lock(mu_);
-  if (data_ < capacity_) return true;
-  if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
-    waiters_.push_back(waiter);
-  return false;
+  owner_->notify();
 }
 
 std::size_t InputGate::max_queued() const {
@@ -95,14 +161,14 @@ namespace {
 
 class LocalChannel final : public ChannelOut {
  public:
-  LocalChannel(InputGate* gate, int port, bool feedback) : gate_(gate), port_(port), feedback_(feedback) {}
-  void send(std::shared_ptr<const BatchBase> batch) override { gate_->push(port_, std::move(batch)); }
-  void send_event(const Event& event) override { gate_->push_event(port_, event); }
-  bool has_credit(Notifiable* waiter) override { return feedback_ || gate_->has_credit(waiter); }
+  LocalChannel(InputGate* gate, int channel, bool feedback) : gate_(gate), channel_(channel), feedback_(feedback) {}
+  void send(std::shared_ptr<const BatchBase> batch) override { gate_->push(channel_, std::move(batch)); }
+  void send_event(const Event& event) override { gate_->push_event(channel_, event); }
+  bool has_credit(Notifiable* waiter) override { return feedback_ || gate_->has_credit(channel_, waiter); }
 
  private:
   InputGate* gate_;
-  int port_;
+  int channel_;
   bool feedback_;
 };
 
@@ -145,10 +211,11 @@ class LocalTransport final : public Transport {
             const std::vector<InputGate*>& gates, Hooks /*hooks*/) override {
     gates_ = gates;
   }
-  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int port, int /*src_node*/, bool feedback) override {
+  std::unique_ptr<ChannelOut> open(int /*src*/, int dst, int /*port*/, int channel, int /*src_node*/,
+                                   bool feedback) override {
     GYRE_CHECK(dst >= 0 && static_cast<std::size_t>(dst) < gates_.size() && gates_[static_cast<std::size_t>(dst)],
                "local transport: no gate for consumer subtask");
-    return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], port, feedback);
+    return std::make_unique<LocalChannel>(gates_[static_cast<std::size_t>(dst)], channel, feedback);
   }
 
  private:
@@ -160,9 +227,192 @@ constexpr std::size_t kBatchesPerActivation = 8;
 }  // namespace
 
 std::unique_ptr<Transport> make_local_transport() { return std::make_unique<LocalTransport>(); }
-std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port, bool feedback) {
-  return std::make_unique<LocalChannel>(gate, port, feedback);
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int channel, bool feedback) {
+  return std::make_unique<LocalChannel>(gate, channel, feedback);
 }
+
+// ---------------------------------------------------------------- alignment
+
+namespace {
+
+// Turns the control events of a subtask's input channels into the events its operator's input
+// ports get: the one place in the runtime that knows what each event kind means for alignment.
+//   end, superstep end: when every channel of the port sent it (superstep ends only inside a
+//     loop; elsewhere they are dropped);
+//   watermark: per channel (never backwards); the port's is the minimum over its channels that
+//     are neither idle nor ended, delivered when it advances;
+//   idle: the channel does not hold the watermark back until its next watermark; when every
+//     channel of the port that has not ended is idle, the port gets idle() once;
+//   an ended channel counts as +inf; when all ended, the port gets watermark(+inf) (unless it
+//     had it) and then end;
+//   barrier(id): operator-wide. Its channel is blocked (its later items stay queued) until the
+//     barrier arrived on every non-feedback channel of the subtask (ended ones count as arrived);
+//     then every port that has not ended gets it once, in port order, and the channels unblock.
+//     Feedback channels are never blocked nor awaited: a barrier on one is dropped, as is a
+//     barrier whose id is not above the last one completed. A channel whose next item is a
+//     later barrier while one aligns has skipped the current one (ids rise on every channel):
+//     it counts as arrived and is blocked with the later barrier still queued, which starts the
+//     next alignment once the current one completed (barriers queue behind each other).
+class InputAligner {
+ public:
+  struct Delivery {
+    int port;
+    Event event;
+  };
+
+  void init(InputGate* gate, int ports, bool in_loop) {
+    gate_ = gate;
+    in_loop_ = in_loop;
+    ports_.assign(static_cast<std::size_t>(ports), Port{});
+    ch_.assign(static_cast<std::size_t>(gate->channels()), Channel{});
+    for (int c = 0; c < gate->channels(); ++c) {
+      Channel& ch = ch_[static_cast<std::size_t>(c)];
+      ch.port = gate->info(c).port;
+      ch.feedback = gate->info(c).feedback;
+      ports_[static_cast<std::size_t>(ch.port)].channels.push_back(c);
+      if (!ch.feedback) ++awaited_;
+    }
+    open_ = ports;
+    for (std::size_t p = 0; p < ports_.size(); ++p) {
+      // A port without channels (not in a valid plan) is done from the start.
+      if (ports_[p].channels.empty()) {
+        ports_[p].done = true;
+        --open_;
+      }
+    }
+  }
+  int ports_open() const { return open_; }
+
+  // True if `event`, the next item of `channel`, stays queued: a later barrier while one aligns.
+  bool defers(int channel, const Event& event) const {
+    return event.kind == EventKind::kBarrier && aligning_ && event.value > barrier_ &&
+           !ch_[static_cast<std::size_t>(channel)].feedback;
+  }
+  // The deferred barrier at the front of `channel`: the channel counts as arrived.
+  void defer(int channel, std::vector<Delivery>& out) {
+    arrive(channel);
+    complete_barrier(out);
+  }
+
+  // `event` was popped from `channel`: appends what the ports get now (often nothing).
+  void on_event(int channel, const Event& event, std::vector<Delivery>& out) {
+    Channel& ch = ch_[static_cast<std::size_t>(channel)];
+    Port& port = ports_[static_cast<std::size_t>(ch.port)];
+    switch (event.kind) {
+      case EventKind::kEnd:
+        if (ch.ended) return;
+        ch.ended = true;
+        if (!ch.feedback) ++ended_awaited_;
+        if (++port.ended == static_cast<int>(port.channels.size())) {
+          if (port.watermark < kMaxTimestamp) out.push_back({ch.port, Event::watermark(kMaxTimestamp)});
+          port.watermark = kMaxTimestamp;
+          out.push_back({ch.port, Event::end()});
+          port.done = true;
+          --open_;
+        } else {
+          watermark(ch.port, out);
+        }
+        if (aligning_ && !ch.feedback && !ch.arrived) ++arrived_;
+        complete_barrier(out);
+        return;
+      case EventKind::kSuperstepEnd:
+        if (!in_loop_) return;
+        if (++port.superstep_ended < static_cast<int>(port.channels.size())) return;
+        port.superstep_ended = 0;
+        out.push_back({ch.port, event});
+        return;
+      case EventKind::kWatermark:
+        ch.idle = false;
+        ch.watermark = std::max(ch.watermark, event.value);
+        watermark(ch.port, out);
+        return;
+      case EventKind::kIdle:
+        ch.idle = true;
+        watermark(ch.port, out);
+        return;
+      case EventKind::kBarrier:
+        // Stale: not above the last completed one (or below the one aligning).
+        if (ch.feedback || event.value < barrier_ || (!aligning_ && event.value == barrier_)) return;
+        if (!aligning_) {
+          aligning_ = true;
+          barrier_ = event.value;
+          arrived_ = ended_awaited_;
+        }
+        arrive(channel);
+        complete_barrier(out);
+        return;
+    }
+  }
+
+ private:
+  struct Channel {
+    int port = 0;
+    bool feedback = false;
+    bool ended = false;
+    bool idle = false;
+    bool arrived = false;  // the aligning barrier came (the channel is blocked)
+    Timestamp watermark = kMinTimestamp;
+  };
+  struct Port {
+    std::vector<int> channels;
+    int ended = 0;
+    int superstep_ended = 0;
+    bool done = false;
+    bool idle = false;
+    Timestamp watermark = kMinTimestamp;  // delivered
+  };
+
+  void arrive(int channel) {
+    Channel& ch = ch_[static_cast<std::size_t>(channel)];
+    if (ch.arrived) return;
+    ch.arrived = true;
+    ++arrived_;
+    gate_->block(channel);
+  }
+  void complete_barrier(std::vector<Delivery>& out) {
+    if (!aligning_ || arrived_ < awaited_) return;
+    aligning_ = false;
+    for (std::size_t p = 0; p < ports_.size(); ++p)
+      if (!ports_[p].done) out.push_back({static_cast<int>(p), Event::barrier(barrier_)});
+    for (auto& ch : ch_) ch.arrived = false;
+    gate_->unblock_all();
+  }
+  void watermark(int p, std::vector<Delivery>& out) {
+    Port& port = ports_[static_cast<std::size_t>(p)];
+    if (port.done) return;
+    Timestamp low = kMaxTimestamp;
+    bool active = false;
+    for (int c : port.channels) {
+      const Channel& ch = ch_[static_cast<std::size_t>(c)];
+      if (ch.ended || ch.idle) continue;
+      active = true;
+      low = std::min(low, ch.watermark);
+    }
+    if (!active) {  // every channel that has not ended is idle (some has not: !port.done)
+      if (!port.idle) out.push_back({p, Event::idle()});
+      port.idle = true;
+      return;
+    }
+    port.idle = false;
+    if (low > port.watermark) {
+      port.watermark = low;
+      out.push_back({p, Event::watermark(low)});
+    }
+  }
+
+  InputGate* gate_ = nullptr;
+  bool in_loop_ = false;
+  std::vector<Channel> ch_;
+  std::vector<Port> ports_;
+  int open_ = 0;
+  int awaited_ = 0;        // non-feedback channels
+  int ended_awaited_ = 0;  // ... that ended
+  bool aligning_ = false;
+  std::int64_t barrier_ = 0;  // the barrier aligning, or the last one completed
+  int arrived_ = 0;           // awaited channels the aligning barrier arrived on (or ended)
+};
+
+}  // namespace
 
 // ---------------------------------------------------------------- subtasks
 
@@ -189,11 +439,11 @@ class Subtask final : public Notifiable {
   NodeRuntime* head_ = nullptr;
   SourceBase* source_ = nullptr;
   std::unique_ptr<InputGate> gate_;
-  std::vector<int> producers_;  // per port
-  std::vector<int> ended_;      // per port
-  std::vector<int> marked_;     // per port: producers that ended the current superstep
-  bool in_loop_ = false;        // the head operator is inside an iteration body (or a loop head)
-  int ports_open_ = 0;
+  InputAligner aligner_;
+  std::vector<InputAligner::Delivery> deliveries_;  // aligned events the head's ports get next
+  PortBase* source_out_ = nullptr;  // a source task: where its head emits (barriers go there)
+  std::int64_t barriers_sent_ = 0;
+  bool inputs_ended_ = false;
   bool done_ = false;
 
   // Time accounting (this subtask only; read after the job).
@@ -206,10 +456,14 @@ class Subtask final : public Notifiable {
   std::atomic<bool> tick_{false};     // the timer asks for a flush of due buffers
   std::atomic<bool> pending_{false};  // some writer holds a partly filled buffer
   std::atomic<bool> idle_{false};     // an unbounded source with nothing to emit
+  std::atomic<std::int64_t> barrier_asked_{0};  // a source task: barriers up to this id to emit
+  std::atomic<bool> wake_due_{false};  // a processing-time wake-up is due (wake_ops_)
+  std::mutex wake_mu_;
+  std::vector<std::size_t> wake_ops_;  // guarded by wake_mu_: indices into ops_
 
  private:
   void activation();
-  bool aligned(std::size_t port, const Event& event, bool count);
+  bool deliver();
   bool outputs_have_credit();
   void flush_due(bool all);
 };
@@ -238,6 +492,9 @@ class JobRuntime {
   bool timed() const { return timed_; }
   int rank() const { return transport_.rank(); }
   const std::string& task_name(int task) const { return task_names_[static_cast<std::size_t>(task)]; }
+  // Processing-time timers: wake subtask `s` at `t` and call ops_[op]->on_processing_time.
+  void wake_at(Subtask* s, std::size_t op, std::chrono::steady_clock::time_point t);
+  std::int64_t trigger_barrier();
 
  private:
   void build(const StreamGraph& g, const JobGraph& jg, const ExecutionGraph& eg);
@@ -278,7 +535,17 @@ class JobRuntime {
   std::string error_op_;
   std::exception_ptr error_cause_;
   bool stop_timer_ = false;
+  bool started_ = false;
   std::thread timer_;
+  // The timer service (guarded by mu_): wake-ups asked for, earliest first.
+  struct Wake {
+    std::chrono::steady_clock::time_point t;
+    Subtask* s;
+    std::size_t op;
+    bool operator>(const Wake& o) const { return t > o.t; }
+  };
+  std::priority_queue<Wake, std::vector<Wake>, std::greater<>> wakes_;
+  std::int64_t barriers_ = 0;  // guarded by mu_
   std::chrono::steady_clock::time_point t0_;
   bool waited_ = false;
 };
@@ -373,16 +640,39 @@ void Subtask::activation() {
     tick_.store(false, std::memory_order_release);
     flush_due(false);
   }
+  // Processing-time wake-ups, before input (when every consumer has room for what they emit).
+  if (wake_due_.load(std::memory_order_acquire) && outputs_have_credit()) {
+    wake_due_.store(false, std::memory_order_release);
+    std::vector<std::size_t> due;
+    {
+      std::lock_guard lock(wake_mu_);
+      due.swap(wake_ops_);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (std::size_t i : due) ops_[i]->on_processing_time(now);
+  }
+  // Barriers asked for by JobHandle::trigger_barrier: a source emits them before more data.
+  if (source_out_ != nullptr) {
+    const std::int64_t asked = barrier_asked_.load(std::memory_order_acquire);
+    while (barriers_sent_ < asked) source_out_->on_event(Event::barrier(++barriers_sent_));
+  }
   // One batch at a time, each only when every consumer has room: what a producer queues beyond
   // a channel's capacity is at most the output of one input batch. A loop head both emits (as a
-  // source) and consumes its inputs. Ends and markers that are not the last of their port only
-  // count producers: they neither wait for credit nor use up the activation's budget (a consumer
-  // of P producers gets P of them per superstep, and checking its P outputs for each made a
-  // superstep cost P^3).
+  // source) and consumes its inputs. Control events go through the aligner; those that deliver
+  // nothing yet (an end or superstep end that is not the last of its port, ...) neither wait
+  // for credit nor use up the activation's budget (a consumer of P producers gets P of them per
+  // superstep, and checking its P outputs for each made a superstep cost P^3).
   std::size_t work = 0;
   bool more = false;
   while (work < kBatchesPerActivation) {
     more = false;
+    if (!deliveries_.empty()) {
+      if (!outputs_have_credit()) break;
+      if (deliver()) return;
+      ++work;
+      more = true;
+      continue;
+    }
     bool emitted = false;
     if (source_ != nullptr) {
       if (!outputs_have_credit()) break;
@@ -400,34 +690,29 @@ void Subtask::activation() {
         break;
       }
     }
-    bool counted = true;
-    if (!emitted) {
-      if (gate_ == nullptr || !head_->accepts_input()) break;
-      int peek_port = 0;
-      bool is_event = false;
-      Event event;
-      if (!gate_->peek(peek_port, is_event, event)) break;
-      const auto port = static_cast<std::size_t>(peek_port);
-      if (is_event) counted = aligned(port, event, /*count=*/false);
-      if (counted && source_ == nullptr && !outputs_have_credit()) break;
-      InputGate::Item item;
-      if (!gate_->pop(item)) break;  // this subtask is the gate's only consumer: still there
-      if (!item.is_event()) {
-        head_->port(item.port)->push_batch(*item.batch);
-      } else if (aligned(port, item.event, /*count=*/true)) {
-        head_->port(item.port)->on_event(item.event);
-        // A loop head ends when its source side says so; anything else when its inputs end.
-        if (item.event.kind == EventKind::kEnd && --ports_open_ == 0) {
-          if (source_ == nullptr) {
-            done_ = true;
-            return;
-          }
-          notify();  // the head's source side decides; make sure it runs again
-        }
-      }
-      more = !gate_->empty();
+    if (emitted) {
+      ++work;
+      continue;
     }
-    if (counted) ++work;
+    if (gate_ == nullptr || !head_->accepts_input()) break;
+    int channel = 0;
+    bool is_event = false;
+    Event event;
+    if (!gate_->peek(channel, is_event, event)) break;
+    if (!is_event) {
+      if (source_ == nullptr && !outputs_have_credit()) break;
+      InputGate::Item item;
+      gate_->pop(channel, item);
+      head_->port(item.port)->push_batch(*item.batch);
+      ++work;
+    } else if (aligner_.defers(channel, event)) {
+      aligner_.defer(channel, deliveries_);  // stays queued, its channel blocked
+    } else {
+      InputGate::Item item;
+      gate_->pop(channel, item);
+      aligner_.on_event(channel, item.event, deliveries_);
+    }
+    more = !deliveries_.empty() || !gate_->empty();
   }
   // More to do: yield to other subtasks, then continue.
   if (work == kBatchesPerActivation && more) notify();
@@ -443,28 +728,23 @@ void Subtask::activation() {
   }
 }
 
-// Whether `event` from one producer completes the event for the port (every producer sent it),
-// so that the operator gets it. With count = false only asks (peek), with true records it.
-bool Subtask::aligned(std::size_t port, const Event& event, bool count) {
-  switch (event.kind) {
-    case EventKind::kEnd:
-      if (ended_[port] + 1 < producers_[port]) {
-        if (count) ++ended_[port];
-        return false;
-      }
-      if (count) ++ended_[port];
+// Hands the aligned events to the head's ports. True if the subtask is done.
+bool Subtask::deliver() {
+  std::vector<InputAligner::Delivery> now;
+  now.swap(deliveries_);
+  for (const auto& d : now) head_->port(d.port)->on_event(d.event);
+  now.clear();
+  if (deliveries_.empty()) deliveries_.swap(now);  // keep the capacity
+  if (aligner_.ports_open() == 0 && !inputs_ended_) {
+    inputs_ended_ = true;
+    // A loop head ends when its source side says so; anything else when its inputs end.
+    if (source_ == nullptr) {
+      done_ = true;
       return true;
-    case EventKind::kSuperstepEnd:
-      if (!in_loop_) return false;
-      if (marked_[port] + 1 < producers_[port]) {
-        if (count) ++marked_[port];
-        return false;
-      }
-      if (count) marked_[port] = 0;
-      return true;
-    default:
-      return true;  // not aligned yet: passed on as it comes
+    }
+    notify();  // the head's source side decides; make sure it runs again
   }
+  return false;
 }
 
 // ---------------------------------------------------------------- job
@@ -533,27 +813,18 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
                                        task.parallelism);
     const NodeSpec& head = g.nodes[static_cast<std::size_t>(task.head)];
     if (head.num_ports > 0) {
-      const auto ports = static_cast<std::size_t>(head.num_ports);
-      s->producers_.assign(ports, 0);
-      s->ended_.assign(ports, 0);
-      s->marked_.assign(ports, 0);
-      s->ports_open_ = head.num_ports;
-      s->in_loop_ = jg.loop_of[static_cast<std::size_t>(task.head)] >= 0;
-      std::vector<bool> feedback(ports, false);
-      int total = 0;
+      // The gate's channels, numbered as compile() did (channel_of).
+      std::vector<InputGate::ChannelInfo> chans(static_cast<std::size_t>(task.channels));
       for (std::size_t e = 0; e < g.edges.size(); ++e) {
         const EdgeSpec& es = g.edges[e];
-        if (es.to != task.head) continue;
-        const Partitioning kind = jg.edges[e].kind;
+        if (es.to != task.head || jg.edges[e].chained) continue;
         const int from_par = g.nodes[static_cast<std::size_t>(es.from)].parallelism;
-        const int n = kind == Partitioning::kForward ? 1 : from_par;
-        s->producers_[static_cast<std::size_t>(es.port)] += n;
-        if (es.feedback) feedback[static_cast<std::size_t>(es.port)] = true;
-        total += n;
+        const int n = jg.edges[e].kind == Partitioning::kForward ? 1 : from_par;
+        for (int k = 0; k < n; ++k)
+          chans[static_cast<std::size_t>(jg.edges[e].first_channel + k)] = {es.port, es.feedback};
       }
-      s->gate_ = std::make_unique<InputGate>(
-          s.get(), std::max<std::size_t>(1, config_.channel_capacity) * static_cast<std::size_t>(total),
-          &transport_, std::move(feedback));
+      s->gate_ = std::make_unique<InputGate>(s.get(), config_.channel_capacity, &transport_, std::move(chans));
+      s->aligner_.init(s->gate_.get(), head.num_ports, jg.loop_of[static_cast<std::size_t>(task.head)] >= 0);
       gates[sid] = s->gate_.get();
     }
     by_id[sid] = s.get();
@@ -602,7 +873,9 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
           // Exchanged bytes are a per-superstep figure: counted only in jobs with loops, so
           // other jobs do not pay a shared atomic per batch.
           channels_.push_back(std::make_unique<TrackedChannel>(
-              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, node, es.feedback), &s.sent_to_,
+              transport_.open(s.id_, eg.subtask_id(to_task, q), es.port, channel_of(re, s.partition_), node,
+                              es.feedback),
+              &s.sent_to_,
               loops_.empty() ? nullptr : &exchanged_bytes_));
           chans.push_back(channels_.back().get());
         }
@@ -634,12 +907,16 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
             jg.loop_of[static_cast<std::size_t>(es.from)] == jg.loop_of[static_cast<std::size_t>(node)])
           ctx.input_in_loop[static_cast<std::size_t>(es.port)] = true;
       ctx.self = &s;
+      const std::size_t op_index = s.ops_.size();
+      ctx.wake_at = [this, sp = &s, op_index](std::chrono::steady_clock::time_point t) { wake_at(sp, op_index, t); };
       if (spec.make_head) {
         std::vector<PortBase*> body, exit;
         for (std::size_t i = 0; i < targets.size(); ++i) (exits[i] ? exit : body).push_back(targets[i]);
         s.ops_.push_back(spec.make_head(ctx, fan_out(body), fan_out(exit)));
       } else {
-        s.ops_.push_back(spec.make(ctx, fan_out(targets)));
+        PortBase* out = fan_out(targets);
+        if (node == task.head && spec.num_ports == 0) s.source_out_ = out;
+        s.ops_.push_back(spec.make(ctx, out));
       }
       s.op_nodes_.push_back(node);
       built[static_cast<std::size_t>(node)] = s.ops_.back().get();
@@ -654,7 +931,12 @@ void JobRuntime::start() {
   t0_ = std::chrono::steady_clock::now();
   transport_.start();
   for (auto& l : loops_) l.hook->attach(&transport_, l.channel, l.local_heads, &exchanged_bytes_);
-  if (timed_) timer_ = std::thread([this] { timer_loop(); });
+  {
+    std::lock_guard lock(mu_);
+    started_ = true;
+    // The timer thread: buffer timeouts and idle polling (unbounded sources), and wake-ups.
+    if (timed_ || !wakes_.empty()) timer_ = std::thread([this] { timer_loop(); });
+  }
   if (subtasks_.empty()) return;
   for (auto& s : subtasks_) s->notify();
 }
@@ -732,21 +1014,80 @@ void JobRuntime::fail(const Subtask& s, const std::string& op, std::exception_pt
   notify_all();
 }
 
+void JobRuntime::wake_at(Subtask* s, std::size_t op, std::chrono::steady_clock::time_point t) {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_timer_) return;
+    const bool earliest = wakes_.empty() || t < wakes_.top().t;
+    wakes_.push({t, s, op});
+    // Bounded jobs start the thread when the first wake-up is asked for.
+    if (started_ && !timer_.joinable()) {
+      timer_ = std::thread([this] { timer_loop(); });
+    } else if (!earliest) {
+      return;
+    }
+  }
+  cv_.notify_all();
+}
+
+std::int64_t JobRuntime::trigger_barrier() {
+  std::int64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    id = ++barriers_;
+  }
+  for (auto& s : subtasks_) {
+    if (s->source_out_ == nullptr) continue;
+    s->barrier_asked_.store(id, std::memory_order_release);
+    s->notify();
+  }
+  return id;
+}
+
+// The rank's timer thread: flushes partly filled buffers when due and polls idle sources
+// (unbounded jobs), and wakes subtasks whose processing-time wake-ups are due. Workers never
+// sleep for time.
 void JobRuntime::timer_loop() {
   using namespace std::chrono;
   auto period = std::min<milliseconds>(config_.idle_poll, config_.buffer_timeout / 2);
   if (period < milliseconds(1)) period = milliseconds(1);
   std::unique_lock lock(mu_);
+  auto next_poll = steady_clock::now() + period;
+  std::vector<Wake> due;
   while (!stop_timer_ && remaining_ > 0) {
-    cv_.wait_for(lock, period);
+    auto until = timed_ ? next_poll : steady_clock::time_point::max();
+    if (!wakes_.empty()) until = std::min(until, wakes_.top().t);
+    if (until == steady_clock::time_point::max()) {
+      cv_.wait(lock);
+    } else {
+      cv_.wait_until(lock, until);
+    }
     if (stop_timer_ || remaining_ == 0) break;
+    const auto now = steady_clock::now();
+    while (!wakes_.empty() && wakes_.top().t <= now) {
+      due.push_back(wakes_.top());
+      wakes_.pop();
+    }
+    const bool poll = timed_ && now >= next_poll;
+    if (poll) next_poll = now + period;
     lock.unlock();
-    for (auto& s : subtasks_) {
-      if (s->pending_.load(std::memory_order_acquire)) {
-        s->tick_.store(true, std::memory_order_release);
-        s->notify();
-      } else if (s->idle_.load(std::memory_order_acquire)) {
-        s->notify();
+    for (const Wake& w : due) {
+      {
+        std::lock_guard wl(w.s->wake_mu_);
+        w.s->wake_ops_.push_back(w.op);
+      }
+      w.s->wake_due_.store(true, std::memory_order_release);
+      w.s->notify();
+    }
+    due.clear();
+    if (poll) {
+      for (auto& s : subtasks_) {
+        if (s->pending_.load(std::memory_order_acquire)) {
+          s->tick_.store(true, std::memory_order_release);
+          s->notify();
+        } else if (s->idle_.load(std::memory_order_acquire)) {
+          s->notify();
+        }
       }
     }
     lock.lock();
@@ -888,6 +1229,10 @@ JobResult JobHandle::wait() {
 }
 void JobHandle::cancel() {
   if (rt_) rt_->cancel();
+}
+std::int64_t JobHandle::trigger_barrier() {
+  if (!rt_) throw Error("JobHandle::trigger_barrier on an empty handle");
+  return rt_->trigger_barrier();
 }
 bool JobHandle::finished() const { return !rt_ || rt_->finished(); }
 

@@ -102,7 +102,7 @@ const ReduceTypes& reduce_types() {
 struct Header {
   std::uint32_t kind;
   std::int32_t dst_subtask;
-  std::int32_t port;
+  std::int32_t dst_channel;  // the channel's index in the consumer's gate (JobGraph numbering)
   std::int32_t src_node;
   std::int64_t channel;  // the sender's channel id (credits go back to it)
   std::uint64_t count;   // records in a data message; an event's value (two's complement)
@@ -118,10 +118,10 @@ class MpiTransport;
 
 class RemoteChannel final : public detail::ChannelOut {
  public:
-  RemoteChannel(MpiTransport* t, std::int64_t id, int dst_rank, int dst_subtask, int port, int src_node,
+  RemoteChannel(MpiTransport* t, std::int64_t id, int dst_rank, int dst_subtask, int dst_channel, int src_node,
                 std::function<void(const detail::BatchBase&, std::string&)> encode, std::size_t capacity,
                 std::size_t record_bytes)
-      : t_(t), id_(id), dst_rank_(dst_rank), dst_subtask_(dst_subtask), port_(port), src_node_(src_node),
+      : t_(t), id_(id), dst_rank_(dst_rank), dst_subtask_(dst_subtask), dst_channel_(dst_channel), src_node_(src_node),
         encode_(std::move(encode)), capacity_(capacity), record_bytes_(record_bytes) {}
 
   void send(std::shared_ptr<const detail::BatchBase> batch) override;
@@ -148,7 +148,7 @@ class RemoteChannel final : public detail::ChannelOut {
   std::int64_t id_;
   int dst_rank_;
   int dst_subtask_;
-  int port_;
+  int dst_channel_;
   int src_node_;
   std::function<void(const detail::BatchBase&, std::string&)> encode_;
   std::size_t capacity_;
@@ -241,18 +241,20 @@ class MpiTransport final : public detail::Transport {
           "MPI_Allreduce");
   }
 
-  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int src_node, bool feedback) override {
+  std::unique_ptr<detail::ChannelOut> open(int src, int dst, int port, int channel, int src_node,
+                                           bool feedback) override {
     (void)src;
+    (void)port;
     const int dst_rank = rank_of_.at(static_cast<std::size_t>(dst));
     if (dst_rank == rank_)
-      return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), port, feedback);
+      return detail::make_local_channel(gates_.at(static_cast<std::size_t>(dst)), channel, feedback);
     const NodeCodec& node = nodes_.at(static_cast<std::size_t>(src_node));
     if (!node.encode)
       throw PlanError("records of operator '" + node.name +
                       "' must go to another rank, but their type has no gyre::Codec: specialise "
                       "gyre::Codec for it (see gyre/core/codec.h)");
     const auto id = static_cast<std::int64_t>(channels_.size());
-    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, port, src_node, node.encode,
+    auto ch = std::make_unique<RemoteChannel>(this, id, dst_rank, dst, channel, src_node, node.encode,
                                               feedback ? 0 : capacity_, node.record_bytes);
     channels_.push_back(ch.get());
     return ch;
@@ -468,20 +470,26 @@ class MpiTransport final : public detail::Transport {
     std::memcpy(&h, msg, sizeof(Header));
     const char* payload = msg + sizeof(Header);
     const char* end = msg + size;
+    if (h.kind == kData || h.kind == kEvent) {
+      const auto dst = static_cast<std::size_t>(h.dst_subtask);
+      if (h.dst_subtask < 0 || dst >= gates_.size() || gates_[dst] == nullptr || h.dst_channel < 0 ||
+          h.dst_channel >= gates_[dst]->channels())
+        throw Error("corrupt message from rank " + std::to_string(src_rank) + ": no such channel");
+    }
     switch (h.kind) {
       case kData: {
         auto* gate = gates_.at(static_cast<std::size_t>(h.dst_subtask));
         const auto& decode = nodes_.at(static_cast<std::size_t>(h.src_node)).decode;
         if (!decode) throw Error("message for an operator whose records have no gyre::Codec");
         auto batch = decode(payload, end, h.count);
-        gate->push(h.port, std::move(batch), (static_cast<std::int64_t>(src_rank) << 32) | h.channel);
+        gate->push(h.dst_channel, std::move(batch), (static_cast<std::int64_t>(src_rank) << 32) | h.channel);
         break;
       }
       case kEvent: {
         if (h.event >= static_cast<std::uint32_t>(kEventKinds))
           throw Error("corrupt message from rank " + std::to_string(src_rank) + ": unknown event kind");
         const Event event{static_cast<EventKind>(h.event), static_cast<std::int64_t>(h.count)};
-        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_event(h.port, event);
+        gates_.at(static_cast<std::size_t>(h.dst_subtask))->push_event(h.dst_channel, event);
         break;
       }
       case kCredit:
@@ -636,7 +644,7 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
     std::lock_guard lock(mu_);
     ++outstanding_;
   }
-  Header h{kData, dst_subtask_, port_, src_node_, id_, batch->size(), 0};
+  Header h{kData, dst_subtask_, dst_channel_, src_node_, id_, batch->size(), 0};
   std::string msg;
   msg.reserve(sizeof(Header) + batch->size() * record_bytes_);  // exact for fixed-size records
   msg.append(reinterpret_cast<const char*>(&h), sizeof(Header));  // keeps the reserved buffer
@@ -645,7 +653,7 @@ void RemoteChannel::send(std::shared_ptr<const detail::BatchBase> batch) {
 }
 
 void RemoteChannel::send_event(const Event& event) {
-  Header h{kEvent, dst_subtask_, port_, src_node_, id_, static_cast<std::uint64_t>(event.value),
+  Header h{kEvent, dst_subtask_, dst_channel_, src_node_, id_, static_cast<std::uint64_t>(event.value),
            static_cast<std::uint32_t>(event.kind)};
   t_->enqueue(dst_rank_, header_bytes(h));
 }

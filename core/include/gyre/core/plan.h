@@ -68,6 +68,11 @@ struct OpContext {
   std::vector<bool> input_in_loop;
   // The subtask running this operator (loop heads are woken by their loop's coordinator).
   Notifiable* self = nullptr;
+  // Processing-time timers: asks the rank's timer service to wake this subtask at `t` (steady
+  // clock) and then call this operator's NodeRuntime::on_processing_time. Callable from the
+  // operator's own calls (not from other threads); each call is one wake-up (the operator
+  // deduplicates its own times). Set by the runtime; empty outside a job.
+  std::function<void(std::chrono::steady_clock::time_point t)> wake_at;
 };
 
 // Result of one call to a source.
@@ -89,6 +94,9 @@ class NodeRuntime {
   virtual SourceBase* source() { return nullptr; }
   // False while a loop head waits for its loop's decision: its input stays queued.
   virtual bool accepts_input() { return true; }
+  // A wake-up asked for with OpContext::wake_at is due (called on the subtask's worker, before
+  // it takes input, when its outputs have credit). `now` >= the time asked for.
+  virtual void on_processing_time(std::chrono::steady_clock::time_point /*now*/) {}
   // Sinks: called after the whole job succeeded (make output visible) or failed (discard it).
   virtual void commit() {}
   virtual void abort() {}
@@ -193,13 +201,26 @@ struct Task {
   int head = 0;                 // node whose inputs are the task's inputs
   std::vector<int> nodes;       // chained nodes, topological order, head first
   int parallelism = 1;
+  // Input channels of each subtask of this task (the size of its input gate), numbered by
+  // compile(): per incoming (non-chained) edge of the head in edge order, per producer partition
+  // (a forward edge has one producer). The same on every rank.
+  int channels = 0;
 };
 
 struct ResolvedEdge {
   int edge = 0;  // index into StreamGraph::edges
   Partitioning kind = Partitioning::kForward;
   bool chained = false;
+  // Not chained: the consumer-side index of the channel from producer partition 0 (see
+  // channel_of); -1 for chained edges.
+  int first_channel = -1;
 };
+
+// The index, in the consumer subtask's input gate, of the channel from producer partition `p`
+// over a (non-chained) edge.
+inline int channel_of(const ResolvedEdge& e, int p) {
+  return e.first_channel + (e.kind == Partitioning::kForward ? 0 : p);
+}
 
 struct JobGraph {
   std::vector<Task> tasks;

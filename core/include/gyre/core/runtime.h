@@ -41,6 +41,13 @@ class JobHandle {
   JobResult wait();
   // Stops the job as soon as possible; sinks discard their output.
   void cancel();
+  // Makes every source subtask of this job (on this rank) emit Event::barrier(id) on its outputs
+  // at its next activation, and returns id (1, 2, ... per job: the k-th call makes barrier k).
+  // Operators get it aligned: once it arrived on all their non-feedback input channels. With
+  // several ranks, every rank calls it (the same number of times; not necessarily at the same
+  // moment): barrier k is complete at an operator when the sources of every rank sent it.
+  // Sources that already ended send nothing (their channels ended count as arrived).
+  std::int64_t trigger_barrier();
   bool finished() const;
 
  private:
@@ -51,47 +58,87 @@ namespace detail {
 
 class Transport;
 
-// The consumer side of all channels into one subtask: a bounded queue of batches tagged with
-// the input port, plus control events (event.h) of the producers.
-// Items on feedback ports (a loop's back edges) are never refused and are popped first.
+// The consumer side of all channels into one subtask: one FIFO queue per input channel (the
+// channels are numbered by compile(), see Task::channels), holding batches and control events
+// (event.h) in the order their producer sent them.
+//
+// Credit is per channel: a channel from a producer on this rank may have `channel_capacity`
+// batches queued (has_credit); a channel from another rank is limited by its sender's window
+// (Transport::Hooks::channel_capacity, returned by pop through Transport::return_credit). Either
+// way a channel's batches count only against that channel, so a fast producer cannot take the
+// room of the others. Feedback channels (a loop's back edges) never refuse.
+//
+// pop takes items round robin over the channels that have items and are not blocked (block: an
+// aligning barrier holds its channel; its items stay queued and keep their credit used). A gate
+// with feedback channels (a loop head) alternates between feedback and other channels, but takes
+// nothing from the others while more than channel_capacity x (feedback channels) batches wait on
+// feedback channels: a busy loop drains before it admits more input, and cannot grow without
+// bound.
+//
+// Producers push from any thread; one consumer (the subtask) peeks, pops and blocks.
 class InputGate {
  public:
+  struct ChannelInfo {
+    int port = 0;
+    bool feedback = false;
+  };
   struct Item {
+    int channel = 0;
     int port = 0;
     std::shared_ptr<const BatchBase> batch;  // null: a control event
     Event event;
     std::int64_t credit = -1;  // >= 0: returned to the transport when popped (remote producer)
     bool is_event() const { return batch == nullptr; }
   };
-  InputGate(Notifiable* owner, std::size_t capacity, Transport* transport,
-            std::vector<bool> feedback_ports = {})
-      : owner_(owner), capacity_(capacity), transport_(transport), feedback_(std::move(feedback_ports)) {}
+  InputGate(Notifiable* owner, std::size_t channel_capacity, Transport* transport,
+            std::vector<ChannelInfo> channels);
 
-  void push(int port, std::shared_ptr<const BatchBase> batch, std::int64_t credit = -1);
-  void push_event(int port, const Event& event);
+  int channels() const { return static_cast<int>(ch_.size()); }
+  const ChannelInfo& info(int channel) const { return ch_[static_cast<std::size_t>(channel)].info; }
+
+  void push(int channel, std::shared_ptr<const BatchBase> batch, std::int64_t credit = -1);
+  void push_event(int channel, const Event& event);
+  // The channel whose first item pop would return next, whether it is an event, and which.
+  bool peek(int& channel, bool& is_event, Event& event);
+  // Pops the first item of `channel` (the one peek named).
+  void pop(int channel, Item& item);
+  // peek + pop.
   bool pop(Item& item);
-  // The port of the item pop() would return next, whether it is an event, and which.
-  bool peek(int& port, bool& is_event, Event& event) const;
-  bool empty() const;
-  bool has_credit(Notifiable* waiter);
+  // Nothing to pop (blocked channels' items do not count).
+  bool empty();
+  // A producer on this rank may send another batch on `channel`. Otherwise registers `waiter`
+  // (the channel's one producer) to be notified when it may.
+  bool has_credit(int channel, Notifiable* waiter);
+  // Holds `channel`: pop skips it until unblock_all.
+  void block(int channel);
+  void unblock_all();
+  // Largest number of batches queued in the gate at once (all channels).
   std::size_t max_queued() const;
 
  private:
-  bool is_feedback(int port) const {
-    return static_cast<std::size_t>(port) < feedback_.size() && feedback_[static_cast<std::size_t>(port)];
-  }
-  void enqueue(Item item);
+  struct Channel {
+    ChannelInfo info;
+    std::deque<Item> q;
+    std::size_t batches = 0;
+    bool blocked = false;
+    bool in_ring = false;  // in ring_ or fring_ (possibly blocked: dropped when it comes up)
+    Notifiable* waiter = nullptr;
+  };
+  void enqueue(int channel, Item item);
+  int front_locked();  // the channel to pop next, or -1
 
   Notifiable* owner_;
   std::size_t capacity_;
   Transport* transport_;
-  std::vector<bool> feedback_;
+  std::vector<Channel> ch_;
+  std::size_t feedback_limit_ = 0;
   mutable std::mutex mu_;
-  std::deque<Item> q_;
-  std::deque<Item> fq_;   // feedback ports
-  std::size_t data_ = 0;  // batches (not control items) in q_
+  std::deque<int> ring_;   // channels with items, round robin (not feedback)
+  std::deque<int> fring_;  // feedback channels with items
+  bool feedback_turn_ = false;
+  std::size_t queued_ = 0;           // batches, all channels
+  std::size_t feedback_queued_ = 0;  // batches on feedback channels
   std::size_t max_ = 0;
-  std::vector<Notifiable*> waiters_;
 };
 
 // Connects producer subtasks to consumer subtasks, within a rank and across ranks, and lets the
@@ -119,11 +166,12 @@ class Transport {
   // (nullptr for subtasks that run elsewhere).
   virtual void bind(const StreamGraph& g, const ExecutionGraph& eg,
                     const std::vector<InputGate*>& gates, Hooks hooks) = 0;
-  // The channel from subtask `src` (on this rank) to input `port` of subtask `dst`; records are
-  // the output of node `src_node`. A feedback channel (a loop's back edge) never runs out of
-  // credit. Throws PlanError if the records cannot reach `dst`.
-  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int src_node,
-                                           bool feedback) = 0;
+  // The channel from subtask `src` (on this rank) to subtask `dst`, which knows it as its input
+  // channel `channel` (JobGraph numbering: channel_of) of input `port`; records are the output of
+  // node `src_node`. A feedback channel (a loop's back edge) never runs out of credit. Throws
+  // PlanError if the records cannot reach `dst`.
+  virtual std::unique_ptr<ChannelOut> open(int src_subtask, int dst_subtask, int port, int channel,
+                                           int src_node, bool feedback) = 0;
   // After this rank built its subtasks (collective): the first build error of any rank (empty if
   // none), so that every rank gives up together before any data moves.
   virtual std::string agree(const std::string& local_error) { return local_error; }
@@ -162,7 +210,7 @@ class Transport {
 // All partitions in this process.
 std::unique_ptr<Transport> make_local_transport();
 // A channel into a gate of this process.
-std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int port, bool feedback);
+std::unique_ptr<ChannelOut> make_local_channel(InputGate* gate, int channel, bool feedback);
 
 std::shared_ptr<JobRuntime> start_job(const StreamGraph& g, const JobGraph& jg,
                                       const ExecutionGraph& eg, const JobConfig& config,

@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "gyre/core/operators.h"
+#include "gyre/core/snapshot.h"
 #include "gyre/core/state.h"
+#include "gyre/core/stream.h"
 #include "gyre/iterations/detail/solution_set.h"
 #include "../support/error_of.h"
 
@@ -487,6 +489,137 @@ TEST(Snapshot, DenseSolutionSetRestoresAtEveryParallelism) { solution_set_round_
 TEST(Snapshot, SolutionSetSnapshotsMoveBetweenIndexKinds) {
   solution_set_round_trip<DenseIndex, HashIndex>(15);
   solution_set_round_trip<HashIndex, DenseIndex>(16);
+}
+
+// ---- a job snapshotted at a barrier, and another job restored from it ----
+
+// Emits its partition's share of `data`; with `barrier`, Event::barrier(1) halfway through it.
+class HalfwaySource final : public NodeRuntime, public gyre::detail::SourceBase {
+ public:
+  HalfwaySource(const OpContext& ctx, std::shared_ptr<const std::vector<Rec>> data, bool barrier,
+                gyre::detail::Input<Rec>* out)
+      : data_(std::move(data)), barrier_(barrier), out_(out) {
+    std::tie(pos_, end_) = gyre::detail::split_range(data_->size(), ctx.partition, ctx.parallelism);
+    mid_ = barrier ? pos_ + (end_ - pos_) / 2 : end_;
+  }
+  gyre::detail::PortBase* port(int) override { return nullptr; }
+  gyre::detail::SourceBase* source() override { return this; }
+  gyre::detail::SourceStatus produce(std::size_t) override {
+    const std::size_t stop = pos_ < mid_ ? mid_ : end_;
+    const std::size_t n = std::min<std::size_t>(16, stop - pos_);
+    if (n > 0) out_->push(std::span<const Rec>(data_->data() + pos_, n));
+    pos_ += n;
+    if (pos_ == mid_ && barrier_ && !sent_) {
+      out_->on_event(Event::barrier(1));
+      sent_ = true;
+    }
+    if (pos_ < end_) return gyre::detail::SourceStatus::kMore;
+    out_->on_event(Event::end());
+    return gyre::detail::SourceStatus::kDone;
+  }
+  // What the sources of parallelism p emit after the barrier.
+  static std::vector<Rec> after_barrier(const std::vector<Rec>& data, int p) {
+    std::vector<Rec> rest;
+    for (int i = 0; i < p; ++i) {
+      auto [lo, hi] = gyre::detail::split_range(data.size(), i, p);
+      rest.insert(rest.end(), data.begin() + static_cast<std::ptrdiff_t>(lo + (hi - lo) / 2),
+                  data.begin() + static_cast<std::ptrdiff_t>(hi));
+    }
+    return rest;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<Rec>> data_;
+  bool barrier_;
+  gyre::detail::Input<Rec>* out_;
+  std::size_t pos_ = 0, mid_ = 0, end_ = 0;
+  bool sent_ = false;
+};
+
+constexpr int kSourceParallelism = 2;
+
+gyre::Stream<Rec> halfway_source(gyre::Environment& env, const std::string& name, std::vector<Rec> data, bool barrier) {
+  gyre::detail::NodeSpec spec;
+  spec.kind = "source: halfway";
+  spec.name = name;
+  spec.parallelism = kSourceParallelism;
+  auto shared = std::make_shared<const std::vector<Rec>>(std::move(data));
+  spec.make = [shared, barrier](const OpContext& c, gyre::detail::PortBase* out) -> std::unique_ptr<NodeRuntime> {
+    return std::make_unique<HalfwaySource>(c, shared, barrier, static_cast<gyre::detail::Input<Rec>*>(out));
+  };
+  gyre::detail::set_output_type<Rec>(spec);
+  return gyre::Stream<Rec>(&env, env.add_node(std::move(spec)));
+}
+
+struct JobOut {
+  std::vector<Rec> sums;
+  std::vector<Joined> joined;
+  std::vector<Grouped> groups;
+};
+
+// probe -> reduce; probe join build; probe co_group build: every stateful operator in one job.
+JobOut run_job(gyre::JobConfig cfg, const std::vector<Rec>& probe, const std::vector<Rec>& build, bool barrier) {
+  gyre::Environment env(std::move(cfg));
+  auto a = halfway_source(env, "probe", probe, barrier);
+  auto b = halfway_source(env, "build", build, barrier);
+  auto sums = a.key_by(key_of).reduce([](const Rec& x, const Rec& y) { return Rec{x.key, x.value + y.value}; }).collect();
+  auto joined = a.join(b, key_of, key_of, join_f).collect();
+  // Records of a key come from two source partitions in no fixed order: sums, not an ordered fold.
+  auto group_sums = [](const std::int64_t& k, std::span<const Rec> l, std::span<const Rec> r, auto& emit) {
+    Grouped g{k, 0, 0, l.size(), r.size()};
+    for (const Rec& x : l) g.left += static_cast<std::uint64_t>(x.value);
+    for (const Rec& x : r) g.right += static_cast<std::uint64_t>(x.value);
+    emit(g);
+  };
+  auto groups = a.co_group<Grouped>(b, key_of, key_of, group_sums).collect();
+  env.run();
+  return {sorted(sums.values()), sorted(joined.values()), sorted(groups.values())};
+}
+
+TEST(Snapshot, JobRestoredFromABarrierAtAnotherParallelism) {
+  const std::vector<Rec> probe = random_records(4000, 300, 17);
+  const std::vector<Rec> build = random_records(900, 250, 18);
+  const std::vector<Rec> probe_rest = HalfwaySource::after_barrier(probe, kSourceParallelism);
+  const std::vector<Rec> build_rest = HalfwaySource::after_barrier(build, kSourceParallelism);
+  for (int p1 : {1, 2, 4}) {
+    gyre::JobConfig cfg;
+    cfg.parallelism = p1;
+    cfg.snapshots = std::make_shared<gyre::SnapshotStore>();
+    const JobOut full = run_job(cfg, probe, build, true);
+    EXPECT_EQ(full.joined, serial_join(probe, build));
+    ASSERT_EQ(cfg.snapshots->barriers(), std::vector<std::int64_t>{1});
+    ASSERT_TRUE(cfg.snapshots->complete(1));
+    auto snap = std::make_shared<const gyre::JobSnapshot>(cfg.snapshots->snapshot(1));
+    EXPECT_EQ(snap->nodes.size(), 3u);  // reduce, join, co_group
+    for (int p2 : {1, 3}) {
+      SCOPED_TRACE("job " + std::to_string(p1) + " -> " + std::to_string(p2));
+      gyre::JobConfig again;
+      again.parallelism = p2;
+      again.restore_from = snap;
+      const JobOut restored = run_job(again, probe_rest, build_rest, false);
+      EXPECT_EQ(restored.sums, full.sums);
+      EXPECT_EQ(restored.joined, full.joined);
+      EXPECT_EQ(restored.groups, full.groups);
+    }
+  }
+  // Without the snapshot the second half alone gives less.
+  gyre::JobConfig plain;
+  plain.parallelism = 2;
+  EXPECT_NE(run_job(plain, probe_rest, build_rest, false).sums, run_job(plain, probe, build, false).sums);
+}
+
+// A snapshot restores into the plan that took it only: a node of another name is refused.
+TEST(Snapshot, RestoreIntoAnotherPlanFails) {
+  gyre::JobSnapshot snap;
+  snap.barrier = 1;
+  snap.nodes[2] = gyre::JobSnapshot::Node{"something else", 1, 1, {}};
+  gyre::JobConfig cfg;
+  cfg.parallelism = 1;
+  cfg.restore_from = std::make_shared<const gyre::JobSnapshot>(snap);
+  const std::vector<Rec> in = random_records(10, 5, 19);
+  const std::string msg = testenv::error_of([&] { run_job(cfg, in, in, false); });
+  EXPECT_NE(msg.find("something else"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("restore a snapshot into the plan that took it"), std::string::npos) << msg;
 }
 
 // ---- what a snapshot holds, and errors ----

@@ -20,6 +20,7 @@
 #include "gyre/core/error.h"
 #include "gyre/core/hash.h"
 #include "gyre/core/plan.h"
+#include "gyre/core/snapshot.h"
 #include "gyre/core/state.h"
 #include "gyre/core/writers.h"
 
@@ -386,7 +387,10 @@ class KeyedFoldOp final : public OneInputOp<T> {
         result_(std::move(result)),
         out_(out, ctx.batch_bytes),
         state_(ctx.partition, ctx.parallelism),
-        map_(state_.template value<K, Entry>("fold").table()) {}
+        map_(state_.template value<K, Entry>("fold").table()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
 
   bool stateful() const override { return true; }
   void snapshot(std::vector<StateSnapshot>& out) const override { append_snapshot(state_, out); }
@@ -428,6 +432,7 @@ class KeyedFoldOp final : public OneInputOp<T> {
   // emit, forget, pass the event on.
   void on_event(const Event& event) override {
     if (event.kind == EventKind::kEnd || (event.kind == EventKind::kSuperstepEnd && this->in_loop_)) emit_all();
+    if (event.kind == EventKind::kBarrier) hook_.barrier(*this, event.value);
     this->forward(event, out_.out());
   }
 
@@ -439,6 +444,7 @@ class KeyedFoldOp final : public OneInputOp<T> {
   OutBuffer<Out> out_;
   KeyedStateBackend state_;
   StateTable<K, Entry>& map_;  // the "fold" state's table
+  SnapshotHook hook_;
   std::vector<K> touched_;
   std::uint64_t epoch_ = 1;
 
@@ -491,7 +497,10 @@ class HashJoinOp final : public NodeRuntime {
         state_(ctx.partition, ctx.parallelism),
         build_(state_.template custom<Build>("build")),
         pending_(state_.template custom<Held>("probe.held", lk_).records()),
-        cached_probe_(state_.template custom<Held>("probe.invariant", lk_).records()) {}
+        cached_probe_(state_.template custom<Held>("probe.invariant", lk_).records()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
 
   PortBase* port(int i) override {
     return i == 0 ? static_cast<PortBase*>(&probe_port_) : static_cast<PortBase*>(&build_port_);
@@ -518,7 +527,8 @@ class HashJoinOp final : public NodeRuntime {
     }
     do_probe(in);
   }
-  // Both inputs are bounded: watermarks and barriers are not used (the result comes at the end).
+  // Both inputs are bounded: watermarks are not used (the result comes at the end). A barrier
+  // comes on both ports, probe first: on the build port, snapshot and pass it on.
   void probe_event(const Event& event) {
     if (event.kind == EventKind::kEnd) {
       probe_done_ = true;
@@ -542,7 +552,10 @@ class HashJoinOp final : public NodeRuntime {
     }
   }
   void build_event(const Event& event) {
-    if (event.kind == EventKind::kEnd) {
+    if (event.kind == EventKind::kBarrier) {
+      hook_.barrier(*this, event.value);
+      out_.out()->on_event(event);
+    } else if (event.kind == EventKind::kEnd) {
       build_done_ = true;
       build_complete();
       try_superstep();
@@ -607,6 +620,7 @@ class HashJoinOp final : public NodeRuntime {
   Build& build_;
   std::vector<L>& pending_;       // probe records held until the build side is complete
   std::vector<L>& cached_probe_;  // a loop-invariant probe side
+  SnapshotHook hook_;
   bool build_ready_ = false;  // the build side is complete (for this superstep, if loop-scoped)
   bool probe_superstep_ = false;
   bool build_superstep_ = false;
@@ -625,7 +639,10 @@ class CoGroupOp final : public NodeRuntime {
   CoGroupOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
       : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
         out_(out, ctx.batch_bytes), left_port_(this), right_port_(this), in_loop_(ctx.in_loop),
-        state_(ctx.partition, ctx.parallelism), groups_(state_.template value<K, Group>("groups").table()) {}
+        state_(ctx.partition, ctx.parallelism), groups_(state_.template value<K, Group>("groups").table()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
 
   // Snapshot: both groups of every key ("groups"), by key group.
   bool stateful() const override { return true; }
@@ -652,8 +669,16 @@ class CoGroupOp final : public NodeRuntime {
     }
   }
   // After both inputs ended, and inside a loop (both inputs loop-scoped) after both ended a
-  // superstep: one co_group. Both inputs are bounded: watermarks and barriers are not used.
+  // superstep: one co_group. Both inputs are bounded: watermarks are not used. A barrier comes
+  // on both ports: at the second, snapshot and pass it on.
   void input_event(const Event& event) {
+    if (event.kind == EventKind::kBarrier) {
+      if (++barriers_ < 2) return;
+      barriers_ = 0;
+      hook_.barrier(*this, event.value);
+      out_.out()->on_event(event);
+      return;
+    }
     if (event.kind == EventKind::kEnd) {
       if (++ended_ < 2) return;
     } else if (event.kind == EventKind::kSuperstepEnd) {
@@ -694,6 +719,8 @@ class CoGroupOp final : public NodeRuntime {
   bool in_loop_;
   KeyedStateBackend state_;
   StateTable<K, Group>& groups_;  // the "groups" state's table
+  SnapshotHook hook_;
+  int barriers_ = 0;
   int ended_ = 0;
   int marked_ = 0;
 };

@@ -140,6 +140,8 @@ class LoopHook {
   virtual void finish(const std::vector<double>& global_counters, JobResult& result) = 0;
 };
 
+struct FusionInfo;  // fusion.h
+
 using WriterFactory = std::function<std::unique_ptr<WriterBase>(
     Partitioning kind, std::vector<ChannelOut*> channels, std::size_t batch_bytes)>;
 
@@ -175,6 +177,10 @@ struct NodeSpec {
   // Reads the solution set of the delta iteration whose head is this node (-1: none): must be
   // inside that loop, at its parallelism.
   int solution_set_of = -1;
+
+  // Per-record fusion (fusion.h): the map / filter / flat_map / for_each stages this node runs
+  // as one loop, kept so that the chain can be split again; null for other nodes.
+  std::shared_ptr<FusionInfo> fusion;
 };
 
 struct EdgeSpec {

@@ -23,6 +23,7 @@
 #include <ostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,7 @@
 #include "gyre/core/codec.h"
 #include "gyre/core/concepts.h"
 #include "gyre/core/config.h"
+#include "gyre/core/fusion.h"
 #include "gyre/core/operators.h"
 #include "gyre/core/plan.h"
 #include "gyre/core/runtime.h"
@@ -41,6 +43,8 @@ template <Record T>
 class Stream;
 template <Record T, class KF>
 class KeyedStream;
+template <Record In, Record T, class K>
+class FusedStream;
 
 // What collect() returns; its values are there once the job has run.
 template <class T>
@@ -145,35 +149,34 @@ class Stream {
  public:
   using value_type = T;
 
-  Stream(Environment* env, int node, Partitioning next = Partitioning::kAuto)
-      : env_(env), node_(node), next_(next) {}
+  // `stage`: this stream is the output of that stage (1-based) of its node's fused chain
+  // (fusion.h); 0 for a node's own output.
+  Stream(Environment* env, int node, Partitioning next = Partitioning::kAuto, int stage = 0)
+      : env_(env), node_(node), next_(next), stage_(stage) {}
 
-  // ---- per-record transformations (chained when partitioning allows) ----
+  // ---- per-record transformations ----
+  // map, filter and flat_map run fused with the map / filter / flat_map (and for_each sink)
+  // that follow them on the returned stream (a FusedStream, which is a Stream): one loop, no
+  // batch in between, as long as the stream has no other consumer, the next partitioning is
+  // forward (or unset) and the parallelism is the same. flat_map ends a fused chain.
 
   template <class F>
     requires MapFunction<F, T>
-  Stream<MapResult<F, T>> map(F f) const {
-    using Out = MapResult<F, T>;
-    return one_input<Out>("map", [f](const detail::OpContext& c, detail::Input<Out>* out) {
-      return std::make_unique<detail::MapOp<T, Out, F>>(c, f, out);
-    });
+  FusedStream<T, MapResult<F, T>, detail::MapStage<F>> map(F f) const {
+    return start_chain<MapResult<F, T>>("map", detail::MapStage<F>{std::move(f), std::make_shared<std::string>("map")});
   }
 
   template <class F>
     requires FilterFunction<F, T>
-  Stream<T> filter(F f) const {
-    return one_input<T>("filter", [f](const detail::OpContext& c, detail::Input<T>* out) {
-      return std::make_unique<detail::FilterOp<T, F>>(c, f, out);
-    });
+  FusedStream<T, T, detail::FilterStage<F>> filter(F f) const {
+    return start_chain<T>("filter", detail::FilterStage<F>{std::move(f), std::make_shared<std::string>("filter")});
   }
 
   // f(const T&, Emit<U>& emit): call emit(u) for every output record.
   template <Record U, class F>
     requires FlatMapFunction<F, T, U>
   Stream<U> flat_map(F f) const {
-    return one_input<U>("flat_map", [f](const detail::OpContext& c, detail::Input<U>* out) {
-      return std::make_unique<detail::FlatMapOp<T, U, F>>(c, f, out);
-    });
+    return start_chain<U>("flat_map", detail::FlatMapStage<F>{std::move(f), std::make_shared<std::string>("flat_map")});
   }
 
   // ---- keyed and multi-input operators ----
@@ -186,6 +189,8 @@ class Stream {
 
   // Records of both streams, in no particular order.
   Stream<T> union_with(const Stream<T>& other) const {
+    const int a = id();
+    const int b = other.id();
     detail::NodeSpec spec = node_spec("union", 1);
     spec.bounded = bounded() && other.bounded();
     spec.make = [](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
@@ -193,8 +198,8 @@ class Stream {
     };
     detail::set_output_type<T>(spec);
     const int id = env_->add_node(std::move(spec));
-    env_->add_edge({node_, id, 0, next_, false, {}});
-    env_->add_edge({other.node_, id, 0, other.next_, false, {}});
+    env_->add_edge({a, id, 0, next_, false, {}});
+    env_->add_edge({b, id, 0, other.next_, false, {}});
     return Stream<T>(env_, id);
   }
 
@@ -206,6 +211,8 @@ class Stream {
              std::same_as<KeyOf<LK, T>, KeyOf<RK, R>> && JoinFunction<F, T, R>
   auto join(const Stream<R>& right, LK left_key, RK right_key, F f) const {
     using Out = std::remove_cvref_t<std::invoke_result_t<F&, const T&, const R&>>;
+    const int l = id();
+    const int r = right.id();
     detail::NodeSpec spec = node_spec("join", 2);
     spec.bounded = bounded() && right.bounded();
     spec.needs_bounded_inputs = true;
@@ -218,8 +225,8 @@ class Stream {
     };
     detail::set_output_type<Out>(spec);
     const int id = env_->add_node(std::move(spec));
-    env_->add_edge({node_, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
-    env_->add_edge({right.node(), id, 1, right.next_partitioning(), false,
+    env_->add_edge({l, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
+    env_->add_edge({r, id, 1, right.next_partitioning(), false,
                     detail::hash_writer_factory<R, RK>(right_key)});
     return Stream<Out>(env_, id);
   }
@@ -230,6 +237,8 @@ class Stream {
     requires KeyFunction<LK, T> && KeyFunction<RK, R> &&
              std::same_as<KeyOf<LK, T>, KeyOf<RK, R>> && CoGroupFunction<F, KeyOf<LK, T>, T, R, Out>
   Stream<Out> co_group(const Stream<R>& right, LK left_key, RK right_key, F f) const {
+    const int l = id();
+    const int r = right.id();
     detail::NodeSpec spec = node_spec("co_group", 2);
     spec.bounded = bounded() && right.bounded();
     spec.needs_bounded_inputs = true;
@@ -240,18 +249,18 @@ class Stream {
     };
     detail::set_output_type<Out>(spec);
     const int id = env_->add_node(std::move(spec));
-    env_->add_edge({node_, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
-    env_->add_edge({right.node(), id, 1, right.next_partitioning(), false,
+    env_->add_edge({l, id, 0, next_, false, detail::hash_writer_factory<T, LK>(left_key)});
+    env_->add_edge({r, id, 1, right.next_partitioning(), false,
                     detail::hash_writer_factory<R, RK>(right_key)});
     return Stream<Out>(env_, id);
   }
 
   // ---- partitioning of the next edge ----
 
-  Stream<T> broadcast() const { return Stream<T>(env_, node_, Partitioning::kBroadcast); }
-  Stream<T> rebalance() const { return Stream<T>(env_, node_, Partitioning::kRebalance); }
+  Stream<T> broadcast() const { return Stream<T>(env_, node_, Partitioning::kBroadcast, stage_); }
+  Stream<T> rebalance() const { return Stream<T>(env_, node_, Partitioning::kRebalance, stage_); }
   // Keep records in their partition (needs equal parallelism; the plan is rejected otherwise).
-  Stream<T> forward() const { return Stream<T>(env_, node_, Partitioning::kForward); }
+  Stream<T> forward() const { return Stream<T>(env_, node_, Partitioning::kForward, stage_); }
 
   // ---- sinks ----
 
@@ -270,8 +279,7 @@ class Stream {
   template <class F>
     requires SinkFunction<F, T>
   void for_each(F f, int parallelism = 0) const {
-    add_sink("sink: for_each", parallelism > 0 ? parallelism : node_parallelism(),
-             [f](const detail::OpContext& c) { return std::make_unique<detail::CallbackSink<T, F>>(c, f); });
+    add_sink("sink: for_each", parallelism > 0 ? parallelism : node_parallelism(), for_each_make(std::move(f)));
   }
 
   // One line per record, formatted by fmt(const T&) -> std::string. The file appears only when
@@ -295,25 +303,106 @@ class Stream {
 
   // ---- naming and parallelism of the operator that produced this stream ----
 
+  // On a fused chain: names this stage (the node is called "a -> b"); a parallelism other than
+  // the chain's splits this stage off into a node of its own.
   Stream& name(std::string n) {
-    env_->node(node_).name = std::move(n);
+    const int v = id();
+    detail::NodeSpec& spec = env_->node(v);
+    if (detail::FusionInfo* fi = chain_end()) {
+      *fi->stages.back().name = std::move(n);
+      spec.name = detail::fused_label(*fi, true);
+    } else {
+      spec.name = std::move(n);
+    }
     return *this;
   }
   Stream& parallelism(int p) {
-    env_->node(node_).parallelism = p;
+    const int v = id();
+    if (detail::FusionInfo* fi = chain_end(); fi && fi->stages.size() > 1 && env_->node(v).parallelism != p) {
+      detail::split_fused(env_->graph(), v, static_cast<int>(fi->stages.size()) - 1);
+      stage_ = 0;
+    }
+    env_->node(v).parallelism = p;
     return *this;
   }
 
-  int node() const { return node_; }
+  // The node producing this stream. A fused chain ending here grows no more.
+  int node() const {
+    const int v = id();
+    if (detail::FusionInfo* fi = chain_end()) fi->sealed = true;
+    return v;
+  }
   Environment& env() const { return *env_; }
   bool bounded() const { return env_->node(node_).bounded; }
   Partitioning next_partitioning() const { return next_; }
 
- private:
+ protected:
   template <Record U, class KF>
   friend class KeyedStream;
+  template <Record U>
+  friend class Stream;
+  template <Record In, Record U, class K>
+  friend class FusedStream;
 
-  int node_parallelism() const { return env_->node(node_).parallelism; }
+  int node_parallelism() const { return env_->node(id()).parallelism; }
+
+  // The node whose output this stream is, splitting a fused chain if this stream's records are
+  // made inside it (a second consumer of a stage, or a stage given its own parallelism).
+  int id() const {
+    while (stage_ > 0) {
+      const detail::NodeSpec& spec = env_->node(node_);
+      if (!spec.fusion) {
+        stage_ = 0;
+        break;
+      }
+      const detail::FusionInfo& fi = *spec.fusion;
+      if (!fi.moved.empty()) {
+        std::tie(node_, stage_) = fi.moved[static_cast<std::size_t>(stage_ - 1)];
+        continue;
+      }
+      if (static_cast<std::size_t>(stage_) == fi.stages.size()) break;  // the chain ends here
+      detail::split_fused(env_->graph(), node_, stage_);
+    }
+    return node_;
+  }
+  // The fusion info of this stream's node if the node's chain ends with this stream.
+  detail::FusionInfo* chain_end() const {
+    if (stage_ == 0) return nullptr;
+    detail::NodeSpec& spec = env_->node(id());
+    if (stage_ == 0 || !spec.fusion || !spec.fusion->moved.empty() ||
+        spec.fusion->stages.size() != static_cast<std::size_t>(stage_))
+      return nullptr;
+    return spec.fusion.get();
+  }
+  // A stage may be fused after this stream: it ends its node's chain, which has no consumer
+  // yet, the next edge would be forward, at the same parallelism.
+  bool fusable(int parallelism) const {
+    if (next_ != Partitioning::kAuto && next_ != Partitioning::kForward) return false;
+    detail::FusionInfo* fi = chain_end();
+    if (!fi || fi->sealed || env_->node(node_).is_sink || env_->node(node_).parallelism != parallelism) return false;
+    for (const auto& e : env_->graph().edges)
+      if (e.from == node_) return false;
+    return true;
+  }
+
+  template <class Out, class S>
+  FusedStream<T, Out, S> start_chain(std::string kind, S stage) const {
+    const int from = id();
+    detail::NodeSpec spec = node_spec(kind, 1);
+    spec.make = detail::fused_make<T, Out, S>(stage);
+    detail::set_output_type<Out>(spec);
+    auto fi = std::make_shared<detail::FusionInfo>();
+    fi->stages.push_back({kind, stage.name, next_, spec, spec});
+    spec.fusion = std::move(fi);
+    const int v = env_->add_node(std::move(spec));
+    env_->add_edge({from, v, 0, next_, false, {}});
+    return FusedStream<T, Out, S>(Stream<Out>(env_, v, Partitioning::kAuto, 1), std::move(stage));
+  }
+
+  template <class F>
+  static auto for_each_make(F f) {
+    return [f](const detail::OpContext& c) { return std::make_unique<detail::CallbackSink<T, F>>(c, f); };
+  }
 
   detail::NodeSpec node_spec(std::string kind, int ports) const {
     detail::NodeSpec spec;
@@ -327,6 +416,7 @@ class Stream {
 
   template <class Out, class Make>
   Stream<Out> one_input(std::string kind, Make make, detail::WriterFactory hash = {}) const {
+    const int from = id();
     detail::NodeSpec spec = node_spec(std::move(kind), 1);
     spec.keyed = static_cast<bool>(hash);
     spec.make = [make](const detail::OpContext& c, detail::PortBase* out) -> std::unique_ptr<detail::NodeRuntime> {
@@ -334,25 +424,129 @@ class Stream {
     };
     detail::set_output_type<Out>(spec);
     const int id = env_->add_node(std::move(spec));
-    env_->add_edge({node_, id, 0, next_, false, std::move(hash)});
+    env_->add_edge({from, id, 0, next_, false, std::move(hash)});
     return Stream<Out>(env_, id);
   }
 
   template <class Make>
-  void add_sink(std::string kind, int parallelism, Make make) const {
+  detail::NodeSpec sink_spec(std::string kind, int parallelism, Make make) const {
     detail::NodeSpec spec = node_spec(std::move(kind), 1);
     spec.parallelism = parallelism;
     spec.is_sink = true;
     spec.make = [make](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
       return make(c);
     };
-    const int id = env_->add_node(std::move(spec));
-    env_->add_edge({node_, id, 0, next_, false, {}});
+    return spec;
+  }
+
+  template <class Make>
+  void add_sink(std::string kind, int parallelism, Make make) const {
+    const int from = id();
+    const int id = env_->add_node(sink_spec(std::move(kind), parallelism, std::move(make)));
+    env_->add_edge({from, id, 0, next_, false, {}});
   }
 
   Environment* env_;
-  int node_;
+  mutable int node_;
   Partitioning next_;
+  mutable int stage_ = 0;
+};
+
+// A stream made by a fused chain of map / filter (fusion.h): In -> T by kernel K. It keeps K's
+// type so that the map / filter / flat_map / for_each called on it can join the chain: the
+// node's factory is rewritten in place to the longer kernel (no new node). When the chain cannot
+// grow (see Stream::fusable) they add a node as on any Stream.
+template <Record In, Record T, class K>
+class FusedStream : public Stream<T> {
+ public:
+  FusedStream(Stream<T> s, K k, bool fuses = true) : Stream<T>(std::move(s)), k_(std::move(k)), fuses_(fuses) {}
+
+  template <class F>
+    requires MapFunction<F, T>
+  FusedStream<In, MapResult<F, T>, detail::Then<K, detail::MapStage<F>>> map(F f) const {
+    using U = MapResult<F, T>;
+    detail::MapStage<F> st{std::move(f), std::make_shared<std::string>("map")};
+    if (fuses_ && this->fusable(this->env_->default_parallelism())) return extend<U>("map", std::move(st));
+    return {Stream<T>::map(st.f), {k_, st}, false};
+  }
+
+  template <class F>
+    requires FilterFunction<F, T>
+  FusedStream<In, T, detail::Then<K, detail::FilterStage<F>>> filter(F f) const {
+    detail::FilterStage<F> st{std::move(f), std::make_shared<std::string>("filter")};
+    if (fuses_ && this->fusable(this->env_->default_parallelism())) return extend<T>("filter", std::move(st));
+    return {Stream<T>::filter(st.f), {k_, st}, false};
+  }
+
+  template <Record U, class F>
+    requires FlatMapFunction<F, T, U>
+  Stream<U> flat_map(F f) const {
+    detail::FlatMapStage<F> st{std::move(f), std::make_shared<std::string>("flat_map")};
+    if (fuses_ && this->fusable(this->env_->default_parallelism())) return extend<U>("flat_map", std::move(st));
+    return Stream<T>::template flat_map<U>(std::move(st.f));
+  }
+
+  // Fused into the chain: f runs inside the chain's loop (the node becomes the sink).
+  template <class F>
+    requires SinkFunction<F, T>
+  void for_each(F f, int parallelism = 0) const {
+    const int p = parallelism > 0 ? parallelism : this->node_parallelism();
+    if (!fuses_ || !this->fusable(p)) {
+      Stream<T>::for_each(std::move(f), parallelism);
+      return;
+    }
+    const std::string kind = "sink: for_each";
+    auto name = std::make_shared<std::string>(kind);
+    detail::NodeSpec alone = this->sink_spec(kind, p, Stream<T>::for_each_make(f));
+    detail::NodeSpec& spec = this->env_->node(this->node_);
+    spec.make = [k = k_, f, name](const detail::OpContext& c, detail::PortBase*) -> std::unique_ptr<detail::NodeRuntime> {
+      return std::make_unique<detail::FusedSinkOp<In, T, K, F>>(c, k, f, name);
+    };
+    spec.is_sink = true;
+    spec.record_bytes = 0;
+    spec.make_writer = {};
+    spec.make_tee = {};
+    spec.encode = {};
+    spec.decode = {};
+    append(spec, kind, std::move(name), std::move(alone));
+  }
+
+  FusedStream& name(std::string n) {
+    Stream<T>::name(std::move(n));
+    return *this;
+  }
+  FusedStream& parallelism(int p) {
+    Stream<T>::parallelism(p);
+    return *this;
+  }
+
+ private:
+  void append(detail::NodeSpec& spec, const std::string& kind, std::shared_ptr<std::string> name,
+              detail::NodeSpec alone) const {
+    detail::FusionInfo& fi = *spec.fusion;
+    detail::NodeSpec prefix = spec;
+    prefix.fusion.reset();
+    fi.stages.push_back({kind, std::move(name), this->next_, std::move(alone), std::move(prefix)});
+    spec.kind = detail::fused_label(fi, false);
+    spec.name = detail::fused_label(fi, true);
+  }
+
+  template <class U, class S>
+  FusedStream<In, U, detail::Then<K, S>> extend(const std::string& kind, S st) const {
+    using K2 = detail::Then<K, S>;
+    K2 k2{k_, st};
+    detail::NodeSpec alone = this->node_spec(kind, 1);
+    alone.make = detail::fused_make<T, U, S>(st);
+    detail::set_output_type<U>(alone);
+    detail::NodeSpec& spec = this->env_->node(this->node_);
+    spec.make = detail::fused_make<In, U, K2>(k2);
+    detail::set_output_type<U>(spec);
+    append(spec, kind, st.name, std::move(alone));
+    return {Stream<U>(this->env_, this->node_, Partitioning::kAuto, this->stage_ + 1), std::move(k2)};
+  }
+
+  K k_;
+  bool fuses_;
 };
 
 // A stream partitioned by a key: reduce and aggregate keep state per key.

@@ -4,11 +4,15 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace gyre {
+
+class SnapshotStore;  // snapshot.h
+struct JobSnapshot;
 
 struct JobConfig {
   // Default parallelism of operators (partitions per operator); 0 = hardware threads.
@@ -43,6 +47,12 @@ struct JobConfig {
   // slots and parallelism as a job uses them on `ranks` ranks: 0 = the defaults (hardware
   // threads; ranks x slots, at most kMaxParallelism), slots capped to max_slots(). Validates.
   JobConfig resolved(int ranks) const;
+
+  // Operator snapshots (snapshot.h): stateful built-in operators put their state here at every
+  // checkpoint barrier (none: not kept) ...
+  std::shared_ptr<SnapshotStore> snapshots;
+  // ... and start from this one (matched by node id; names checked).
+  std::shared_ptr<const JobSnapshot> restore_from;
 };
 
 // Records that passed through one operator, summed over its partitions and ranks: logical

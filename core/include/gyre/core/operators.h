@@ -20,6 +20,8 @@
 #include "gyre/core/error.h"
 #include "gyre/core/hash.h"
 #include "gyre/core/plan.h"
+#include "gyre/core/snapshot.h"
+#include "gyre/core/state.h"
 #include "gyre/core/writers.h"
 
 namespace gyre::detail {
@@ -176,10 +178,12 @@ class PassOp final : public OneInputOp<T> {
   Input<T>* out_;
 };
 
-// Keyed fold: reduce and aggregate. State: one V per key in an open-addressing table.
+// Keyed fold: reduce and aggregate. State: one V per key, a value state ("fold") of the
+// operator's KeyedStateBackend whose table the hot loop uses directly (hashing once per record).
 // Bounded input: one result per key at end of input. Unbounded input: after each batch, the
 // new value of every key that batch touched (an upsert changelog); only then does an entry carry
-// the epoch that marks it touched.
+// the epoch that marks it touched. Snapshot: the "fold" state, per key group (the epochs restore
+// as 0: no key is touched in a new batch until that batch touches it).
 template <class V, bool kBounded>
 struct FoldEntry {
   V value;
@@ -189,6 +193,184 @@ struct FoldEntry<V, false> {
   V value;
   std::uint64_t epoch = 0;
 };
+
+// co_group's state per key: both groups.
+template <class L, class R>
+struct CoGroupEntry {
+  std::vector<L> left;
+  std::vector<R> right;
+};
+
+// Snapshot helpers.
+inline void append_snapshot(const KeyedStateBackend& state, std::vector<StateSnapshot>& out) {
+  std::vector<StateSnapshot> s = state.snapshot();
+  if (out.empty()) {
+    out = std::move(s);
+  } else {
+    out.insert(out.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+  }
+}
+
+// The records an operator holds back (a join's probe records that came before its build side
+// was complete), snapshotted by the key group of their key: a list state without a table, since
+// nothing looks the records up by key. Kind kList; a key group's bytes are its records.
+template <class K, class T, class KF>
+class RecordBufferState final : public StateBase {
+ public:
+  static constexpr StateKind kKind = StateKind::kList;
+  using Types = StateTypes<RecordBufferState, K, T>;
+  RecordBufferState(std::string name, KF key) : StateBase(std::move(name), kKind, Types::tag(), Types::names()), key_(std::move(key)) {}
+
+  std::vector<T>& records() { return records_; }
+  const std::vector<T>& records() const { return records_; }
+  void release() { std::vector<T>().swap(records_); }
+
+  std::size_t size() const override { return records_.size(); }
+  std::size_t memory_bytes() const override { return records_.capacity() * sizeof(T); }
+  void clear() override { records_.clear(); }
+  void snapshot_into(std::vector<std::string>& groups) const override {
+    if constexpr (Snapshottable<T>) {
+      for (const T& r : records_) {
+        const K k = key_(r);
+        Codec<T>::encode(r, groups[static_cast<std::size_t>(key_group_of(hash_key(k)))]);
+      }
+    } else {
+      (void)groups;
+      no_codec(name(), kKind, type_names());
+    }
+  }
+  void restore_group(const char* p, const char* end) override {
+    if constexpr (Snapshottable<T>) {
+      while (p < end) {
+        T r{};
+        p = Codec<T>::decode(p, end, r);
+        records_.push_back(std::move(r));
+      }
+    } else {
+      (void)p;
+      (void)end;
+      no_codec(name(), kKind, type_names());
+    }
+  }
+
+ private:
+  KF key_;
+  std::vector<T> records_;
+};
+
+// A join's build side: the rows in arrival order, chained per key (head = newest row of the key,
+// next_[i] = the row before it), one table lookup per build and probe record. Snapshotted like a
+// list state: per key group, each key with its rows in arrival order.
+template <class K, class R>
+class JoinBuildState final : public StateBase {
+ public:
+  static constexpr StateKind kKind = StateKind::kList;
+  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+  using Types = StateTypes<JoinBuildState, K, R>;
+  explicit JoinBuildState(std::string name) : StateBase(std::move(name), kKind, Types::tag(), Types::names()) {}
+
+  void add(const K& k, std::uint64_t h, const R& r) {
+    GYRE_CHECK(rows_.size() < kNone, "join build side exceeds 4G records in one partition");
+    const auto idx = static_cast<std::uint32_t>(rows_.size());
+    rows_.push_back(r);
+    next_.push_back(kNone);
+    bool inserted = false;
+    std::uint32_t& head = index_.find_or_insert(k, h, [&] { return idx; }, inserted);
+    if (!inserted) {
+      next_[idx] = head;
+      head = idx;
+    }
+  }
+  // f(const R&) for every row of k, newest first.
+  template <class F>
+  void for_each_match(const K& k, std::uint64_t h, F&& f) const {
+    const std::uint32_t* head = index_.find(k, h);
+    if (head == nullptr) return;
+    for (std::uint32_t i = *head; i != kNone; i = next_[i]) f(rows_[i]);
+  }
+
+  std::size_t size() const override { return index_.size(); }
+  std::size_t memory_bytes() const override {
+    return rows_.capacity() * sizeof(R) + next_.capacity() * sizeof(std::uint32_t) + index_.memory_bytes();
+  }
+  void clear() override {
+    rows_.clear();
+    next_.clear();
+    index_.clear();
+  }
+  void snapshot_into(std::vector<std::string>& groups) const override {
+    if constexpr (Snapshottable<K> && Snapshottable<R>) {
+      std::vector<std::uint32_t> chain;
+      index_.for_each_hashed([&](std::uint64_t h, const K& k, std::uint32_t head) {
+        std::string* out = nullptr;
+        encode_group(groups, h, k, out);
+        chain.clear();
+        for (std::uint32_t i = head; i != kNone; i = next_[i]) chain.push_back(i);
+        Codec<std::uint64_t>::encode(chain.size(), *out);
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) Codec<R>::encode(rows_[*it], *out);
+      });
+    } else {
+      (void)groups;
+      no_codec(name(), kKind, type_names());
+    }
+  }
+  void restore_group(const char* p, const char* end) override {
+    if constexpr (Snapshottable<K> && Snapshottable<R>) {
+      while (p < end) {
+        K k{};
+        std::uint64_t n = 0;
+        p = Codec<K>::decode(p, end, k);
+        p = Codec<std::uint64_t>::decode(p, end, n);
+        const std::uint64_t h = hash_key(k);
+        for (std::uint64_t i = 0; i < n; ++i) {
+          R r{};
+          p = Codec<R>::decode(p, end, r);
+          add(k, h, r);
+        }
+      }
+    } else {
+      (void)p;
+      (void)end;
+      no_codec(name(), kKind, type_names());
+    }
+  }
+
+ private:
+  std::vector<R> rows_;
+  std::vector<std::uint32_t> next_;
+  FlatMap<K, std::uint32_t> index_;
+};
+
+}  // namespace gyre::detail
+
+namespace gyre {
+
+// The fold and co_group entries in snapshots (trivially copyable entries use the byte codec;
+// an unbounded fold's epoch is reset on restore).
+template <class V, bool B>
+struct Codec<detail::FoldEntry<V, B>,
+             std::enable_if_t<!std::is_trivially_copyable_v<detail::FoldEntry<V, B>> && Encodable<V>>> {
+  static void encode(const detail::FoldEntry<V, B>& e, std::string& out) { Codec<V>::encode(e.value, out); }
+  static const char* decode(const char* p, const char* end, detail::FoldEntry<V, B>& e) {
+    return Codec<V>::decode(p, end, e.value);
+  }
+};
+
+template <class L, class R>
+struct Codec<detail::CoGroupEntry<L, R>, std::enable_if_t<Encodable<L> && Encodable<R>>> {
+  static void encode(const detail::CoGroupEntry<L, R>& g, std::string& out) {
+    Codec<std::vector<L>>::encode(g.left, out);
+    Codec<std::vector<R>>::encode(g.right, out);
+  }
+  static const char* decode(const char* p, const char* end, detail::CoGroupEntry<L, R>& g) {
+    p = Codec<std::vector<L>>::decode(p, end, g.left);
+    return Codec<std::vector<R>>::decode(p, end, g.right);
+  }
+};
+
+}  // namespace gyre
+
+namespace gyre::detail {
 
 template <bool kBounded, class T, class KF, class V, class Out, class First, class Update, class Result>
 class KeyedFoldOp final : public OneInputOp<T> {
@@ -203,7 +385,19 @@ class KeyedFoldOp final : public OneInputOp<T> {
         first_(std::move(first)),
         update_(std::move(update)),
         result_(std::move(result)),
-        out_(out, ctx.batch_bytes) {}
+        out_(out, ctx.batch_bytes),
+        state_(ctx.partition, ctx.parallelism),
+        map_(state_.template value<K, Entry>("fold").table()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
+
+  bool stateful() const override { return true; }
+  void snapshot(std::vector<StateSnapshot>& out) const override { append_snapshot(state_, out); }
+  void restore(std::span<const StateSnapshot> from) override {
+    state_.restore(from);
+    if constexpr (!kBounded) map_.for_each([](const K&, Entry& e) { e.epoch = 0; });
+  }
 
   void push(std::span<const T> in) override {
     this->records_in += gyre::detail::logical_records(in);
@@ -238,6 +432,7 @@ class KeyedFoldOp final : public OneInputOp<T> {
   // emit, forget, pass the event on.
   void on_event(const Event& event) override {
     if (event.kind == EventKind::kEnd || (event.kind == EventKind::kSuperstepEnd && this->in_loop_)) emit_all();
+    if (event.kind == EventKind::kBarrier) hook_.barrier(*this, event.value);
     this->forward(event, out_.out());
   }
 
@@ -247,7 +442,9 @@ class KeyedFoldOp final : public OneInputOp<T> {
   Update update_;
   Result result_;
   OutBuffer<Out> out_;
-  FlatMap<K, Entry> map_;
+  KeyedStateBackend state_;
+  StateTable<K, Entry>& map_;  // the "fold" state's table
+  SnapshotHook hook_;
   std::vector<K> touched_;
   std::uint64_t epoch_ = 1;
 
@@ -288,18 +485,34 @@ template <class L, class R, class LK, class RK, class F>
 class HashJoinOp final : public NodeRuntime {
   using K = KeyOf<LK, L>;
   using Out = std::remove_cvref_t<std::invoke_result_t<F&, const L&, const R&>>;
-  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+  using Build = JoinBuildState<K, R>;
+  using Held = RecordBufferState<K, L, LK>;
 
  public:
   HashJoinOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
       : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
         out_(out, ctx.batch_bytes), probe_port_(this), build_port_(this), in_loop_(ctx.in_loop),
         probe_loop_(ctx.in_loop && ctx.input_in_loop.size() > 0 && ctx.input_in_loop[0]),
-        build_loop_(ctx.in_loop && ctx.input_in_loop.size() > 1 && ctx.input_in_loop[1]) {}
+        build_loop_(ctx.in_loop && ctx.input_in_loop.size() > 1 && ctx.input_in_loop[1]),
+        state_(ctx.partition, ctx.parallelism),
+        build_(state_.template custom<Build>("build")),
+        pending_(state_.template custom<Held>("probe.held", lk_).records()),
+        cached_probe_(state_.template custom<Held>("probe.invariant", lk_).records()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
 
   PortBase* port(int i) override {
     return i == 0 ? static_cast<PortBase*>(&probe_port_) : static_cast<PortBase*>(&build_port_);
   }
+
+  // Snapshot: the build side's rows by key ("build"), the probe records held until the build
+  // side is complete ("probe.held") and a loop-invariant probe side ("probe.invariant"), each by
+  // the key group of its key. Whether the build side was complete is not kept: a restored job's
+  // build input ends again (after what remained of it).
+  bool stateful() const override { return true; }
+  void snapshot(std::vector<StateSnapshot>& out) const override { append_snapshot(state_, out); }
+  void restore(std::span<const StateSnapshot> from) override { state_.restore(from); }
 
   void probe(std::span<const L> in) {
     records_in += gyre::detail::logical_records(in);
@@ -314,7 +527,8 @@ class HashJoinOp final : public NodeRuntime {
     }
     do_probe(in);
   }
-  // Both inputs are bounded: watermarks and barriers are not used (the result comes at the end).
+  // Both inputs are bounded: watermarks are not used (the result comes at the end). A barrier
+  // comes on both ports, probe first: on the build port, snapshot and pass it on.
   void probe_event(const Event& event) {
     if (event.kind == EventKind::kEnd) {
       probe_done_ = true;
@@ -328,25 +542,20 @@ class HashJoinOp final : public NodeRuntime {
   void build(std::span<const R> in) {
     records_in += gyre::detail::logical_records(in);
     try {
+      Build& b = build_;
       for (const R& r : in) {
-        GYRE_CHECK(rows_.size() < kNone, "join build side exceeds 4G records in one partition");
-        const auto idx = static_cast<std::uint32_t>(rows_.size());
-        rows_.push_back(r);
-        next_.push_back(kNone);
         const K k = rk_(r);
-        bool inserted = false;
-        std::uint32_t& head = index_.find_or_insert(k, hash_key(k), [&] { return idx; }, inserted);
-        if (!inserted) {
-          next_[idx] = head;
-          head = idx;
-        }
+        b.add(k, hash_key(k), r);
       }
     } catch (...) {
       rethrow_in_operator(name_);
     }
   }
   void build_event(const Event& event) {
-    if (event.kind == EventKind::kEnd) {
+    if (event.kind == EventKind::kBarrier) {
+      hook_.barrier(*this, event.value);
+      out_.out()->on_event(event);
+    } else if (event.kind == EventKind::kEnd) {
       build_done_ = true;
       build_complete();
       try_superstep();
@@ -364,7 +573,7 @@ class HashJoinOp final : public NodeRuntime {
     build_ready_ = true;
     if (!pending_.empty()) {
       do_probe(std::span<const L>(pending_));
-      std::vector<L>().swap(pending_);
+      std::vector<L>().swap(pending_);  // held once: give the memory back
     }
     if (in_loop_ && !probe_loop_ && !cached_probe_.empty()) do_probe(std::span<const L>(cached_probe_));
   }
@@ -375,18 +584,15 @@ class HashJoinOp final : public NodeRuntime {
     probe_superstep_ = build_superstep_ = false;
     if (build_loop_) {  // next superstep, next build side
       build_ready_ = false;
-      rows_.clear();
-      next_.clear();
-      index_.clear();
+      build_.clear();
     }
   }
   void do_probe(std::span<const L> in) {
     try {
+      const Build& b = build_;
       for (const L& l : in) {
         const K k = lk_(l);
-        const std::uint32_t* head = index_.find(k, hash_key(k));
-        if (head == nullptr) continue;
-        for (std::uint32_t i = *head; i != kNone; i = next_[i]) out_.add(f_(l, rows_[i]), records_out);
+        b.for_each_match(k, hash_key(k), [&](const R& r) { out_.add(f_(l, r), records_out); });
       }
       out_.flush();
     } catch (...) {
@@ -407,14 +613,14 @@ class HashJoinOp final : public NodeRuntime {
   OutBuffer<Out> out_;
   MemberPort<L, HashJoinOp, &HashJoinOp::probe, &HashJoinOp::probe_event> probe_port_;
   MemberPort<R, HashJoinOp, &HashJoinOp::build, &HashJoinOp::build_event> build_port_;
-  std::vector<R> rows_;
-  std::vector<std::uint32_t> next_;
-  FlatMap<K, std::uint32_t> index_;
-  std::vector<L> pending_;
-  std::vector<L> cached_probe_;  // a loop-invariant probe side
   bool in_loop_;
   bool probe_loop_;
   bool build_loop_;
+  KeyedStateBackend state_;
+  Build& build_;
+  std::vector<L>& pending_;       // probe records held until the build side is complete
+  std::vector<L>& cached_probe_;  // a loop-invariant probe side
+  SnapshotHook hook_;
   bool build_ready_ = false;  // the build side is complete (for this superstep, if loop-scoped)
   bool probe_superstep_ = false;
   bool build_superstep_ = false;
@@ -427,15 +633,21 @@ class HashJoinOp final : public NodeRuntime {
 template <class L, class R, class LK, class RK, class Out, class F>
 class CoGroupOp final : public NodeRuntime {
   using K = KeyOf<LK, L>;
-  struct Group {
-    std::vector<L> left;
-    std::vector<R> right;
-  };
+  using Group = CoGroupEntry<L, R>;
 
  public:
   CoGroupOp(const OpContext& ctx, LK lk, RK rk, F f, Input<Out>* out)
       : name_(ctx.name), lk_(std::move(lk)), rk_(std::move(rk)), f_(std::move(f)),
-        out_(out, ctx.batch_bytes), left_port_(this), right_port_(this), in_loop_(ctx.in_loop) {}
+        out_(out, ctx.batch_bytes), left_port_(this), right_port_(this), in_loop_(ctx.in_loop),
+        state_(ctx.partition, ctx.parallelism), groups_(state_.template value<K, Group>("groups").table()),
+        hook_(ctx) {
+    hook_.restore(*this);
+  }
+
+  // Snapshot: both groups of every key ("groups"), by key group.
+  bool stateful() const override { return true; }
+  void snapshot(std::vector<StateSnapshot>& out) const override { append_snapshot(state_, out); }
+  void restore(std::span<const StateSnapshot> from) override { state_.restore(from); }
 
   PortBase* port(int i) override {
     return i == 0 ? static_cast<PortBase*>(&left_port_) : static_cast<PortBase*>(&right_port_);
@@ -457,8 +669,16 @@ class CoGroupOp final : public NodeRuntime {
     }
   }
   // After both inputs ended, and inside a loop (both inputs loop-scoped) after both ended a
-  // superstep: one co_group. Both inputs are bounded: watermarks and barriers are not used.
+  // superstep: one co_group. Both inputs are bounded: watermarks are not used. A barrier comes
+  // on both ports: at the second, snapshot and pass it on.
   void input_event(const Event& event) {
+    if (event.kind == EventKind::kBarrier) {
+      if (++barriers_ < 2) return;
+      barriers_ = 0;
+      hook_.barrier(*this, event.value);
+      out_.out()->on_event(event);
+      return;
+    }
     if (event.kind == EventKind::kEnd) {
       if (++ended_ < 2) return;
     } else if (event.kind == EventKind::kSuperstepEnd) {
@@ -496,8 +716,11 @@ class CoGroupOp final : public NodeRuntime {
   OutBuffer<Out> out_;
   MemberPort<L, CoGroupOp, &CoGroupOp::left, &CoGroupOp::input_event> left_port_;
   MemberPort<R, CoGroupOp, &CoGroupOp::right, &CoGroupOp::input_event> right_port_;
-  FlatMap<K, Group> groups_;
   bool in_loop_;
+  KeyedStateBackend state_;
+  StateTable<K, Group>& groups_;  // the "groups" state's table
+  SnapshotHook hook_;
+  int barriers_ = 0;
   int ended_ = 0;
   int marked_ = 0;
 };

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <typeinfo>
 #include <vector>
@@ -21,6 +22,8 @@
 #include "gyre/core/config.h"
 
 namespace gyre {
+
+struct StateSnapshot;  // state.h
 
 enum class Partitioning { kAuto, kForward, kHash, kBroadcast, kRebalance, kGather };
 const char* to_string(Partitioning p);
@@ -101,6 +104,16 @@ class NodeRuntime {
   // Sinks: called after the whole job succeeded (make output visible) or failed (discard it).
   virtual void commit() {}
   virtual void abort() {}
+  // Snapshot and restore (state.h). A stateful operator keeps its state in key groups and
+  // appends one record per (state, non-empty key group) to `out`; restore() takes the records of
+  // every partition of an earlier instance of this operator, at any parallelism, and keeps those of
+  // the key groups this instance owns (OpContext::partition of parallelism). A stateless
+  // operator has nothing to snapshot: the defaults do nothing. Called by the operator's own
+  // worker, between batches (snapshot: when every input delivered the barrier; restore: before
+  // the first batch).
+  virtual bool stateful() const { return false; }
+  virtual void snapshot(std::vector<StateSnapshot>& /*out*/) const {}
+  virtual void restore(std::span<const StateSnapshot> /*from_all_old_partitions*/) {}
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
 };

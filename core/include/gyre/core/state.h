@@ -695,6 +695,14 @@ class KeyedStateBackend {
   TimerService<K>& timers(std::string_view name = "timers") {
     return declare<TimerService<K>>(name);
   }
+  // A state of an own class S (derived from detail::StateBase, with kKind and Types as the states
+  // above have), made as S(name, args...) on first use: for an operator whose hot path wants
+  // another layout than the value/list/map states (the built-in join's build side).
+  template <class S, class... Args>
+    requires std::derived_from<S, detail::StateBase>
+  S& custom(std::string_view name, Args&&... args) {
+    return declare<S>(name, std::forward<Args>(args)...);
+  }
 
   // Every state's entries, one record per (state, non-empty key group), states in name order.
   // Restored-but-undeclared state is included as it came. Throws if a state has no codec.
@@ -711,14 +719,14 @@ class KeyedStateBackend {
   std::size_t state_count() const { return states_.size(); }
 
  private:
-  template <class S>
-  S& declare(std::string_view name) {
+  template <class S, class... Args>
+  S& declare(std::string_view name, Args&&... args) {
     if (detail::StateBase* s = find(name)) {
       if (s->kind() != S::kKind || s->type_tag() != S::Types::tag())
         mismatch(*s, S::kKind, S::Types::names());
       return static_cast<S&>(*s);
     }
-    return static_cast<S&>(add(std::make_unique<S>(std::string(name))));
+    return static_cast<S&>(add(std::make_unique<S>(std::string(name), std::forward<Args>(args)...)));
   }
   detail::StateBase* find(std::string_view name) const;
   detail::StateBase& add(std::unique_ptr<detail::StateBase> s);

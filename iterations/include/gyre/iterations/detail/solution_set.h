@@ -2,12 +2,19 @@
 // loop head, which loads it and applies deltas between supersteps, and by the body's
 // solution-set joins, which read it during supersteps. Records and the workset meet in the same
 // partition because both are partitioned by the same rule on the solution-set key.
+//
+// Snapshots: both indexes write the same records, a value state "solution set" from key to
+// record, per key group of the key (state.h), so a snapshot of either restores into either at
+// any parallelism. The hash index keeps its records in a KeyedStateBackend (a partition owns the
+// key groups the hash exchange sends it); the dense index, partitioned by k % P rather than by
+// key group, converts when it snapshots and keeps the keys k % P == partition when it restores.
 #pragma once
 
 #include <concepts>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -15,6 +22,8 @@
 #include "gyre/core/concepts.h"
 #include "gyre/core/error.h"
 #include "gyre/core/hash.h"
+#include "gyre/core/state.h"
+#include "gyre/core/writers.h"
 
 namespace gyre {
 
@@ -39,7 +48,10 @@ class HashSolutionIndex {
  public:
   using K = KeyOf<KF, S>;
   using Partitioner = HashPartitioner;
-  HashSolutionIndex(KF key, int /*partition*/, int /*parallelism*/) : key_(std::move(key)) {}
+  static constexpr const char* kState = "solution set";
+  HashSolutionIndex(KF key, int partition, int parallelism)
+      : key_(std::move(key)), state_(partition, parallelism),
+        map_(state_.template value<K, S>(kState).table()) {}
   void upsert(const S& s) {
     const K k = key_(s);
     bool inserted = false;
@@ -52,10 +64,19 @@ class HashSolutionIndex {
   void for_each(F&& f) {
     map_.for_each([&](const K&, S& s) { f(std::as_const(s)); });
   }
+  std::size_t size() const { return map_.size(); }
+
+  void snapshot(std::vector<StateSnapshot>& out) const {
+    std::vector<StateSnapshot> s = state_.snapshot();
+    out.insert(out.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+  }
+  // Records of any partitions at any parallelism (of a hash or a dense index): keeps its own.
+  void restore(std::span<const StateSnapshot> from) { state_.restore(from); }
 
  private:
   KF key_;
-  FlatMap<K, S> map_;
+  KeyedStateBackend state_;
+  StateTable<K, S>& map_;  // the "solution set" state's table
 };
 
 template <class S, class KF>
@@ -64,8 +85,9 @@ class DenseSolutionIndex {
   using K = KeyOf<KF, S>;
   using Partitioner = DensePartitioner;
   static_assert(std::is_integral_v<K>, "a dense solution-set index needs integer keys");
-  DenseSolutionIndex(KF key, int /*partition*/, int parallelism)
-      : key_(std::move(key)), parallelism_(static_cast<std::uint64_t>(parallelism)) {}
+  DenseSolutionIndex(KF key, int partition, int parallelism)
+      : key_(std::move(key)), partition_(static_cast<std::uint64_t>(partition)),
+        parallelism_(static_cast<std::uint64_t>(parallelism)) {}
   void upsert(const S& s) {
     const K k = key_(s);
     if constexpr (std::is_signed_v<K>) {
@@ -97,9 +119,34 @@ class DenseSolutionIndex {
     for (std::size_t i = 0; i < values_.size(); ++i)
       if (present_[i]) f(std::as_const(values_[i]));
   }
+  std::size_t size() const {
+    std::size_t n = 0;
+    for (std::uint8_t p : present_) n += p;
+    return n;
+  }
+
+  // As the hash index's: a "solution set" value state by key group (made on the spot).
+  void snapshot(std::vector<StateSnapshot>& out) const {
+    KeyedStateBackend all;
+    auto& state = all.template value<K, S>(HashSolutionIndex<S, KF>::kState);
+    for (std::size_t i = 0; i < values_.size(); ++i)
+      if (present_[i]) state.set(key_(values_[i]), values_[i]);
+    std::vector<StateSnapshot> s = all.snapshot();
+    out.insert(out.end(), std::make_move_iterator(s.begin()), std::make_move_iterator(s.end()));
+  }
+  // Keeps the records whose key this partition holds (k % P), from any partitions.
+  void restore(std::span<const StateSnapshot> from) {
+    KeyedStateBackend all;
+    auto& state = all.template value<K, S>(HashSolutionIndex<S, KF>::kState);
+    all.restore(from);
+    state.for_each([&](const K& k, S& s) {
+      if (static_cast<std::uint64_t>(k) % parallelism_ == partition_) upsert(s);
+    });
+  }
 
  private:
   KF key_;
+  std::uint64_t partition_;
   std::uint64_t parallelism_;
   std::vector<S> values_;
   std::vector<std::uint8_t> present_;

@@ -539,16 +539,15 @@ class HalfwaySource final : public NodeRuntime, public gyre::detail::SourceBase 
 constexpr int kSourceParallelism = 2;
 
 gyre::Stream<Rec> halfway_source(gyre::Environment& env, const std::string& name, std::vector<Rec> data, bool barrier) {
-  gyre::detail::NodeSpec spec;
-  spec.kind = "source: halfway";
-  spec.name = name;
-  spec.parallelism = kSourceParallelism;
+  gyre::OperatorBuilder b(env, "source: halfway");
+  b.name(name).parallelism(kSourceParallelism).bounded(true);
+  b.output<Rec>();
   auto shared = std::make_shared<const std::vector<Rec>>(std::move(data));
-  spec.make = [shared, barrier](const OpContext& c, gyre::detail::PortBase* out) -> std::unique_ptr<NodeRuntime> {
-    return std::make_unique<HalfwaySource>(c, shared, barrier, static_cast<gyre::detail::Input<Rec>*>(out));
-  };
-  gyre::detail::set_output_type<Rec>(spec);
-  return gyre::Stream<Rec>(&env, env.add_node(std::move(spec)));
+  b.factory([shared, barrier](const OpContext& c, const std::vector<gyre::detail::PortBase*>& outs)
+                -> std::unique_ptr<NodeRuntime> {
+    return std::make_unique<HalfwaySource>(c, shared, barrier, static_cast<gyre::detail::Input<Rec>*>(outs[0]));
+  });
+  return b.stream<Rec>();
 }
 
 struct JobOut {

@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <optional>
+#include <thread>
 #include <cstdint>
 #include <map>
 #include <random>
@@ -197,6 +200,60 @@ struct ExplodingOpen final : gyre::OneInputOperator<Rec, Rec> {
   void process(std::span<const Rec>, gyre::Output<Rec>&) override {}
 };
 
+
+// Keyed state and event-time timers: per key, the count of records in each tumbling window of
+// 100 time units, emitted by a timer at the window's end once the watermark passed it (one timer
+// per key and window: registering it again for every record is deduplicated).
+struct WindowCount {
+  std::uint64_t key;
+  std::int64_t end;
+  std::int64_t count;
+  bool operator==(const WindowCount&) const = default;
+  bool operator<(const WindowCount& o) const { return key != o.key ? key < o.key : end < o.end; }
+};
+struct TumblingCount final : gyre::KeyedOperator<std::uint64_t, Timed, WindowCount> {
+  gyre::MapState<std::uint64_t, std::int64_t, std::int64_t>* counts = nullptr;
+  std::atomic<std::int64_t>* late;
+  explicit TumblingCount(std::atomic<std::int64_t>* late_count) : late(late_count) {}
+  void open(gyre::OperatorContext& ctx) override {
+    counts = &ctx.state().map<std::uint64_t, std::int64_t, std::int64_t>("counts");
+  }
+  void process(std::span<const Timed> in, gyre::Output<WindowCount>&) override {
+    for (const Timed& t : in) {
+      if (t.time < current_watermark()) ++*late;
+      const std::int64_t end = (t.time / 100 + 1) * 100;
+      std::int64_t* c = counts->get(t.key, end);
+      if (c != nullptr) ++*c;
+      else counts->put(t.key, end, 1);
+      register_event_time_timer(t.key, end);
+    }
+  }
+  void on_timer(const std::uint64_t& key, gyre::Timestamp time, gyre::TimeDomain domain,
+                gyre::Output<WindowCount>& out) override {
+    if (domain != gyre::TimeDomain::kEventTime || current_watermark() < time) ++*late;
+    std::int64_t* c = counts->get(key, time);
+    out.emit(WindowCount{key, time, c != nullptr ? *c : -1});
+    counts->erase(key, time);
+  }
+};
+
+// Processing-time timers: each record's key asks to be called back 30 ms later (twice: the
+// second registration is deduplicated); the callback emits the key and how late it came.
+struct Later final : gyre::KeyedOperator<std::uint64_t, Rec, Rec> {
+  void process(std::span<const Rec> in, gyre::Output<Rec>&) override {
+    for (const Rec& r : in) {
+      const gyre::Timestamp at = processing_time() + 30;
+      register_processing_time_timer(r.key, at);
+      register_processing_time_timer(r.key, at);
+    }
+  }
+  void on_timer(const std::uint64_t& key, gyre::Timestamp time, gyre::TimeDomain domain,
+                gyre::Output<Rec>& out) override {
+    const bool ok = domain == gyre::TimeDomain::kProcessingTime && processing_time() >= time;
+    out.emit(Rec{key, ok ? 1 : 0});
+  }
+};
+
 class OperatorApiTest : public ::testing::TestWithParam<int> {
  protected:
   gyre::JobConfig config() const {
@@ -219,6 +276,62 @@ TEST_P(OperatorApiTest, KeyedOneInputOperatorMatchesSerialReference) {
   std::vector<Rec> expect;
   for (const auto& [k, v] : ref) expect.push_back({k, v});
   EXPECT_EQ(sorted(testenv::values(out)), expect);
+}
+
+TEST_P(OperatorApiTest, KeyedOperatorEventTimeTimersMatchSerialWindows) {
+  const std::int64_t n = 20000;
+  auto env = testenv::make_env(config());
+  std::atomic<std::int64_t> late{0};
+  auto out = env.source("timed", TimedSource(n), true)
+                 .key_by([](const Timed& t) { return t.key; })
+                 .process("tumbling count", TumblingCount(&late))
+                 .collect();
+  env.run();
+  std::map<std::pair<std::uint64_t, std::int64_t>, std::int64_t> ref;
+  for (std::int64_t t = 0; t < n; ++t) ++ref[{static_cast<std::uint64_t>(t % 7), (t / 100 + 1) * 100}];
+  std::vector<WindowCount> expect;
+  for (const auto& [kw, c] : ref) expect.push_back({kw.first, kw.second, c});
+  EXPECT_EQ(sorted(testenv::values(out)), sorted(expect));
+  EXPECT_EQ(testenv::sum_ranks(late.load()), 0);
+}
+
+TEST_P(OperatorApiTest, KeyedOperatorProcessingTimeTimersFireOnceEachNeverEarly) {
+  gyre::JobConfig c = config();
+  auto env = testenv::make_env(c);
+  auto out = env.generate_unbounded<Rec>([](gyre::SourceContext& ctx) -> std::optional<Rec> {
+                  if (ctx.emitted >= 50) return std::nullopt;
+                  return Rec{ctx.emitted * 8 + static_cast<std::uint64_t>(ctx.partition), 0};
+                })
+                 .key_by(by_key)
+                 .process("later", Later{})
+                 .collect();
+  auto job = env.start();
+  // Each rank holds the keys of its own partitions: wait until its count has stood still for
+  // 300 ms (the timers are due 30 ms after their records), then stop.
+  const std::size_t want = 50 * static_cast<std::size_t>(GetParam());
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::size_t last = 0;
+  auto since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < until) {
+    const std::size_t now = out.values().size();
+    if (now != last) {
+      last = now;
+      since = std::chrono::steady_clock::now();
+    } else if (now > 0 && std::chrono::steady_clock::now() - since > std::chrono::milliseconds(300)) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const auto got = testenv::gather(out.values());
+  job.cancel();
+  job.wait();
+  ASSERT_EQ(got.size(), want);
+  std::map<std::uint64_t, int> seen;
+  for (const Rec& r : got) {
+    EXPECT_EQ(r.value, 1) << "timer of key " << r.key << " fired early or in the wrong domain";
+    ++seen[r.key];
+  }
+  EXPECT_EQ(seen.size(), want);
 }
 
 TEST_P(OperatorApiTest, FactoryAndLambdaForms) {

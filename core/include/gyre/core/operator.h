@@ -26,6 +26,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -45,6 +46,8 @@
 #include "gyre/core/error.h"
 #include "gyre/core/event.h"
 #include "gyre/core/plan.h"
+#include "gyre/core/snapshot.h"
+#include "gyre/core/state.h"
 #include "gyre/core/writers.h"
 
 namespace gyre {
@@ -244,9 +247,27 @@ class OperatorContext {
     return static_cast<Output<T>&>(*unread_.back().second);
   }
 
-  // Extension points (the lead integrates them): keyed state (gyre/core/state.h) will be reached
-  // through a state() accessor here and timers through timers(); both need the operator's key
-  // and live in the context so that every operator kind gets them the same way.
+  // The operator instance's keyed state (state.h): named value / list / map states and timers,
+  // kept in the key groups this partition owns, snapshotted at checkpoint barriers
+  // (JobConfig::snapshots) and restored from JobConfig::restore_from. Keys must be the ones the
+  // input is partitioned on (key_by(k).process(...)), so that each key's state is in the
+  // partition its records reach. Made on first use; an operator that never calls it has none.
+  KeyedStateBackend& state() {
+    if (!state_) state_ = std::make_unique<KeyedStateBackend>(c_.partition, c_.parallelism);
+    return *state_;
+  }
+  bool has_state() const { return state_ != nullptr; }
+
+  // Processing time: milliseconds on the steady clock (what processing-time timers use).
+  static Timestamp processing_time() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  // Asks the runtime's timer service to call this operator (on_processing_time) at processing
+  // time t; no worker waits for it.
+  void wake_at(Timestamp t) const {
+    if (c_.wake_at) c_.wake_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(t)));
+  }
 
   // For gyre's adapters.
   const detail::OpContext& internal() const { return c_; }
@@ -286,6 +307,7 @@ class OperatorContext {
   std::vector<std::pair<std::string, std::unique_ptr<detail::OutputBase>>> unread_;
   std::vector<Timestamp> watermarks_;
   Timestamp watermark_ = kMinTimestamp;
+  std::unique_ptr<KeyedStateBackend> state_;
 };
 
 // ---------------------------------------------------------------- operator bases
@@ -314,6 +336,64 @@ class OneInputOperator {
   // Checkpointing placeholders: operator state outside keyed state, as bytes.
   virtual void snapshot(std::string& /*out*/) {}
   virtual void restore(std::string_view /*in*/) {}
+
+  // For KeyedOperator (timers); other operators need not override these. attach() is called
+  // before open(); advance_event_time before on_watermark; advance_processing_time when a
+  // wake-up asked for with ctx.wake_at is due.
+  virtual void attach(OperatorContext& /*ctx*/) {}
+  virtual void advance_event_time(Timestamp /*t*/, Output<Out>& /*out*/) {}
+  virtual void advance_processing_time(Timestamp /*now*/, Output<Out>& /*out*/) {}
+};
+
+// A one-input operator on a keyed stream (key_by(k).process(...)) with keyed state and timers.
+// State: ctx.state() (or state() here), with keys of type K. Timers per (key, time), deduplicated:
+// an event-time timer fires (on_timer) when the input watermark reaches its time, in time order,
+// before on_watermark; at the end of a bounded input the watermark is +inf, so every event-time
+// timer fires before on_end. A processing-time timer fires once the steady clock passed its time
+// (milliseconds, ctx.processing_time()), called by the rank's timer service, never by a sleeping
+// worker. Timers are state: they are in every snapshot and restored with their key's key group.
+template <class K, class In, class Out>
+class KeyedOperator : public OneInputOperator<In, Out> {
+ public:
+  using key_type = K;
+
+  virtual void on_timer(const K& /*key*/, Timestamp /*time*/, TimeDomain /*domain*/, Output<Out>& /*out*/) {}
+
+ protected:
+  KeyedStateBackend& state() { return ctx_->state(); }
+  OperatorContext& context() { return *ctx_; }
+  TimerService<K>& timers() { return *timers_; }
+  Timestamp current_watermark() const { return ctx_->watermark(); }
+  Timestamp processing_time() const { return OperatorContext::processing_time(); }
+  // False if that timer existed already.
+  bool register_event_time_timer(const K& key, Timestamp t) { return timers_->register_event_time(key, t); }
+  bool register_processing_time_timer(const K& key, Timestamp t) {
+    const bool fresh = timers_->register_processing_time(key, t);
+    if (fresh) ctx_->wake_at(t);
+    return fresh;
+  }
+  bool delete_event_time_timer(const K& key, Timestamp t) { return timers_->delete_timer(TimeDomain::kEventTime, key, t); }
+  bool delete_processing_time_timer(const K& key, Timestamp t) {
+    return timers_->delete_timer(TimeDomain::kProcessingTime, key, t);
+  }
+
+ public:
+  void attach(OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    timers_ = &ctx.state().template timers<K>();
+  }
+  void advance_event_time(Timestamp t, Output<Out>& out) override {
+    timers_->advance_watermark(t, [&](const K& k, Timestamp ts) { on_timer(k, ts, TimeDomain::kEventTime, out); });
+  }
+  void advance_processing_time(Timestamp now, Output<Out>& out) override {
+    timers_->fire_processing(now, [&](const K& k, Timestamp ts) { on_timer(k, ts, TimeDomain::kProcessingTime, out); });
+    const Timestamp next = timers_->next_processing_time();
+    if (next != kMaxTimestamp) ctx_->wake_at(next);  // one wake-up per due time (also after a restore)
+  }
+
+ private:
+  OperatorContext* ctx_ = nullptr;
+  TimerService<K>* timers_ = nullptr;
 };
 
 // An operator with two inputs (of possibly different types), e.g. a hand-written join. An event
@@ -424,8 +504,27 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
 
  public:
   OneInputAdapter(const OpContext& c, const std::vector<PortBase*>& outs, std::unique_ptr<Op> op)
-      : OneInputAdapterBase<Out>(c, outs, 1), op_(std::move(op)) {
+      : OneInputAdapterBase<Out>(c, outs, 1), op_(std::move(op)), hook_(c) {
+    op_->attach(this->ctx_);
     open_operator(*op_, this->ctx_);
+    // After open (the operator declared its states): its part of JobConfig::restore_from.
+    if (this->ctx_.has_state() && c.config != nullptr && c.config->restore_from) {
+      hook_.restore(*this);
+      this->ctx_.wake_at(OperatorContext::processing_time());  // restored processing-time timers
+    }
+  }
+  bool stateful() const override { return this->ctx_.has_state(); }
+  void snapshot(std::vector<StateSnapshot>& out) const override {
+    if (!this->ctx_.has_state()) return;
+    auto part = const_cast<OperatorContext&>(this->ctx_).state().snapshot();
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  void restore(std::span<const StateSnapshot> from) override { this->ctx_.state().restore(from); }
+  void on_processing_time(std::chrono::steady_clock::time_point now) override {
+    const Timestamp ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    guarded(this->ctx_.name(), [&] { op_->advance_processing_time(ms, *this->out_); });
+    this->out_->flush();
+    this->ctx_.flush_side();
   }
   PortBase* port(int /*i*/) override { return static_cast<Input<In>*>(this); }
 
@@ -442,7 +541,10 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
       case EventKind::kWatermark:
         ctx.watermarks_[0] = e.value;
         ctx.watermark_ = e.value;
-        guarded(ctx.name(), [&] { op_->on_watermark(e.value, out); });
+        guarded(ctx.name(), [&] {
+          op_->advance_event_time(e.value, out);
+          op_->on_watermark(e.value, out);
+        });
         break;
       case EventKind::kSuperstepEnd:
         if (!ctx.in_loop()) return;
@@ -453,6 +555,9 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
         break;
       case EventKind::kBarrier:
         guarded(ctx.name(), [&] { op_->on_barrier(e.value); });
+        out.flush();
+        ctx.flush_side();
+        if (ctx.has_state()) hook_.barrier(*this, e.value);  // keyed state as of the barrier
         break;
       case EventKind::kIdle:
         break;
@@ -462,6 +567,7 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
 
  private:
   std::unique_ptr<Op> op_;
+  SnapshotHook hook_;
 };
 
 template <class Op>

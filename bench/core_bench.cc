@@ -12,6 +12,7 @@
 // on one thread. Input generation is outside the timed region for both.
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -378,6 +379,73 @@ BENCHMARK(BM_KeyReduce_Gyre)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::k
 BENCHMARK(BM_Join_HandWritten)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Join_Gyre)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+// ---- (e) keyed value state, read-modify-write, 1M keys (10M records, (b)'s input) ----
+// The state library directly (one thread), and a user-written KeyedOperator in a job at
+// parallelism P; beside (b)'s hand-written hash-map loop.
+
+void BM_ValueState_Direct(benchmark::State& state) {
+  std::uint64_t keys = 0;
+  timed(state, "e_value_state/gyre/p1", kReduceRecords, 1, [&] {
+    gyre::KeyedStateBackend b;
+    auto& v = b.value<std::uint64_t, std::uint64_t>("sum");
+    for (const Rec& r : *reduce_input()) v[r.key] += r.value;
+    keys = v.size();
+  });
+  if (keys != kReduceKeys) fail(state, "e_value_state/gyre/p1", "wrong number of keys");
+}
+
+struct SumPerKey final : gyre::KeyedOperator<std::uint64_t, Rec, Rec> {
+  gyre::ValueState<std::uint64_t, std::uint64_t>* sums = nullptr;
+  std::atomic<std::uint64_t>* keys;
+  explicit SumPerKey(std::atomic<std::uint64_t>* k) : keys(k) {}
+  void open(gyre::OperatorContext& ctx) override { sums = &ctx.state().value<std::uint64_t, std::uint64_t>("sum"); }
+  void process(std::span<const Rec> in, gyre::Output<Rec>&) override {
+    for (const Rec& r : in) (*sums)[r.key] += r.value;
+  }
+  void on_end(gyre::Output<Rec>&) override { *keys += sums->size(); }
+};
+
+void BM_KeyedOperator_Gyre(benchmark::State& state) {
+  const int p = static_cast<int>(state.range(0));
+  std::atomic<std::uint64_t> keys{0};
+  timed(state, "e_keyed_operator/gyre/p" + std::to_string(p), kReduceRecords, p, [&] {
+    keys = 0;
+    gyre::Environment env(config(p));
+    env.from_collection(reduce_input())
+        .key_by([](const Rec& r) { return r.key; })
+        .process("sum per key", SumPerKey(&keys))
+        .for_each([](const Rec&) {});
+    env.run();
+  });
+  if (keys != kReduceKeys) fail(state, "e_keyed_operator/gyre/p" + std::to_string(p), "wrong number of keys");
+}
+
+// ---- (f) timers: 1M event-time timers registered (one per key), then all fired ----
+
+void BM_Timers(benchmark::State& state) {
+  constexpr std::uint64_t kTimers = 1'000'000;
+  std::uint64_t fired = 0;
+  timed(state, "f_timers/gyre/p1", kTimers, 1, [&] {
+    gyre::TimerService<std::uint64_t> t("timers");
+    for (std::uint64_t k = 0; k < kTimers; ++k)
+      t.register_event_time(k, static_cast<gyre::Timestamp>(gyre::mix64(k) % kTimers));
+    fired = 0;
+    gyre::Timestamp last = gyre::kMinTimestamp;
+    bool ordered = true;
+    t.advance_watermark(gyre::kMaxTimestamp, [&](std::uint64_t, gyre::Timestamp ts) {
+      ordered = ordered && ts >= last;
+      last = ts;
+      ++fired;
+    });
+    if (!ordered) fired = 0;
+  });
+  if (fired != kTimers) fail(state, "f_timers/gyre/p1", "timers lost or out of order");
+}
+
+BENCHMARK(BM_ValueState_Direct)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_KeyedOperator_Gyre)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Timers)->UseManualTime()->Unit(benchmark::kMillisecond);
+
 void summary() {
   std::printf("\nSummary (best of the iterations; M records/s/core; ratio = gyre / hand-written)\n");
   std::printf("%-20s %12s %12s %12s %10s %10s\n", "workload", "hand", "gyre p=1", "gyre p=2",
@@ -414,6 +482,21 @@ void summary() {
     std::printf("%-24s %10.1f %10.1f %10.1f %10.1f %10.2f %10.2f\n", w, n1 / 1e6, w1 / 1e6, n2 / 1e6, w2 / 1e6,
                 n1 > 0 ? w1 / n1 : 0.0, n2 > 0 ? w2 / n2 : 0.0);
   }
+  const double hand_b = best()["b_key_reduce/hand"];
+  auto fig = [](const std::string& k) {
+    auto it = best().find(k);
+    return it == best().end() ? 0.0 : it->second;
+  };
+  std::printf("\n(e) keyed value state, 1M keys (M records/s/core; ratio = / (b)'s hand-written hash map %.1f)\n",
+              hand_b / 1e6);
+  for (const char* k : {"e_value_state/gyre/p1", "e_keyed_operator/gyre/p1", "e_keyed_operator/gyre/p2"}) {
+    const double v = fig(k);
+    if (v < 0) std::printf("%-28s a result was wrong: no figure\n", k);
+    else std::printf("%-28s %10.1f %10.2f\n", k, v / 1e6, hand_b > 0 ? v / hand_b : 0.0);
+  }
+  const double t = fig("f_timers/gyre/p1");
+  if (t < 0) std::printf("\n(f) timers: a result was wrong: no figure\n");
+  else std::printf("\n(f) timers: %.2f M timers/s registered and fired (1M timers)\n", t / 1e6);
 }
 
 }  // namespace

@@ -5,7 +5,8 @@
 // which later copies are dropped (keyed value state), and an event-time timer at that time that
 // erases the entry, so the state stays as small as the ids seen in the last `ttl`. Whether a copy
 // is a duplicate is decided from the record's own time, not from when the timer fired, so the
-// result is the same at any parallelism; the timer only frees memory.
+// output matches the serial reference at any parallelism (the generated clicks depend on it);
+// the timer only frees memory.
 //
 //   custom_operator [--clicks N] [--ttl MS] [--parallelism P]
 //

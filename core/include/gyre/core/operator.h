@@ -369,7 +369,10 @@ class KeyedOperator : public OneInputOperator<In, Out> {
   bool register_event_time_timer(const K& key, Timestamp t) { return timers_->register_event_time(key, t); }
   bool register_processing_time_timer(const K& key, Timestamp t) {
     const bool fresh = timers_->register_processing_time(key, t);
-    if (fresh) ctx_->wake_at(t);
+    if (fresh && t < next_wake_) {  // one wake-up asked for at a time: the earliest
+      next_wake_ = t;
+      ctx_->wake_at(t);
+    }
     return fresh;
   }
   bool delete_event_time_timer(const K& key, Timestamp t) { return timers_->delete_timer(TimeDomain::kEventTime, key, t); }
@@ -386,14 +389,19 @@ class KeyedOperator : public OneInputOperator<In, Out> {
     timers_->advance_watermark(t, [&](const K& k, Timestamp ts) { on_timer(k, ts, TimeDomain::kEventTime, out); });
   }
   void advance_processing_time(Timestamp now, Output<Out>& out) override {
+    if (now >= next_wake_) next_wake_ = kMaxTimestamp;  // the wake-up asked for came
     timers_->fire_processing(now, [&](const K& k, Timestamp ts) { on_timer(k, ts, TimeDomain::kProcessingTime, out); });
     const Timestamp next = timers_->next_processing_time();
-    if (next != kMaxTimestamp) ctx_->wake_at(next);  // one wake-up per due time (also after a restore)
+    if (next != kMaxTimestamp && next < next_wake_) {  // (also after a restore)
+      next_wake_ = next;
+      ctx_->wake_at(next);
+    }
   }
 
  private:
   OperatorContext* ctx_ = nullptr;
   TimerService<K>* timers_ = nullptr;
+  Timestamp next_wake_ = kMaxTimestamp;  // the wake-up asked for (kMaxTimestamp: none)
 };
 
 // An operator with two inputs (of possibly different types), e.g. a hand-written join. An event
@@ -508,7 +516,8 @@ class OneInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
     op_->attach(this->ctx_);
     open_operator(*op_, this->ctx_);
     // After open (the operator declared its states): its part of JobConfig::restore_from.
-    if (this->ctx_.has_state() && c.config != nullptr && c.config->restore_from) {
+    // (Also when open() made no state yet: the operator may make it on first use.)
+    if (c.config != nullptr && c.config->restore_from && c.config->restore_from->nodes.count(c.node) > 0) {
       hook_.restore(*this);
       this->ctx_.wake_at(OperatorContext::processing_time());  // restored processing-time timers
     }
@@ -619,7 +628,8 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
         break;
       case EventKind::kIdle:
         idle_[u] = true;
-        if (idle_[0] && idle_[1]) ctx.forward(e);
+        // Idle downstream once every input that has not ended is idle.
+        if ((ended_[0] || idle_[0]) && (ended_[1] || idle_[1])) ctx.forward(e);
         else advance_watermark();
         break;
       case EventKind::kSuperstepEnd:
@@ -655,14 +665,17 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
   }
   void advance_watermark() {
     auto& ctx = this->ctx_;
+    // The minimum over inputs neither ended nor idle; +inf only once both ended (an ended input
+    // beside an idle one must not let +inf through: the idle one may send records again).
     Timestamp wm = kMaxTimestamp;
-    bool any = false;
+    bool live = false;
     for (std::size_t i = 0; i < 2; ++i)
-      if (!idle_[i]) {
+      if (!ended_[i] && !idle_[i]) {
         wm = std::min(wm, ctx.watermarks_[i]);
-        any = true;
+        live = true;
       }
-    if (!any || wm <= ctx.watermark_) return;
+    if (!live && !(ended_[0] && ended_[1])) return;
+    if (wm <= ctx.watermark_) return;
     ctx.watermark_ = wm;
     guarded(ctx.name(), [&] { op_->on_watermark(wm, *this->out_); });
     ctx.forward(Event::watermark(wm));

@@ -554,9 +554,11 @@ TEST_P(EventsTest, FeedbackQueueStaysBounded) {
   // producer overshoots and the body holds when admission stops.
   const auto channels = static_cast<std::size_t>(2 * par);
   // Across ranks, feedback batches still in transit do not count in the head's backlog yet, so
-  // a head admits a little more (measured: up to twice the in-process bound at 4 ranks).
+  // a head admits a little more (measured: up to twice the in-process bound at 4 ranks). The
+  // overshoot depends on scheduling (a slow sanitizer build went to 1.2x in process), so the
+  // bound has a factor 2 of slack: unbounded growth would be thousands of batches here.
   const std::size_t bound = (4 * c.channel_capacity * channels + 8 * static_cast<std::size_t>(par) + 8) *
-                            (testenv::ranks() > 1 ? 4 : 1);
+                            (testenv::ranks() > 1 ? 4 : 2);
   EXPECT_LE(result.max_queued_batches, bound);
 }
 

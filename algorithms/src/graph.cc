@@ -68,11 +68,55 @@ struct SourceFiles {
               " is not in the vertex file");
 }
 
-std::uint32_t local_index(const Partition& part, std::uint64_t id, const char* role, const Edge& e,
+// Original id -> local index of one partition (open addressing, at most half full): one probe
+// per edge end where a binary search over the sorted ids took ~log2(n) cache misses.
+class IdIndex {
+ public:
+  void build(const std::vector<std::uint64_t>& ids) {
+    std::size_t n = 16;
+    while (n < 2 * ids.size()) n *= 2;
+    slots_.assign(n, Slot{0, kNone});
+    mask_ = n - 1;
+    shift_ = 64 - std::countr_zero(n);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      for (std::size_t s = slot(ids[i]);; s = (s + 1) & mask_)
+        if (slots_[s].index == kNone) {
+          slots_[s] = Slot{ids[i], static_cast<std::uint32_t>(i)};
+          break;
+        }
+  }
+  // The local index of `id`, or kNone.
+  std::uint32_t find(std::uint64_t id) const {
+    for (std::size_t s = slot(id);; s = (s + 1) & mask_) {
+      const Slot& x = slots_[s];
+      if (x.index == kNone || x.id == id) return x.index;
+    }
+  }
+  void release() { std::vector<Slot>().swap(slots_); }
+  static constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
+
+ private:
+  struct Slot {
+    std::uint64_t id;
+    std::uint32_t index;
+  };
+  std::size_t slot(std::uint64_t id) const {
+    return static_cast<std::size_t>((id * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  int shift_ = 60;
+};
+
+// Per partition, built by the owners' operator once its ids are sorted; read by the operators of
+// the same partition once every count arrived (which the owners' count happens before).
+using IdIndexes = std::vector<IdIndex>;
+
+std::uint32_t local_index(const IdIndex& index, std::uint64_t id, const char* role, const Edge& e,
                           const SourceFiles& files) {
-  const auto it = std::lower_bound(part.ids.begin(), part.ids.end(), id);
-  if (it == part.ids.end() || *it != id) missing_vertex(files, id, role, e);
-  return static_cast<std::uint32_t>(it - part.ids.begin());
+  const std::uint32_t i = index.find(id);
+  if (i == IdIndex::kNone) missing_vertex(files, id, role, e);
+  return i;
 }
 
 // A set of 64-bit ids (open addressing): every edge brings both its ids, mostly seen before, so
@@ -130,8 +174,9 @@ class IdSet {
 class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uint64_t> {
  public:
   OwnersOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Count>* out, bool unique,
-           std::shared_ptr<const SourceFiles> files)
-      : g_(std::move(g)), p_(c.partition), out_(out), unique_(unique), files_(std::move(files)) {}
+           std::shared_ptr<const SourceFiles> files, std::shared_ptr<IdIndexes> index)
+      : g_(std::move(g)), p_(c.partition), out_(out), unique_(unique), files_(std::move(files)),
+        index_(std::move(index)) {}
   detail::PortBase* port(int) override { return this; }
   void push(std::span<const std::uint64_t> in) override {
     records_in += in.size();
@@ -143,6 +188,7 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
     Partition& part = g_->make_part(p_);
     part.ids = ids_.sorted();
     ids_ = IdSet();
+    (*index_)[static_cast<std::size_t>(p_)].build(part.ids);
     part.out_degree.assign(part.ids.size(), 0);
     const Count c{static_cast<std::uint64_t>(p_), part.ids.size()};
     out_->push(std::span<const Count>(&c, 1));
@@ -167,6 +213,7 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
   detail::Input<Count>* out_;
   bool unique_;
   std::shared_ptr<const SourceFiles> files_;
+  std::shared_ptr<IdIndexes> index_;
   IdSet ids_;
 };
 
@@ -176,8 +223,9 @@ class OwnersOp final : public detail::NodeRuntime, public detail::Input<std::uin
 template <class In>
 class AfterCountsOp : public detail::NodeRuntime {
  public:
-  AfterCountsOp(const detail::OpContext& c, std::shared_ptr<Graph> g)
-      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), records_(this), counts_(this) {}
+  AfterCountsOp(const detail::OpContext& c, std::shared_ptr<Graph> g, std::shared_ptr<IdIndexes> index)
+      : g_(std::move(g)), p_(c.partition), offsets_(g_->partitions()), indexes_(std::move(index)), records_(this),
+        counts_(this) {}
   detail::PortBase* port(int i) override { return i == 0 ? static_cast<detail::PortBase*>(&records_) : &counts_; }
 
   void on_records(std::span<const In> in) {
@@ -193,6 +241,7 @@ class AfterCountsOp : public detail::NodeRuntime {
     records_in += in.size();
     if (!offsets_.add(in)) return;
     part_ = g_->part(p_);
+    index_ = &(*indexes_)[static_cast<std::size_t>(p_)];
     // Chunk by chunk, each freed once resolved: what the next operator builds from them grows
     // while this shrinks.
     for (auto& chunk : pending_) {
@@ -213,6 +262,8 @@ class AfterCountsOp : public detail::NodeRuntime {
   int p_;
   Offsets offsets_;
   Partition* part_ = nullptr;  // set once every count arrived
+  const IdIndex* index_ = nullptr;  // the same
+  std::shared_ptr<IdIndexes> indexes_;
 
  private:
   // Records per pending chunk: at least 32 MB, so every chunk is its own mmap and goes back to the
@@ -306,8 +357,8 @@ class OutResolveOp final : public AfterCountsOp<InEdge<W>> {
 
  public:
   OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<ArcT<W>>* out,
-               std::shared_ptr<const SourceFiles> files)
-      : Base(c, std::move(g)), out_(out, detail::records_per_batch<ArcT<W>>(c.batch_bytes), this->records_out),
+               std::shared_ptr<const SourceFiles> files, std::shared_ptr<IdIndexes> index)
+      : Base(c, std::move(g), std::move(index)), out_(out, detail::records_per_batch<ArcT<W>>(c.batch_bytes), this->records_out),
         files_(std::move(files)) {}
 
  private:
@@ -315,7 +366,7 @@ class OutResolveOp final : public AfterCountsOp<InEdge<W>> {
     const std::uint64_t first = this->offsets_.first[static_cast<std::size_t>(this->p_)];
     Partition& part = *this->part_;
     for (const InEdge<W>& e : in) {
-      const std::uint32_t l = local_index(part, e.src, "source", Edge{e.src, e.dst}, *files_);
+      const std::uint32_t l = local_index(*this->index_, e.src, "source", Edge{e.src, e.dst}, *files_);
       ++part.out_degree[l];
       out_.push(ArcT<W>{first + l, e.src, e.dst, weight_of<W>(e)});
     }
@@ -338,8 +389,8 @@ class InBuildOp final : public AfterCountsOp<ArcT<W>> {
 
  public:
   InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Back>* out, bool keep_duplicates,
-            std::shared_ptr<const SourceFiles> files)
-      : Base(c, std::move(g)), out_(out, detail::records_per_batch<Back>(c.batch_bytes), this->records_out),
+            std::shared_ptr<const SourceFiles> files, std::shared_ptr<IdIndexes> index)
+      : Base(c, std::move(g), std::move(index)), out_(out, detail::records_per_batch<Back>(c.batch_bytes), this->records_out),
         keep_duplicates_(keep_duplicates), files_(std::move(files)) {}
 
  private:
@@ -355,7 +406,7 @@ class InBuildOp final : public AfterCountsOp<ArcT<W>> {
     const Partition& part = *this->part_;
     if (counts_.empty()) counts_.assign(part.ids.size() + 1, 0);
     for (const ArcT<W>& a : in) {
-      const std::uint32_t l = local_index(part, a.dst, "target", Edge{a.src, a.dst}, *files_);
+      const std::uint32_t l = local_index(*this->index_, a.dst, "target", Edge{a.src, a.dst}, *files_);
       if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
       chunks_.back().push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src, a.weight});
       ++counts_[l + 1];
@@ -368,6 +419,8 @@ class InBuildOp final : public AfterCountsOp<ArcT<W>> {
     Partition& part = *this->part_;
     const auto& first = this->offsets_.first;
     const std::size_t n = part.ids.size();
+    // The out-degree operator of this partition ended before (its arcs all came here first).
+    (*this->indexes_)[static_cast<std::size_t>(this->p_)].release();
     if (counts_.empty()) counts_.assign(n + 1, 0);
     for (std::size_t i = 0; i < n; ++i) counts_[i + 1] += counts_[i];
     const std::uint64_t m = counts_[n];
@@ -603,8 +656,9 @@ LoadNodes add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<InE
   owners.keyed();
   owners.add_input(OperatorBuilder::key_ref(ids, identity, Partitioning::kAuto), 0, false);
   owners.output<Count>();
-  owners.factory(factory([g, unique, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
-    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(outs[0]), unique, files);
+  auto index = std::make_shared<IdIndexes>(static_cast<std::size_t>(g->partitions()));
+  owners.factory(factory([g, unique, files, index](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+    return std::make_unique<OwnersOp>(c, g, static_cast<detail::Input<Count>*>(outs[0]), unique, files, index);
   }));
   const Stream<Count> counts = owners.stream<Count>();
 
@@ -612,8 +666,8 @@ LoadNodes add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<InE
   out_resolve.add_input(OperatorBuilder::key_ref(edges, by_src, Partitioning::kAuto), 0, false);
   out_resolve.input(counts, Partitioning::kBroadcast);
   out_resolve.output<ArcT<W>>();
-  out_resolve.factory(factory([g, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
-    return std::make_unique<OutResolveOp<W>>(c, g, static_cast<detail::Input<ArcT<W>>*>(outs[0]), files);
+  out_resolve.factory(factory([g, files, index](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+    return std::make_unique<OutResolveOp<W>>(c, g, static_cast<detail::Input<ArcT<W>>*>(outs[0]), files, index);
   }));
   LoadNodes nodes;
   nodes.arcs = out_resolve.id();
@@ -625,8 +679,9 @@ LoadNodes add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<InE
     in_build.input_by_key(out_resolve.stream<ArcT<W>>(), by_dst);  // kAuto: a fresh stream
     in_build.input(counts, Partitioning::kBroadcast);
     in_build.output<OutArc<W>>();
-    in_build.factory(factory([g, keep, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
-      return std::make_unique<InBuildOp<W, true>>(c, g, static_cast<detail::Input<OutArc<W>>*>(outs[0]), keep, files);
+    in_build.factory(factory([g, keep, files, index](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+      return std::make_unique<InBuildOp<W, true>>(c, g, static_cast<detail::Input<OutArc<W>>*>(outs[0]), keep, files,
+                                                  index);
     }));
     OperatorBuilder out_build(env, "graph: out-edge CSR");
     out_build.sink();
@@ -641,8 +696,8 @@ LoadNodes add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<InE
     in_build.input_by_key(out_resolve.stream<ArcT<W>>(), by_dst);
     in_build.input(counts, Partitioning::kBroadcast);
     in_build.output<Fix>();
-    in_build.factory(factory([g, keep, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
-      return std::make_unique<InBuildOp<W, false>>(c, g, static_cast<detail::Input<Fix>*>(outs[0]), keep, files);
+    in_build.factory(factory([g, keep, files, index](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+      return std::make_unique<InBuildOp<W, false>>(c, g, static_cast<detail::Input<Fix>*>(outs[0]), keep, files, index);
     }));
     OperatorBuilder fix(env, "graph: out-degrees of removed duplicates");
     fix.sink();

@@ -137,6 +137,56 @@ void read_weights(const io::Hdf5GraphFile& f, Csr csr, std::uint64_t base, std::
                  std::to_string(out[e]) + ": weights must be numbers >= 0");
 }
 
+// A directed file loaded undirected (weakly connected components): each vertex's neighbours are
+// the union of its in- and out-neighbours (both lists sorted: merged), a weight the smaller of
+// the two directions'.
+void merge_directions(Partition& part, const std::vector<std::uint64_t>& out_offsets,
+                      const std::vector<std::uint32_t>& out_targets, const std::vector<double>& out_weights,
+                      bool weighted) {
+  const std::size_t n = part.ids.size();
+  const auto& io = part.in_offsets;
+  const auto& is = part.in_sources;
+  std::vector<std::uint64_t> off(n + 1, 0);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 4096), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t v = r.begin(); v < r.end(); ++v) {
+      std::uint64_t a = io[v], b = out_offsets[v], k = 0;
+      while (a < io[v + 1] || b < out_offsets[v + 1]) {
+        if (b == out_offsets[v + 1] || (a < io[v + 1] && is[a] < out_targets[b])) ++a;
+        else if (a == io[v + 1] || out_targets[b] < is[a]) ++b;
+        else ++a, ++b;
+        ++k;
+      }
+      off[v + 1] = k;
+    }
+  });
+  for (std::size_t v = 0; v < n; ++v) off[v + 1] += off[v];
+  std::vector<std::uint32_t> nbr(off[n]);
+  std::vector<double> w(weighted ? off[n] : 0);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 4096), [&](const tbb::blocked_range<std::size_t>& r) {
+    for (std::size_t v = r.begin(); v < r.end(); ++v) {
+      std::uint64_t a = io[v], b = out_offsets[v], k = off[v];
+      while (a < io[v + 1] || b < out_offsets[v + 1]) {
+        if (b == out_offsets[v + 1] || (a < io[v + 1] && is[a] < out_targets[b])) {
+          if (weighted) w[k] = part.in_weights[a];
+          nbr[k++] = is[a++];
+        } else if (a == io[v + 1] || out_targets[b] < is[a]) {
+          if (weighted) w[k] = out_weights[b];
+          nbr[k++] = out_targets[b++];
+        } else {
+          if (weighted) w[k] = std::min(part.in_weights[a], out_weights[b]);
+          nbr[k++] = is[a++];
+          ++b;
+        }
+      }
+    }
+  });
+  part.in_offsets = std::move(off);
+  part.in_sources = std::move(nbr);
+  part.in_weights = std::move(w);
+  for (std::size_t v = 0; v < n; ++v)
+    part.out_degree[v] = static_cast<std::uint32_t>(part.in_offsets[v + 1] - part.in_offsets[v]);
+}
+
 void fill_partition(const io::Hdf5GraphFile& f, const LoadOptions& opts, std::uint64_t lo, std::uint64_t hi, Partition& part) {
   const auto& info = f.info();
   const std::uint64_t n = hi - lo;
@@ -162,6 +212,16 @@ void fill_partition(const io::Hdf5GraphFile& f, const LoadOptions& opts, std::ui
       part.out_degree[i] = static_cast<std::uint32_t>(part.in_offsets[i + 1] - part.in_offsets[i]);
     return;
   }
+  if (opts.directed && !*opts.directed) {  // a directed file loaded undirected
+    std::vector<std::uint64_t> out_offsets;
+    std::vector<std::uint32_t> out_targets;
+    std::vector<double> out_weights;
+    const std::uint64_t out_base = read_offsets(f, Csr::kOut, lo, hi, out_offsets);
+    read_neighbours(f, Csr::kOut, lo, out_base, out_offsets, out_targets);
+    if (opts.weighted) read_weights(f, Csr::kOut, out_base, out_targets.size(), out_weights);
+    merge_directions(part, out_offsets, out_targets, out_weights, opts.weighted);
+    return;
+  }
   std::vector<std::uint64_t> scratch;
   std::vector<std::uint64_t>& out_offsets = opts.out_edges ? part.out_offsets : scratch;
   const std::uint64_t out_base = read_offsets(f, Csr::kOut, lo, hi, out_offsets);
@@ -183,13 +243,13 @@ std::shared_ptr<Graph> load_hdf5(const LoadOptions& opts, const JobConfig& confi
                     " ranks: use at least one partition per rank");
   auto g = std::make_shared<Graph>(parts);
   std::string error;
+  bool f_directed = true;
   try {
     const io::Hdf5GraphFile f(opts.path);
     const auto& info = f.info();
-    if (opts.directed && *opts.directed != info.directed)
-      bad(f, std::string("the graph is stored ") + (info.directed ? "directed" : "undirected") + "; to load it " +
-                 (info.directed ? "undirected" : "directed") + ", convert the edge list again with --" +
-                 (info.directed ? "undirected" : "directed"));
+    f_directed = info.directed;
+    if (opts.directed && *opts.directed && !info.directed)
+      bad(f, "the graph is stored undirected; to load it directed, convert the edge list again with --directed");
     if (opts.weighted && !info.weighted)
       bad(f, "the graph has no weights (it was converted from an input without a weight column)");
     if (opts.keep_duplicates)
@@ -197,9 +257,9 @@ std::shared_ptr<Graph> load_hdf5(const LoadOptions& opts, const JobConfig& confi
              "to keep duplicates");
     g->vertices = info.vertices;
     g->edges = info.edges;
-    g->directed = info.directed;
+    g->directed = opts.directed.value_or(info.directed);
     g->weighted = opts.weighted;
-    g->has_out_edges = !info.directed || opts.out_edges;
+    g->has_out_edges = !g->directed || opts.out_edges;
     const auto first = boundaries(f, parts);
     g->set_first(first);
     tbb::task_arena arena(threads_of(resolved));
@@ -214,6 +274,13 @@ std::shared_ptr<Graph> load_hdf5(const LoadOptions& opts, const JobConfig& confi
   // Every rank gives up together, with the first error of any rank.
   error = cluster.transport()->agree(error);
   if (!error.empty()) throw Error(error);
+  if (g->directed != f_directed) {
+    // Arcs after merging the directions: summed over the partitions of every rank.
+    std::vector<double> arcs{0};
+    for (int p = rank; p < parts; p += ranks) arcs[0] += static_cast<double>(g->part(p)->in_sources.size());
+    cluster.transport()->allreduce_sum(arcs);
+    g->edges = static_cast<std::uint64_t>(arcs[0]);
+  }
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }

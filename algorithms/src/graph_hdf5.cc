@@ -89,9 +89,11 @@ std::uint64_t read_offsets(const io::Hdf5GraphFile& f, Csr csr, std::uint64_t lo
   if (hi == n && out.back() != m)
     bad(f, std::string(name) + "[" + num(n) + "] = " + num(out.back()) + ", expected the number of edges " + num(m));
   for (std::size_t i = 0; i + 1 < out.size(); ++i)
-    if (out[i + 1] < out[i] || out[i + 1] > m)
+    if (out[i + 1] < out[i])
       bad(f, std::string(name) + "[" + num(lo + i + 1) + "] = " + num(out[i + 1]) + " is less than [" + num(lo + i) +
-                 "] = " + num(out[i]) + " or beyond the " + num(m) + " edges (offsets must not decrease)");
+                 "] = " + num(out[i]) + " (offsets must not decrease)");
+    else if (out[i + 1] > m)
+      bad(f, std::string(name) + "[" + num(lo + i + 1) + "] = " + num(out[i + 1]) + " is beyond the " + num(m) + " edges");
   const std::uint64_t base = out[0];
   if (base != 0)
     for (auto& o : out) o -= base;

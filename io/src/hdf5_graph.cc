@@ -95,9 +95,11 @@ struct Slice {
     if (lo == 0 && offsets[0] != 0) fail(path, "/in/offsets[0] = " + num(offsets[0]) + ", expected 0");
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
       const std::uint64_t at = lo + i + 1;
-      if (offsets[i + 1] < offsets[i] || offsets[i + 1] > info.edges)
-        fail(path, "/in/offsets[" + num(at) + "] = " + num(offsets[i + 1]) + " is out of order or beyond the " +
-                       num(info.edges) + " edges");
+      if (offsets[i + 1] < offsets[i])
+        fail(path, "/in/offsets[" + num(at) + "] = " + num(offsets[i + 1]) + " is less than [" + num(at - 1) +
+                       "] = " + num(offsets[i]) + " (offsets must not decrease)");
+      if (offsets[i + 1] > info.edges)
+        fail(path, "/in/offsets[" + num(at) + "] = " + num(offsets[i + 1]) + " is beyond the " + num(info.edges) + " edges");
     }
     if (hi == info.vertices && offsets.back() != info.edges)
       fail(path, "/in/offsets[" + num(hi) + "] = " + num(offsets.back()) + ", expected the number of edges " +

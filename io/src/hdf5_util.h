@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -192,7 +194,8 @@ class Writer {
     const auto slash = path_.rfind('/');
     const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
     struct statvfs st {};
-    if (::statvfs(dir.c_str(), &st) != 0) fail(path_, "cannot write into directory '" + dir + "'");
+    if (::statvfs(dir.c_str(), &st) != 0)
+      fail(path_, "cannot create the file: directory '" + dir + "': " + std::strerror(errno));
     const auto free_bytes = static_cast<unsigned long long>(st.f_bavail) * st.f_frsize;
     if (free_bytes < need)
       fail(path_, "not enough free space: about " + std::to_string(need >> 20) + " MB needed, " +

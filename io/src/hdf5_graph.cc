@@ -304,37 +304,31 @@ Hdf5Graph build_hdf5_graph(std::vector<std::uint64_t> ids, std::vector<std::vect
   g.ids = std::move(ids);
   // Counting sort of the arcs by key (the source for out-edges, the target for in-edges; an
   // undirected edge both ways, a self-loop once), then each list sorted and deduplicated.
-  // Counting and placing run over the blocks in parallel (atomic counters): the order within a
-  // list is then arbitrary, and the sort below makes it canonical (with weights: by neighbour,
-  // then weight), so the file does not depend on the threads.
   auto place = [&](bool by_src, bool both, std::vector<std::uint64_t>& offsets, std::vector<std::uint32_t>& nbr,
                    std::vector<double>& w) {
     const int key = by_src ? 0 : 1;
     offsets.assign(n + 1, 0);
-    for (const auto& block : pairs)
+    for (const auto& block : pairs) {
       GYRE_CHECK(block.size() % 2 == 0, "build_hdf5_graph: a block of pairs has an odd length");
-    auto bump = [](std::uint64_t& c) { return std::atomic_ref<std::uint64_t>(c).fetch_add(1, std::memory_order_relaxed); };
-    tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t b) {
-      const auto& block = pairs[b];
       for (std::size_t i = 0; i < block.size(); i += 2) {
-        bump(offsets[block[i + key] + 1]);
-        if (both && block[i] != block[i + 1]) bump(offsets[block[i + 1 - key] + 1]);
+        ++offsets[block[i + key] + 1];
+        if (both && block[i] != block[i + 1]) ++offsets[block[i + 1 - key] + 1];
       }
-    });
+    }
     for (std::size_t v = 0; v < n; ++v) offsets[v + 1] += offsets[v];
     nbr.resize(offsets[n]);
     if (weights != nullptr) w.resize(offsets[n]);
     std::vector<std::uint64_t> at(offsets.begin(), offsets.end() - 1);
-    tbb::parallel_for(std::size_t{0}, pairs.size(), [&](std::size_t b) {
+    for (std::size_t b = 0; b < pairs.size(); ++b) {
       const auto& block = pairs[b];
       const double* wb = weights != nullptr ? (*weights)[b].data() : nullptr;
       for (std::size_t i = 0; i < block.size(); i += 2) {
         const std::uint32_t k0 = block[i + key], k1 = block[i + 1 - key];
-        std::uint64_t k = bump(at[k0]);
+        std::uint64_t k = at[k0]++;
         nbr[k] = k1;
         if (wb != nullptr) w[k] = wb[i / 2];
         if (both && k0 != k1) {
-          k = bump(at[k1]);
+          k = at[k1]++;
           nbr[k] = k0;
           if (wb != nullptr) w[k] = wb[i / 2];
         }
@@ -342,7 +336,7 @@ Hdf5Graph build_hdf5_graph(std::vector<std::uint64_t> ids, std::vector<std::vect
       // Freed as placed: the CSR grows while the blocks shrink.
       std::vector<std::uint32_t>().swap(pairs[b]);
       if (weights != nullptr) std::vector<double>().swap((*weights)[b]);
-    });
+    }
   };
   if (!directed) {
     place(false, true, g.in_offsets, g.in_sources, g.in_weights);

@@ -94,7 +94,7 @@ class Writer {
     tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     quiet();
     if (target_ == Target::kDirect) {
-      check_free_space(size_hint + (std::size_t{1} << 20) + size_hint / 64);
+      check_free_space(size_hint + (std::size_t{64} << 10) + size_hint / 64);
       file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
       if (!file_.valid()) fail(path_, "cannot create the temporary file '" + tmp_ + "'");
       created_ = true;
@@ -198,8 +198,8 @@ class Writer {
       fail(path_, "cannot create the file: directory '" + dir + "': " + std::strerror(errno));
     const auto free_bytes = static_cast<unsigned long long>(st.f_bavail) * st.f_frsize;
     if (free_bytes < need)
-      fail(path_, "not enough free space: about " + std::to_string(need >> 20) + " MB needed, " +
-                      std::to_string(free_bytes >> 20) + " MB free");
+      throw Error("cannot write output file '" + path_ + "': No space left on device (about " +
+                  std::to_string(need >> 10) + " kB needed, " + std::to_string(free_bytes >> 10) + " kB free)");
   }
 
   std::string path_;

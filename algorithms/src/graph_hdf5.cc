@@ -437,6 +437,11 @@ std::vector<Parsed> parse_blocks(const TextFile& file, Parse parse) {
         if (!parse(lb, le, offset, out_b)) break;
         p = line_end + 1;
       }
+      // Exact sizes (a grown vector holds up to twice what it needs): the blocks are the
+      // largest thing held until the CSR is built.
+      out_b.pairs.shrink_to_fit();
+      out_b.wide.shrink_to_fit();
+      out_b.weights.shrink_to_fit();
     }
   });
   return out;

@@ -346,8 +346,8 @@ int main(int argc, char** argv) {
   auto* cc = app.add_subcommand("cc", "weakly connected components: label = smallest vertex id of the component");
   add_common(cc, cc_opts, Output::kResult);
   Common convert_opts, explain_opts;
-  auto* convert = app.add_subcommand("convert", "convert a graph file to gyre's HDF5 graph format (each rank then "
-                                                "reads only its part of it)");
+  auto* convert = app.add_subcommand("convert", "convert a graph file to gyre's HDF5 graph format (the simple "
+                                                "graph's CSRs; each rank then reads only its part of it)");
   add_common(convert, convert_opts, Output::kGraph);
   std::string explain_what;
   auto* explain = app.add_subcommand("explain", "print the plans of an algorithm's jobs (load, then the iteration) "

@@ -808,6 +808,8 @@ std::shared_ptr<Graph> load_memory(std::shared_ptr<const std::vector<MemoryEdge>
 
 std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
                             Cluster cluster) {
+  if ((opts.format ? *opts.format : io::guess_format(opts.path)) == io::GraphFormat::kHdf5)
+    return load_hdf5(opts, config, std::move(cluster));  // in place: graph_hdf5.cc
   return opts.weighted ? load_file<true>(opts, config, std::move(cluster))
                        : load_file<false>(opts, config, std::move(cluster));
 }
@@ -836,28 +838,6 @@ std::string explain_load(const LoadOptions& opts, const JobConfig& config, Clust
   return env.explain();
 }
 
-ConvertStats convert(const LoadOptions& input, const std::string& output, const JobConfig& config,
-                     Cluster cluster) {
-  if (io::guess_format(output) != io::GraphFormat::kHdf5)
-    throw PlanError("convert writes gyre HDF5 graphs: name the output file '*.h5' (got '" + output + "')");
-  const auto t0 = std::chrono::steady_clock::now();
-  Environment env(config, std::move(cluster));
-  Input<false> in = open_input<false>(env, input);
-  // Every rank parses its share; rank 0 gathers the edges and ids and writes the file.
-  auto edges = in.edges.collect(1);
-  std::optional<Collected<std::uint64_t>> ids;
-  if (in.ids) ids = in.ids->collect(1);
-  ConvertStats stats;
-  stats.metrics = env.run();
-  if (env.rank() == 0) {
-    const auto g = io::make_hdf5_graph(ids ? ids->values() : std::vector<std::uint64_t>{}, edges.values(), in.directed);
-    io::write_hdf5_graph(output, g, input.path);
-    stats.vertices = g.ids.size();
-    stats.edges = g.targets.size();
-    stats.directed = g.directed;
-  }
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return stats;
-}
+// convert(): graph_hdf5.cc.
 
 }  // namespace gyre::graph

@@ -10,7 +10,11 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <cstring>
 #include <type_traits>
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include "gyre/core/error.h"
 #include "gyre/core/operators.h"
@@ -23,33 +27,46 @@ namespace {
 using namespace h5;  // NOLINT(google-build-using-namespace)
 
 constexpr const char* kFormat = "gyre-graph";
-constexpr std::uint64_t kVersion = 1;
+constexpr std::uint64_t kVersion = 2;
+
+std::string num(std::uint64_t v) { return std::to_string(v); }
 
 Hdf5GraphInfo check_graph(const Reader& r) {
   if (!r.has_attribute("format") || r.string_attribute("format") != kFormat)
     fail(r.path(), "not a gyre graph file (no root attribute format = \"gyre-graph\"; make one with gyre convert)");
   const std::uint64_t version = r.integer_attribute("version");
+  if (version == 1)
+    fail(r.path(), "gyre graph format version 1 (made by an older gyre convert); this gyre reads version 2: run "
+                   "gyre convert again on the original edge list");
   if (version != kVersion)
-    fail(r.path(), "gyre graph format version " + std::to_string(version) + "; this gyre reads version " +
-                       std::to_string(kVersion));
+    fail(r.path(), "gyre graph format version " + num(version) + "; this gyre reads version " + num(kVersion));
   Hdf5GraphInfo info;
   info.vertices = r.integer_attribute("vertices");
   info.edges = r.integer_attribute("edges");
-  const std::uint64_t directed = r.integer_attribute("directed");
-  if (directed > 1) fail(r.path(), "attribute directed = " + std::to_string(directed) + ", expected 0 or 1");
-  info.directed = directed == 1;
+  auto flag = [&](const char* name) {
+    const std::uint64_t v = r.integer_attribute(name);
+    if (v > 1) fail(r.path(), std::string("attribute ") + name + " = " + num(v) + ", expected 0 or 1");
+    return v == 1;
+  };
+  info.directed = flag("directed");
+  info.weighted = flag("weighted");
   if (info.vertices > std::uint64_t{std::numeric_limits<std::uint32_t>::max()} + 1)
-    fail(r.path(), "attribute vertices = " + std::to_string(info.vertices) +
-                       ": more than the 2^32 vertices that uint32 /edges/targets can index");
-  if (r.length("/vertices/ids") != info.vertices)
-    fail(r.path(), "dataset /vertices/ids has " + std::to_string(r.length("/vertices/ids")) + " elements, attribute vertices says " +
-                       std::to_string(info.vertices));
-  if (r.length("/edges/offsets") != info.vertices + 1)
-    fail(r.path(), "dataset /edges/offsets has " + std::to_string(r.length("/edges/offsets")) +
-                       " elements, expected vertices + 1 = " + std::to_string(info.vertices + 1));
-  if (r.length("/edges/targets") != info.edges)
-    fail(r.path(), "dataset /edges/targets has " + std::to_string(r.length("/edges/targets")) + " elements, attribute edges says " +
-                       std::to_string(info.edges));
+    fail(r.path(), "attribute vertices = " + num(info.vertices) +
+                       ": more than the 2^32 vertices that uint32 dense ids can index");
+  auto expect = [&](const char* name, std::uint64_t n, const char* what) {
+    const std::uint64_t got = r.length(name);
+    if (got != n)
+      fail(r.path(), std::string("dataset ") + name + " has " + num(got) + " elements, expected " + what + " = " + num(n));
+  };
+  expect("/vertices/ids", info.vertices, "vertices");
+  expect("/in/offsets", info.vertices + 1, "vertices + 1");
+  expect("/in/sources", info.edges, "edges");
+  if (info.weighted) expect("/in/weights", info.edges, "edges");
+  if (info.directed) {
+    expect("/out/offsets", info.vertices + 1, "vertices + 1");
+    expect("/out/targets", info.edges, "edges");
+    if (info.weighted) expect("/out/weights", info.edges, "edges");
+  }
   return info;
 }
 
@@ -60,36 +77,33 @@ void check_ids(const std::string& path, const std::uint64_t* ids, std::uint64_t 
   for (std::uint64_t i = first == 0 ? 1 : 0; i < n; ++i) {
     const std::uint64_t prev = i == 0 ? ids[-1] : ids[i - 1];
     if (ids[i] <= prev)
-      fail(path, "/vertices/ids[" + std::to_string(first + i) + "] = " + std::to_string(ids[i]) +
-                     " is not greater than [" + std::to_string(first + i - 1) + "] = " + std::to_string(prev) +
-                     " (ids must be strictly increasing)");
+      fail(path, "/vertices/ids[" + num(first + i) + "] = " + num(ids[i]) + " is not greater than [" +
+                     num(first + i - 1) + "] = " + num(prev) + " (ids must be strictly increasing)");
   }
 }
 
-// Partition p's slice of a graph file: its vertices [lo, hi), their offsets, and the id map.
+// Partition p's slice of a graph file (for the stream sources): its vertices [lo, hi), their
+// in-edge offsets, and the id map.
 struct Slice {
   explicit Slice(const std::string& path, int partition, int parallelism) : reader(path) {
     info = check_graph(reader);
     std::tie(lo, hi) = detail::split_range(info.vertices, partition, parallelism);
     ids = reader.read_all<std::uint64_t>("/vertices/ids");
     offsets.resize(hi - lo + 1);
-    reader.read("/edges/offsets", lo, offsets.size(), offsets.data());
+    reader.read("/in/offsets", lo, offsets.size(), offsets.data());
     check_ids(path, ids.data() + lo, lo, hi - lo);
-    if (lo == 0 && offsets[0] != 0)
-      fail(path, "/edges/offsets[0] = " + std::to_string(offsets[0]) + ", expected 0");
+    if (lo == 0 && offsets[0] != 0) fail(path, "/in/offsets[0] = " + num(offsets[0]) + ", expected 0");
     for (std::size_t i = 0; i + 1 < offsets.size(); ++i) {
       const std::uint64_t at = lo + i + 1;
       if (offsets[i + 1] < offsets[i])
-        fail(path, "/edges/offsets[" + std::to_string(at) + "] = " + std::to_string(offsets[i + 1]) +
-                       " is less than [" + std::to_string(at - 1) + "] = " + std::to_string(offsets[i]) +
-                       " (offsets must not decrease)");
+        fail(path, "/in/offsets[" + num(at) + "] = " + num(offsets[i + 1]) + " is less than [" + num(at - 1) +
+                       "] = " + num(offsets[i]) + " (offsets must not decrease)");
       if (offsets[i + 1] > info.edges)
-        fail(path, "/edges/offsets[" + std::to_string(at) + "] = " + std::to_string(offsets[i + 1]) +
-                       " is beyond the " + std::to_string(info.edges) + " edges");
+        fail(path, "/in/offsets[" + num(at) + "] = " + num(offsets[i + 1]) + " is beyond the " + num(info.edges) + " edges");
     }
     if (hi == info.vertices && offsets.back() != info.edges)
-      fail(path, "/edges/offsets[" + std::to_string(hi) + "] = " + std::to_string(offsets.back()) +
-                     ", expected the number of edges " + std::to_string(info.edges));
+      fail(path, "/in/offsets[" + num(hi) + "] = " + num(offsets.back()) + ", expected the number of edges " +
+                     num(info.edges));
   }
   Reader reader;
   Hdf5GraphInfo info;
@@ -98,6 +112,8 @@ struct Slice {
   std::vector<std::uint64_t> offsets;
 };
 
+// The stored arcs as edges: source -> vertex of each in-edge; an undirected graph's edges once
+// (source <= vertex).
 class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
  public:
   Hdf5EdgeSource(const detail::OpContext& ctx, std::string path, detail::Input<Edge>* out)
@@ -111,22 +127,22 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
     const Slice& s = *slice_;
     const std::uint64_t end = s.offsets.back();
     for (std::size_t k = 0; k < max_batches && edge_ < end; ++k) {
-      // Targets are read in large slices (each read opens the dataset and selects a
-      // hyperslab) and handed on in batches.
-      if (edge_ >= read_from_ + targets_.size()) {
+      if (edge_ >= read_from_ + sources_.size()) {
         read_from_ = edge_;
-        targets_.resize(std::min<std::uint64_t>(kReadTargets, end - edge_));
-        s.reader.read("/edges/targets", edge_, targets_.size(), targets_.data());
+        sources_.resize(std::min<std::uint64_t>(kReadSources, end - edge_));
+        s.reader.read("/in/sources", edge_, sources_.size(), sources_.data());
       }
-      const std::uint64_t n = std::min<std::uint64_t>(cap_, read_from_ + targets_.size() - edge_);
+      const std::uint64_t n = std::min<std::uint64_t>(cap_, read_from_ + sources_.size() - edge_);
       batch_.clear();
       for (std::uint64_t i = 0; i < n; ++i, ++edge_) {
         while (s.offsets[vertex_ + 1] <= edge_) ++vertex_;
-        const std::uint32_t t = targets_[edge_ - read_from_];
-        if (t >= s.info.vertices)
-          fail(path_, "/edges/targets[" + std::to_string(edge_) + "] = " + std::to_string(t) +
-                          " is not a vertex index (there are " + std::to_string(s.info.vertices) + " vertices)");
-        batch_.push_back(Edge{s.ids[s.lo + vertex_], s.ids[t]});
+        const std::uint32_t u = sources_[edge_ - read_from_];
+        if (u >= s.info.vertices)
+          fail(path_, "/in/sources[" + num(edge_) + "] = " + num(u) + " is not a vertex index (there are " +
+                          num(s.info.vertices) + " vertices)");
+        const std::uint64_t v = s.lo + vertex_;
+        if (!s.info.directed && u > v) continue;
+        batch_.push_back(Edge{s.ids[u], s.ids[v]});
       }
       emit(std::span<const Edge>(batch_));
     }
@@ -142,9 +158,9 @@ class Hdf5EdgeSource final : public detail::SourceOp<Edge> {
   std::unique_ptr<Slice> slice_;
   std::uint64_t edge_ = 0;
   std::uint64_t vertex_ = 0;  // index into the slice
-  static constexpr std::uint64_t kReadTargets = std::uint64_t{1} << 20;
-  std::uint64_t read_from_ = 0;          // the edge index of targets_[0]
-  std::vector<std::uint32_t> targets_;
+  static constexpr std::uint64_t kReadSources = std::uint64_t{1} << 20;
+  std::uint64_t read_from_ = 0;  // the edge index of sources_[0]
+  std::vector<std::uint32_t> sources_;
   std::vector<Edge> batch_;
 };
 
@@ -186,6 +202,47 @@ class Hdf5VertexSource final : public detail::SourceOp<std::uint64_t> {
   std::vector<std::uint64_t> ids_;
 };
 
+// Sorts each vertex's neighbours (by dense id = by original id), removes duplicates (keeping the
+// smallest weight) and compacts the CSR in place.
+void sort_and_dedupe(std::vector<std::uint64_t>& offsets, std::vector<std::uint32_t>& nbr, std::vector<double>* w) {
+  const std::size_t n = offsets.size() - 1;
+  std::vector<std::uint64_t> kept(n + 1, 0);
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1024), [&](const tbb::blocked_range<std::size_t>& r) {
+    std::vector<std::pair<std::uint32_t, double>> seg;
+    for (std::size_t v = r.begin(); v < r.end(); ++v) {
+      const std::uint64_t b = offsets[v], e = offsets[v + 1];
+      std::uint32_t* p = nbr.data() + b;
+      if (w == nullptr) {
+        std::sort(p, p + (e - b));
+        kept[v + 1] = static_cast<std::uint64_t>(std::unique(p, p + (e - b)) - p);
+        continue;
+      }
+      seg.clear();
+      for (std::uint64_t i = b; i < e; ++i) seg.emplace_back(nbr[i], (*w)[i]);
+      std::sort(seg.begin(), seg.end());  // by neighbour, then weight: the first is the smallest
+      std::uint64_t k = 0;
+      for (std::size_t i = 0; i < seg.size(); ++i) {
+        if (i > 0 && seg[i].first == seg[i - 1].first) continue;
+        nbr[b + k] = seg[i].first;
+        (*w)[b + k] = seg[i].second;
+        ++k;
+      }
+      kept[v + 1] = k;
+    }
+  });
+  for (std::size_t v = 0; v < n; ++v) kept[v + 1] += kept[v];
+  // Move each segment down to its new place (never above its old one: in order, in place).
+  for (std::size_t v = 0; v < n; ++v) {
+    const std::uint64_t len = kept[v + 1] - kept[v];
+    if (kept[v] == offsets[v] || len == 0) continue;
+    std::memmove(nbr.data() + kept[v], nbr.data() + offsets[v], len * sizeof(std::uint32_t));
+    if (w != nullptr) std::memmove(w->data() + kept[v], w->data() + offsets[v], len * sizeof(double));
+  }
+  nbr.resize(kept[n]);
+  if (w != nullptr) w->resize(kept[n]);
+  offsets = std::move(kept);
+}
+
 template <class T, class Make>
 Stream<T> hdf5_source(Environment& env, const std::string& what, const std::string& path, Make make) {
   OperatorBuilder b(env, "source: " + what + " '" + path + "'");
@@ -221,40 +278,117 @@ Hdf5Graph make_hdf5_graph(std::vector<std::uint64_t> ids, const std::vector<Edge
   }
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  if (ids.size() > std::numeric_limits<std::uint32_t>::max())
-    throw Error("graphs of more than 4G vertices are not supported by the HDF5 graph format");
+  if (ids.size() > std::uint64_t{std::numeric_limits<std::uint32_t>::max()} + 1)
+    throw Error("graphs of more than 2^32 vertices are not supported by the HDF5 graph format");
   auto index = [&](std::uint64_t id) {
     return static_cast<std::uint32_t>(std::lower_bound(ids.begin(), ids.end(), id) - ids.begin());
   };
+  std::vector<std::vector<std::uint32_t>> pairs(1);
+  pairs[0].resize(edges.size() * 2);
+  for (std::size_t i = 0; i < edges.size(); ++i) {
+    pairs[0][2 * i] = index(edges[i].src);
+    pairs[0][2 * i + 1] = index(edges[i].dst);
+  }
+  return build_hdf5_graph(std::move(ids), pairs, nullptr, directed);
+}
+
+Hdf5Graph build_hdf5_graph(std::vector<std::uint64_t> ids, std::vector<std::vector<std::uint32_t>>& pairs,
+                           std::vector<std::vector<double>>* weights, bool directed) {
+  if (ids.size() > std::uint64_t{std::numeric_limits<std::uint32_t>::max()} + 1)
+    throw Error("graphs of more than 2^32 vertices are not supported by the HDF5 graph format");
+  GYRE_CHECK(weights == nullptr || weights->size() == pairs.size(), "build_hdf5_graph: weights and pairs differ");
+  const std::size_t n = ids.size();
   Hdf5Graph g;
   g.directed = directed;
-  g.offsets.assign(ids.size() + 1, 0);
-  std::vector<std::uint32_t> src(edges.size());
-  for (std::size_t i = 0; i < edges.size(); ++i) {
-    src[i] = index(edges[i].src);
-    ++g.offsets[src[i] + 1];
-  }
-  for (std::size_t v = 0; v < ids.size(); ++v) g.offsets[v + 1] += g.offsets[v];
-  g.targets.resize(edges.size());
-  std::vector<std::uint64_t> at(g.offsets.begin(), g.offsets.end() - 1);
-  for (std::size_t i = 0; i < edges.size(); ++i) g.targets[at[src[i]]++] = index(edges[i].dst);
+  g.weighted = weights != nullptr;
   g.ids = std::move(ids);
+  // Counting sort of the arcs by key (the source for out-edges, the target for in-edges; an
+  // undirected edge both ways, a self-loop once), then each list sorted and deduplicated.
+  auto place = [&](bool by_src, bool both, std::vector<std::uint64_t>& offsets, std::vector<std::uint32_t>& nbr,
+                   std::vector<double>& w) {
+    const int key = by_src ? 0 : 1;
+    offsets.assign(n + 1, 0);
+    for (const auto& block : pairs) {
+      GYRE_CHECK(block.size() % 2 == 0, "build_hdf5_graph: a block of pairs has an odd length");
+      for (std::size_t i = 0; i < block.size(); i += 2) {
+        ++offsets[block[i + key] + 1];
+        if (both && block[i] != block[i + 1]) ++offsets[block[i + 1 - key] + 1];
+      }
+    }
+    for (std::size_t v = 0; v < n; ++v) offsets[v + 1] += offsets[v];
+    nbr.resize(offsets[n]);
+    if (weights != nullptr) w.resize(offsets[n]);
+    std::vector<std::uint64_t> at(offsets.begin(), offsets.end() - 1);
+    for (std::size_t b = 0; b < pairs.size(); ++b) {
+      const auto& block = pairs[b];
+      const double* wb = weights != nullptr ? (*weights)[b].data() : nullptr;
+      for (std::size_t i = 0; i < block.size(); i += 2) {
+        const std::uint32_t k0 = block[i + key], k1 = block[i + 1 - key];
+        std::uint64_t k = at[k0]++;
+        nbr[k] = k1;
+        if (wb != nullptr) w[k] = wb[i / 2];
+        if (both && k0 != k1) {
+          k = at[k1]++;
+          nbr[k] = k0;
+          if (wb != nullptr) w[k] = wb[i / 2];
+        }
+      }
+      // Freed as placed: the CSR grows while the blocks shrink.
+      std::vector<std::uint32_t>().swap(pairs[b]);
+      if (weights != nullptr) std::vector<double>().swap((*weights)[b]);
+    }
+  };
+  if (!directed) {
+    place(false, true, g.in_offsets, g.in_sources, g.in_weights);
+    sort_and_dedupe(g.in_offsets, g.in_sources, g.weighted ? &g.in_weights : nullptr);
+    return g;
+  }
+  place(true, false, g.out_offsets, g.out_targets, g.out_weights);
+  sort_and_dedupe(g.out_offsets, g.out_targets, g.weighted ? &g.out_weights : nullptr);
+  // The in-edge CSR is the transpose: visiting sources in order lists every vertex's in-edges
+  // sorted by source, and without duplicates since the out-lists have none.
+  const std::uint64_t arcs = g.out_targets.size();
+  g.in_offsets.assign(n + 1, 0);
+  for (std::uint64_t e = 0; e < arcs; ++e) ++g.in_offsets[g.out_targets[e] + 1];
+  for (std::size_t v = 0; v < n; ++v) g.in_offsets[v + 1] += g.in_offsets[v];
+  g.in_sources.resize(arcs);
+  if (g.weighted) g.in_weights.resize(arcs);
+  std::vector<std::uint64_t> at(g.in_offsets.begin(), g.in_offsets.end() - 1);
+  for (std::size_t u = 0; u < n; ++u)
+    for (std::uint64_t e = g.out_offsets[u]; e < g.out_offsets[u + 1]; ++e) {
+      const std::uint64_t k = at[g.out_targets[e]]++;
+      g.in_sources[k] = static_cast<std::uint32_t>(u);
+      if (g.weighted) g.in_weights[k] = g.out_weights[e];
+    }
   return g;
 }
 
 void write_hdf5_graph(const std::string& path, const Hdf5Graph& g, const std::string& source) {
-  Writer w(path);
+  const std::uint64_t n = g.ids.size(), m = g.edges();
+  GYRE_CHECK(g.in_offsets.size() == n + 1, "write_hdf5_graph: /in/offsets must have N + 1 elements");
+  std::size_t bytes = n * 8 + (n + 1) * 8 + m * 4 + (g.weighted ? m * 8 : 0);
+  if (g.directed) bytes *= 2;
+  Writer w(path, Writer::Target::kDirect, bytes);
   w.attribute("format", kFormat);
   w.attribute("version", kVersion);
   w.attribute("directed", std::uint64_t{g.directed ? 1u : 0u});
-  w.attribute("vertices", static_cast<std::uint64_t>(g.ids.size()));
-  w.attribute("edges", static_cast<std::uint64_t>(g.targets.size()));
+  w.attribute("weighted", std::uint64_t{g.weighted ? 1u : 0u});
+  w.attribute("vertices", n);
+  w.attribute("edges", m);
   w.attribute("source", source);
   w.group("/vertices");
-  w.group("/edges");
   w.dataset("/vertices/ids", g.ids);
-  w.dataset("/edges/offsets", g.offsets);
-  w.dataset("/edges/targets", g.targets);
+  w.group("/in");
+  w.dataset("/in/offsets", g.in_offsets);
+  w.dataset("/in/sources", g.in_sources);
+  if (g.weighted) w.dataset("/in/weights", g.in_weights);
+  if (g.directed) {
+    GYRE_CHECK(g.out_offsets.size() == n + 1 && g.out_targets.size() == m, "write_hdf5_graph: bad out-edge CSR");
+    w.group("/out");
+    w.dataset("/out/offsets", g.out_offsets);
+    w.dataset("/out/targets", g.out_targets);
+    if (g.weighted) w.dataset("/out/weights", g.out_weights);
+  }
   w.commit();
 }
 
@@ -262,6 +396,35 @@ Hdf5GraphInfo read_hdf5_graph_info(const std::string& path) {
   detail::check_readable(path);
   const Reader r(path);
   return check_graph(r);
+}
+
+struct Hdf5GraphFile::Impl {
+  explicit Impl(const std::string& p) : reader(p) { info = check_graph(reader); }
+  Reader reader;
+  Hdf5GraphInfo info;
+};
+
+Hdf5GraphFile::Hdf5GraphFile(const std::string& path) {
+  detail::check_readable(path);
+  impl_ = std::make_unique<Impl>(path);
+}
+Hdf5GraphFile::~Hdf5GraphFile() = default;
+const std::string& Hdf5GraphFile::path() const { return impl_->reader.path(); }
+const Hdf5GraphInfo& Hdf5GraphFile::info() const { return impl_->info; }
+const char* Hdf5GraphFile::offsets_name(Csr csr) { return csr == Csr::kIn ? "/in/offsets" : "/out/offsets"; }
+const char* Hdf5GraphFile::neighbours_name(Csr csr) { return csr == Csr::kIn ? "/in/sources" : "/out/targets"; }
+const char* Hdf5GraphFile::weights_name(Csr csr) { return csr == Csr::kIn ? "/in/weights" : "/out/weights"; }
+void Hdf5GraphFile::read_ids(std::uint64_t first, std::uint64_t n, std::uint64_t* out) const {
+  impl_->reader.read("/vertices/ids", first, n, out);
+}
+void Hdf5GraphFile::read_offsets(Csr csr, std::uint64_t first, std::uint64_t n, std::uint64_t* out) const {
+  impl_->reader.read(offsets_name(csr), first, n, out);
+}
+void Hdf5GraphFile::read_neighbours(Csr csr, std::uint64_t first, std::uint64_t n, std::uint32_t* out) const {
+  impl_->reader.read(neighbours_name(csr), first, n, out);
+}
+void Hdf5GraphFile::read_weights(Csr csr, std::uint64_t first, std::uint64_t n, double* out) const {
+  impl_->reader.read(weights_name(csr), first, n, out);
 }
 
 Stream<Edge> read_hdf5_edges(Environment& env, const std::string& path) {

@@ -4,9 +4,12 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -77,22 +80,38 @@ hid_t stored() {
 // and its shutdown at exit crashes. kDisk: commit() then writes the bytes to a temporary, fsyncs
 // and renames it into place (detail::AtomicFile), so a full disk is an error naming the file.
 // kMemory: image() gives the bytes for the caller to write (the checkpoint store).
+// kDirect (large files: graphs): HDF5 writes straight into the temporary on disk (no copy of the
+// data in memory), after a check that the file system has `size_hint` bytes free plus a margin,
+// so a full disk is an error before HDF5 writes anything; commit() closes, fsyncs and renames.
+// A temporary left by an error is removed.
 class Writer {
  public:
-  enum class Target { kDisk, kMemory };
+  enum class Target { kDisk, kMemory, kDirect };
   // kMemory: `size_hint` is the expected file size (the in-memory file grows by that much).
   explicit Writer(std::string path, Target target = Target::kDisk, std::size_t size_hint = 0)
       : path_(std::move(path)), target_(target) {
     static std::atomic<int> counter{0};
     tmp_ = path_ + ".gyre-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     quiet();
+    if (target_ == Target::kDirect) {
+      check_free_space(size_hint + (std::size_t{64} << 10) + size_hint / 64);
+      file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      if (!file_.valid()) fail(path_, "cannot create the temporary file '" + tmp_ + "'");
+      created_ = true;
+      return;
+    }
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), std::max<std::size_t>(size_hint + (64u << 10), 1u << 20), 0) < 0)
       fail(path_, "cannot set up an in-memory HDF5 file");
     file_ = Handle(H5Fcreate(tmp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose);
     if (!file_.valid()) fail(path_, "cannot create an in-memory HDF5 file (out of memory?)");
   }
-  ~Writer() = default;
+  ~Writer() {
+    if (created_) {
+      file_.reset();
+      std::remove(tmp_.c_str());
+    }
+  }
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
 
@@ -134,6 +153,17 @@ class Writer {
 
   // kDisk: writes the file durably (temporary, fsync, rename); throws gyre::Error naming it.
   void commit() {
+    if (target_ == Target::kDirect) {
+      if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) fail(path_, "cannot write the file (disk full?)");
+      file_.reset();
+      const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+      const bool synced = fd >= 0 && ::fsync(fd) == 0;
+      if (fd >= 0) ::close(fd);
+      if (!synced) fail(path_, "cannot fsync the temporary file '" + tmp_ + "'");
+      if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(path_, "cannot rename the temporary file into place");
+      created_ = false;
+      return;
+    }
     if (target_ != Target::kDisk) fail(path_, "an in-memory HDF5 file is written with image()");
     const std::vector<unsigned char> b = bytes();
     detail::AtomicFile out(path_);
@@ -160,10 +190,23 @@ class Writer {
       fail(path_, std::string("cannot write attribute ") + name);
   }
 
+  void check_free_space(std::size_t need) const {
+    const auto slash = path_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0)
+      fail(path_, "cannot create the file: directory '" + dir + "': " + std::strerror(errno));
+    const auto free_bytes = static_cast<unsigned long long>(st.f_bavail) * st.f_frsize;
+    if (free_bytes < need)
+      throw Error("cannot write output file '" + path_ + "': No space left on device (about " +
+                  std::to_string(need >> 10) + " kB needed, " + std::to_string(free_bytes >> 10) + " kB free)");
+  }
+
   std::string path_;
   Target target_;
   std::string tmp_;
   Handle file_;
+  bool created_ = false;  // kDirect: the temporary exists on disk
 };
 
 // ---- reading ----

@@ -1,12 +1,16 @@
-// gyre's HDF5 graph and result files: round trips through the parallel readers at several
-// partition counts, the file's structure as other HDF5 tools see it, and clear errors for files
-// that are not gyre graphs or are damaged.
+// gyre's HDF5 graph (format version 2) and result files: round trips through the parallel
+// readers at several partition counts, duplicates removed and undirected graphs stored
+// symmetric, weights (the smallest of duplicates), the file's structure as other HDF5 tools see
+// it (and h5dump -H), and clear errors for files that are not gyre graphs, are damaged or are
+// of format version 1. (The in-place graph load: tests/algorithms/graph_hdf5_test.cc.)
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <iterator>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -48,7 +52,8 @@ std::vector<std::uint64_t> vertices_of(const std::string& path, int parallelism)
 using testenv::error_of;
 
 // Sparse 64-bit ids, duplicate edges, self loops, an isolated vertex; read back at 1..5
-// partitions (each reads only its vertex slice), the same edges and vertices every time.
+// partitions (each reads only its vertex slice), the same edges (each once) and vertices every
+// time. Undirected: stored symmetric (every edge both ways, a self-loop once).
 TEST(Hdf5Graph, RoundTripAtAnyNumberOfPartitions) {
   std::mt19937_64 rng(7);
   std::vector<std::uint64_t> ids;
@@ -57,24 +62,73 @@ TEST(Hdf5Graph, RoundTripAtAnyNumberOfPartitions) {
   for (int i = 0; i < 4000; ++i) edges.push_back({ids[rng() % 400], ids[rng() % 400]});
   edges.push_back({ids[3], ids[3]});
   edges.push_back(edges[0]);
+  edges.push_back({edges[1].dst, edges[1].src});
   const std::uint64_t isolated = 42;
-  const auto g = gyre::io::make_hdf5_graph({isolated}, edges, false);
-  const std::string path = temp("roundtrip");
-  gyre::io::write_hdf5_graph(path, g, "test");
-
-  const auto info = gyre::io::read_hdf5_graph_info(path);
-  EXPECT_EQ(info.edges, edges.size());
-  EXPECT_EQ(info.vertices, g.ids.size());
-  EXPECT_FALSE(info.directed);
-  auto want = edges;
-  std::sort(want.begin(), want.end());
-  for (int p : {1, 2, 3, 5}) {
-    EXPECT_EQ(edges_of(path, p), want) << "parallelism " << p;
-    const auto vs = vertices_of(path, p);
-    EXPECT_EQ(vs, g.ids) << "parallelism " << p;
-    EXPECT_TRUE(std::binary_search(vs.begin(), vs.end(), isolated));
+  for (const bool directed : {false, true}) {
+    const auto g = gyre::io::make_hdf5_graph({isolated}, edges, directed);
+    const std::string path = temp("roundtrip");
+    gyre::io::write_hdf5_graph(path, g, "test");
+    // The distinct edges (undirected: as unordered pairs) and the arcs stored.
+    std::vector<gyre::io::Edge> want;
+    for (auto e : edges) {
+      if (!directed && e.src > e.dst) std::swap(e.src, e.dst);
+      want.push_back(e);
+    }
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    std::uint64_t arcs = 0;
+    for (const auto& e : want) arcs += directed || e.src == e.dst ? 1 : 2;
+    const auto info = gyre::io::read_hdf5_graph_info(path);
+    EXPECT_EQ(info.edges, arcs);
+    EXPECT_EQ(info.vertices, g.ids.size());
+    EXPECT_EQ(info.directed, directed);
+    EXPECT_FALSE(info.weighted);
+    for (int p : {1, 2, 3, 5}) {
+      EXPECT_EQ(edges_of(path, p), want) << "parallelism " << p;
+      const auto vs = vertices_of(path, p);
+      EXPECT_EQ(vs, g.ids) << "parallelism " << p;
+      EXPECT_TRUE(std::binary_search(vs.begin(), vs.end(), isolated));
+    }
+    ::unlink(path.c_str());
   }
-  ::unlink(path.c_str());
+}
+
+// The CSRs themselves: sorted lists without duplicates, the in-CSR the transpose of the out-CSR,
+// an undirected graph's lists symmetric; weights follow their edges, a duplicate keeps the
+// smallest.
+TEST(Hdf5Graph, BuildKeepsTheSmallestWeightAndSymmetrises) {
+  // Dense ids 0..3: 0->1 (w 5, then 2), 1->0 (w 7), 2->2 (w 1), 3 isolated.
+  for (const bool directed : {true, false}) {
+    std::vector<std::vector<std::uint32_t>> pairs{{0, 1, 1, 0}, {2, 2, 0, 1}};
+    std::vector<std::vector<double>> w{{5, 7}, {1, 2}};
+    const auto g = gyre::io::build_hdf5_graph({10, 20, 30, 40}, pairs, &w, directed);
+    EXPECT_TRUE(g.weighted);
+    if (directed) {
+      EXPECT_EQ(g.out_offsets, (std::vector<std::uint64_t>{0, 1, 2, 3, 3}));
+      EXPECT_EQ(g.out_targets, (std::vector<std::uint32_t>{1, 0, 2}));
+      EXPECT_EQ(g.out_weights, (std::vector<double>{2, 7, 1}));
+      EXPECT_EQ(g.in_offsets, (std::vector<std::uint64_t>{0, 1, 2, 3, 3}));
+      EXPECT_EQ(g.in_sources, (std::vector<std::uint32_t>{1, 0, 2}));
+      EXPECT_EQ(g.in_weights, (std::vector<double>{7, 2, 1}));
+    } else {
+      // {0,1} listed three times (weights 5, 7, 2): one edge, both ways, weight 2; the loop once.
+      EXPECT_EQ(g.in_offsets, (std::vector<std::uint64_t>{0, 1, 2, 3, 3}));
+      EXPECT_EQ(g.in_sources, (std::vector<std::uint32_t>{1, 0, 2}));
+      EXPECT_EQ(g.in_weights, (std::vector<double>{2, 2, 1}));
+      EXPECT_TRUE(g.out_offsets.empty());
+    }
+    EXPECT_TRUE(pairs[0].empty() && pairs[1].empty());  // consumed
+    const std::string path = temp("weighted");
+    gyre::io::write_hdf5_graph(path, g, "weights");
+    const auto info = gyre::io::read_hdf5_graph_info(path);
+    EXPECT_TRUE(info.weighted);
+    EXPECT_EQ(info.edges, 3u);
+    gyre::io::Hdf5GraphFile f(path);
+    std::vector<double> back(3);
+    f.read_weights(gyre::io::Hdf5GraphFile::Csr::kIn, 0, 3, back.data());
+    EXPECT_EQ(back, g.in_weights);
+    ::unlink(path.c_str());
+  }
 }
 
 TEST(Hdf5Graph, EmptyGraph) {
@@ -87,26 +141,49 @@ TEST(Hdf5Graph, EmptyGraph) {
 
 // The layout as any HDF5 reader sees it (here the C API, as h5dump would).
 TEST(Hdf5Graph, LayoutIsPlainHdf5) {
-  const auto g = gyre::io::make_hdf5_graph({}, {{10, 20}, {10, 30}, {30, 10}}, true);
+  const auto g = gyre::io::make_hdf5_graph({}, {{10, 20}, {10, 30}, {30, 10}, {10, 20}}, true);
   const std::string path = temp("layout");
   gyre::io::write_hdf5_graph(path, g, "three edges");
   const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   ASSERT_GE(f, 0);
-  std::uint64_t ids[3] = {}, offsets[4] = {};
-  std::uint32_t targets[3] = {};
-  const hid_t d1 = H5Dopen2(f, "/vertices/ids", H5P_DEFAULT);
-  const hid_t d2 = H5Dopen2(f, "/edges/offsets", H5P_DEFAULT);
-  const hid_t d3 = H5Dopen2(f, "/edges/targets", H5P_DEFAULT);
-  ASSERT_GE(H5Dread(d1, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids), 0);
-  ASSERT_GE(H5Dread(d2, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets), 0);
-  ASSERT_GE(H5Dread(d3, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, targets), 0);
+  auto read = [&](const char* name, hid_t type, void* out) {
+    const hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    ASSERT_GE(d, 0) << name;
+    ASSERT_GE(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), 0) << name;
+    H5Dclose(d);
+  };
+  std::uint64_t ids[3] = {}, in_offsets[4] = {}, out_offsets[4] = {};
+  std::uint32_t sources[3] = {}, targets[3] = {};
+  read("/vertices/ids", H5T_NATIVE_UINT64, ids);
+  read("/in/offsets", H5T_NATIVE_UINT64, in_offsets);
+  read("/in/sources", H5T_NATIVE_UINT32, sources);
+  read("/out/offsets", H5T_NATIVE_UINT64, out_offsets);
+  read("/out/targets", H5T_NATIVE_UINT32, targets);
   EXPECT_EQ(std::vector<std::uint64_t>(ids, ids + 3), (std::vector<std::uint64_t>{10, 20, 30}));
-  EXPECT_EQ(std::vector<std::uint64_t>(offsets, offsets + 4), (std::vector<std::uint64_t>{0, 2, 2, 3}));
+  EXPECT_EQ(std::vector<std::uint64_t>(out_offsets, out_offsets + 4), (std::vector<std::uint64_t>{0, 2, 2, 3}));
   EXPECT_EQ(std::vector<std::uint32_t>(targets, targets + 3), (std::vector<std::uint32_t>{1, 2, 0}));
-  H5Dclose(d1);
-  H5Dclose(d2);
-  H5Dclose(d3);
+  EXPECT_EQ(std::vector<std::uint64_t>(in_offsets, in_offsets + 4), (std::vector<std::uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(std::vector<std::uint32_t>(sources, sources + 3), (std::vector<std::uint32_t>{2, 0, 0}));
+  std::uint64_t version = 0, edges = 0;
+  const hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+  ASSERT_GE(H5Aread(a, H5T_NATIVE_UINT64, &version), 0);
+  H5Aclose(a);
+  const hid_t e = H5Aopen(f, "edges", H5P_DEFAULT);
+  ASSERT_GE(H5Aread(e, H5T_NATIVE_UINT64, &edges), 0);
+  H5Aclose(e);
+  EXPECT_EQ(version, 2u);
+  EXPECT_EQ(edges, 3u);  // the duplicate once
   H5Fclose(f);
+  // h5dump -H (if installed) shows the groups and datasets.
+  const std::string dump = path + ".dump";
+  if (std::system(("h5dump -H " + path + " > " + dump + " 2>/dev/null").c_str()) == 0) {
+    std::ifstream in(dump);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const char* want : {"GROUP \"in\"", "DATASET \"sources\"", "GROUP \"out\"", "DATASET \"targets\"",
+                             "ATTRIBUTE \"weighted\"", "ATTRIBUTE \"version\""})
+      EXPECT_NE(text.find(want), std::string::npos) << want << " not in:\n" << text;
+  }
+  ::unlink(dump.c_str());
   ::unlink(path.c_str());
 }
 
@@ -121,22 +198,37 @@ TEST(Hdf5Graph, ClearErrors) {
   gyre::io::write_hdf5_values(result, "pagerank", std::vector<std::pair<std::uint64_t, double>>{{1, 0.5}});
   EXPECT_NE(error_of([&] { gyre::io::read_hdf5_graph_info(result); }).find("not a gyre graph file"), std::string::npos);
 
-  // A graph whose target index points beyond the vertices: the reading job fails naming the
+  // A graph whose source index points beyond the vertices: the reading job fails naming the
   // dataset and the element.
   const std::string bad = temp("bad-target");
   auto g = gyre::io::make_hdf5_graph({}, {{1, 2}, {2, 3}}, true);
-  g.targets[1] = 99;
+  g.in_sources[1] = 99;
   gyre::io::write_hdf5_graph(bad, g, "damaged");
   const std::string err = error_of([&] { edges_of(bad, 2); });
   EXPECT_NE(err.find(bad), std::string::npos) << err;
-  EXPECT_NE(err.find("/edges/targets[1] = 99 is not a vertex index (there are 3 vertices)"), std::string::npos) << err;
+  EXPECT_NE(err.find("/in/sources[1] = 99 is not a vertex index (there are 3 vertices)"), std::string::npos) << err;
 
   // Offsets that go backwards.
   auto h = gyre::io::make_hdf5_graph({}, {{1, 2}, {2, 3}, {3, 1}}, true);
-  h.offsets[1] = 3;
+  h.in_offsets[1] = 3;
   gyre::io::write_hdf5_graph(bad, h, "damaged");
   const std::string off = error_of([&] { edges_of(bad, 1); });
-  EXPECT_NE(off.find("/edges/offsets[2] = 2 is less than [1] = 3"), std::string::npos) << off;
+  EXPECT_NE(off.find("/in/offsets[2] = 2 is less than [1] = 3"), std::string::npos) << off;
+
+  // A version 1 file (gyre before simple graphs): refused, saying what to do.
+  gyre::io::write_hdf5_graph(bad, g, "old");
+  {
+    const hid_t f = H5Fopen(bad.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t a = H5Aopen(f, "version", H5P_DEFAULT);
+    const std::uint64_t one = 1;
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_UINT64, &one), 0);
+    H5Aclose(a);
+    H5Fclose(f);
+  }
+  const std::string v1 = error_of([&] { gyre::io::read_hdf5_graph_info(bad); });
+  EXPECT_NE(v1.find("'" + bad + "': gyre graph format version 1"), std::string::npos) << v1;
+  EXPECT_NE(v1.find("run gyre convert again"), std::string::npos) << v1;
 
   for (const auto& p : {text, result, bad}) ::unlink(p.c_str());
 }
@@ -187,8 +279,8 @@ class DamagedHdf5 : public ::testing::Test {
 };
 
 TEST_F(DamagedHdf5, UndamagedCopyReads) {
-  set_directed(0);
-  EXPECT_FALSE(gyre::io::read_hdf5_graph_info(path_).directed);
+  set_directed(1);  // rewritten as it was: still a good file
+  EXPECT_TRUE(gyre::io::read_hdf5_graph_info(path_).directed);
   EXPECT_EQ(vertices_of(path_, 3), good_.ids);
   EXPECT_EQ(edges_of(path_, 3).size(), 40u);
 }
@@ -223,22 +315,22 @@ TEST_F(DamagedHdf5, DirectedFlagOutOfRange) {
 }
 
 TEST_F(DamagedHdf5, OffsetsAndTargets) {
-  auto offsets = good_.offsets;
-  offsets[40] = 41;  // the last one beyond the edges
-  overwrite("/edges/offsets", offsets, H5T_NATIVE_UINT64);
+  auto offsets = good_.in_offsets;
+  offsets[39] = 41;  // beyond the edges
+  overwrite("/in/offsets", offsets, H5T_NATIVE_UINT64);
   std::string err = error_of([&] { edges_of(path_, 2); });
-  EXPECT_NE(err.find("/edges/offsets[40] = 41 is beyond the 40 edges"), std::string::npos) << err;
-  offsets = good_.offsets;
+  EXPECT_NE(err.find("/in/offsets[39] = 41 is beyond the 40 edges"), std::string::npos) << err;
+  offsets = good_.in_offsets;
   offsets[0] = 1;
-  overwrite("/edges/offsets", offsets, H5T_NATIVE_UINT64);
+  overwrite("/in/offsets", offsets, H5T_NATIVE_UINT64);
   err = error_of([&] { edges_of(path_, 1); });
-  EXPECT_NE(err.find("/edges/offsets[0] = 1, expected 0"), std::string::npos) << err;
-  overwrite("/edges/offsets", good_.offsets, H5T_NATIVE_UINT64);
-  auto targets = good_.targets;
-  targets[33] = 40;
-  overwrite("/edges/targets", targets, H5T_NATIVE_UINT32);
+  EXPECT_NE(err.find("/in/offsets[0] = 1, expected 0"), std::string::npos) << err;
+  overwrite("/in/offsets", good_.in_offsets, H5T_NATIVE_UINT64);
+  auto sources = good_.in_sources;
+  sources[33] = 40;
+  overwrite("/in/sources", sources, H5T_NATIVE_UINT32);
   err = error_of([&] { edges_of(path_, 3); });
-  EXPECT_NE(err.find("/edges/targets[33] = 40 is not a vertex index (there are 40 vertices)"), std::string::npos) << err;
+  EXPECT_NE(err.find("/in/sources[33] = 40 is not a vertex index (there are 40 vertices)"), std::string::npos) << err;
 }
 
 TEST(Hdf5Graph, PipesAndDirectoriesAreRefused) {

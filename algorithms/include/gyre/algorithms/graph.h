@@ -102,6 +102,8 @@ struct LoadOptions {
 // Throws gyre::PlanError / gyre::JobError (malformed file: file and line) on every rank alike.
 std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
                             Cluster cluster);
+// load() of a gyre HDF5 graph (graph_hdf5.cc): every rank reads its partitions' CSR in place.
+std::shared_ptr<Graph> load_hdf5(const LoadOptions& opts, const JobConfig& config, Cluster cluster);
 
 // The same from edges in memory (every rank passes the same vector; each reads its share).
 struct MemoryEdge {

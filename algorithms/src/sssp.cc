@@ -18,7 +18,12 @@ struct SsspProgram {
   std::uint64_t source;
 
   double init(const VertexInfo& v) const { return v.id == source ? 0.0 : kInfinity; }
-  double message(const double& d, const VertexInfo&, double weight) const { return d + weight; }
+  double message(const double& d, const VertexInfo& v, double weight) const {
+    if (!(weight >= 0))  // (also NaN)
+      throw PlanError("sssp: an edge of vertex " + std::to_string(v.id) + " has the weight " + std::to_string(weight) +
+                      "; shortest paths need non-negative weights");
+    return d + weight;
+  }
   double identity() const { return kInfinity; }
   void combine(double& best, const double& m) const { best = std::min(best, m); }
   bool apply(double& d, const double& m, const VertexInfo&, const StepInfo&) const {

@@ -102,8 +102,11 @@ struct OutEdges {
   const double* weights = nullptr;  // nullptr: unweighted
 };
 inline OutEdges out_edges(const Graph& g, const Partition& part) {
-  if (g.directed) throw PlanError("frontier programs on directed graphs need the out-edge CSR (not loaded)");
-  return OutEdges{part.in_offsets.data(), part.in_sources.data(), nullptr};
+  if (!g.directed)
+    return OutEdges{part.in_offsets.data(), part.in_sources.data(), g.weighted ? part.in_weights.data() : nullptr};
+  if (!g.has_out_edges)
+    throw PlanError("frontier programs on a directed graph need its out-edges: load it with LoadOptions::out_edges");
+  return OutEdges{part.out_offsets.data(), part.out_targets.data(), g.weighted ? part.out_weights.data() : nullptr};
 }
 
 enum class ExchangeKind : std::uint32_t { kOffers = 0, kBitmap = 1, kTick = 2 };
@@ -199,7 +202,8 @@ class FrontierSender {
     }
     const OutEdges out = out_edges(*g_, part);
     if constexpr (HasEdgeMessage<P>) {
-      if (out.weights == nullptr) throw PlanError(options_.vertex.name + ": the graph has no edge weights");
+      if (out.weights == nullptr)
+        throw PlanError(options_.vertex.name + ": the graph has no edge weights (load it with LoadOptions::weighted)");
     }
     for (const std::uint32_t v : active) {
       const VertexInfo vi = info(part, v);

@@ -1,4 +1,8 @@
-// Direction-optimising breadth-first search as a frontier program. See paths.h.
+// Breadth-first search: hop counts from one source (LDBC Graphalytics BFS), direction-optimising
+// as in S. Beamer, K. Asanovic, D. Patterson, "Direction-Optimizing Breadth-First Search" (SC
+// 2012): top-down supersteps push from the frontier, bottom-up ones let every unreached vertex look
+// for a parent in the frontier bitmap, switching on the frontier's and the unvisited edges (see
+// frontier.h). One frontier program; the runner does the rest. See paths.h.
 #include <limits>
 #include <string>
 

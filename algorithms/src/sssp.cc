@@ -1,4 +1,8 @@
-// Single-source shortest paths as a frontier program. See paths.h.
+// Single-source shortest paths over non-negative edge weights (LDBC Graphalytics SSSP) as a
+// label-correcting frontier program: in each superstep only the vertices whose distance fell relax
+// their out-edges (messages combined by min per destination before they leave the partition), so
+// no superstep touches every edge (unlike plain Bellman-Ford); without delta-stepping's buckets
+// (Meyer and Sanders, 2003) a vertex may relax more than once. See paths.h.
 #include <cmath>
 #include <limits>
 #include <string>

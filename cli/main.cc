@@ -53,6 +53,7 @@ struct Common {
   std::string format = "auto";
   bool directed = false;
   bool undirected = false;
+  bool keep_duplicates = false;
   int threads = 0;
   int parallelism = 0;
   std::string metrics;
@@ -106,7 +107,12 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
                                         "list), edgelist, graphalytics, hdf5")
       ->check(CLI::IsMember({"auto", "edgelist", "graphalytics", "hdf5"}));
   auto* d = cmd->add_flag("--directed", c.directed, "treat edges as directed (default for edge lists)");
-  cmd->add_flag("--undirected", c.undirected, "treat every edge as going both ways")->excludes(d);
+  cmd->add_flag("--undirected", c.undirected,
+                "treat every edge as going both ways (an edge listed in both directions is one edge)")
+      ->excludes(d);
+  cmd->add_flag("--keep-duplicates", c.keep_duplicates,
+                "multigraph semantics: count every listed edge (default: the graph is simple, a duplicate edge "
+                "counts once; self-loops stay edges)");
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
       ->check(kNonNegativeInt);
   cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(kNonNegativeInt);
@@ -294,6 +300,7 @@ gyre::graph::LoadOptions load_options(const Common& c) {
   if (c.format == "hdf5") o.format = gyre::io::GraphFormat::kHdf5;
   if (c.directed) o.directed = true;
   if (c.undirected) o.directed = false;
+  o.keep_duplicates = c.keep_duplicates;
   return o;
 }
 

@@ -50,7 +50,8 @@ std::vector<Case> cases(const std::string& algo) {
 gyre::graph::LoadOptions input(const std::string& path, bool weighted) {
   gyre::graph::LoadOptions in;
   in.path = path;
-  (void)weighted;  // PREMERGE
+  in.out_edges = true;
+  in.weighted = weighted;
   return in;
 }
 

@@ -3,7 +3,9 @@
 //   gyre pagerank --input FILE [--directed|--undirected] [--damping D] [--iterations N]
 //                 [--tolerance T] --output OUT
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
-//     both also: [--checkpoint-dir DIR [--checkpoint-every K] [--checkpoint-mode head|tail|both]
+//   gyre bfs      --input FILE [--directed|--undirected] [--source S] [--direction auto|push|pull] --output OUT
+//   gyre sssp     --input FILE [--directed|--undirected] [--source S] --output OUT
+//     all four also: [--checkpoint-dir DIR [--checkpoint-every K] [--checkpoint-mode head|tail|both]
 //                 [--resume]] [--max-restarts N] [--inject-failure rank=R,superstep=S,mode=kill|throw]
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
@@ -33,7 +35,9 @@
 
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/algorithms/generators.h"
+#include "gyre/algorithms/paths.h"
 #include "gyre/core/error.h"
+#include "gyre/core/text_io.h"
 #include "gyre/io/checkpoint_store.h"
 #include "gyre/io/checksum.h"
 #include "gyre/io/graph_files.h"
@@ -321,6 +325,172 @@ int launcher_rank() {
   return 0;
 }
 
+
+// ---------------------------------------------------------------- bfs / sssp (paths)
+// The two traversal commands, kept apart from the others: their options, then the run.
+
+struct PathsCommand {
+  explicit PathsCommand(const char* n) : name(n) {}
+  const char* name;  // "bfs" or "sssp"
+  CLI::App* cmd = nullptr;
+  Common opts;
+  std::uint64_t source = 0;
+  CLI::Option* source_opt = nullptr;
+  std::string direction = "auto";  // bfs
+};
+
+void add_paths_command(CLI::App& app, PathsCommand& pc) {
+  const bool bfs = std::string(pc.name) == "bfs";
+  pc.cmd = app.add_subcommand(
+      pc.name, bfs ? "breadth-first search: hops from --source (LDBC Graphalytics BFS; unreached vertices: "
+                     "9223372036854775807); direction-optimising (top-down while the frontier is small, bottom-up "
+                     "while it is large)"
+                   : "single-source shortest paths: the least sum of edge weights (the edge list's third column) "
+                     "from --source (LDBC Graphalytics SSSP; unreached vertices: infinity)");
+  add_common(pc.cmd, pc.opts, Output::kResult);
+  pc.source_opt = pc.cmd->add_option("--source", pc.source,
+                                     std::string("source vertex id (default: ") + pc.name +
+                                         ".source-vertex of a .properties input); must be a vertex of the graph");
+  if (bfs)
+    pc.cmd
+        ->add_option("--direction", pc.direction,
+                     "auto (default: push from the frontier or pull into unreached vertices, chosen per superstep), "
+                     "push (top-down only) or pull (bottom-up only); the result is the same")
+        ->check(CLI::IsMember({"auto", "push", "pull"}));
+  pc.cmd->footer(bfs ? "Edges are followed from source to target (--undirected: both ways). Values: hop counts, one "
+                       "'id hops' line per vertex, sorted by id."
+                     : "Weights must be non-negative; a line without a weight is an error. An edge listed twice keeps "
+                       "its smallest weight. Values: '%.15e' distances, one 'id distance' line per vertex, sorted by "
+                       "id.");
+}
+
+// "id value" lines, Graphalytics style, or an HDF5 result file (*.h5).
+void write_paths_result(const std::string& path, const char* algorithm, const gyre::graph::Levels& rows) {
+  if (gyre::io::guess_format(path) == gyre::io::GraphFormat::kHdf5) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> u(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) u[i] = {rows[i].first, static_cast<std::uint64_t>(rows[i].second)};
+    gyre::io::write_hdf5_values(path, algorithm, u);
+    return;
+  }
+  gyre::io::write_id_values(path, [&] {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> u(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) u[i] = {rows[i].first, static_cast<std::uint64_t>(rows[i].second)};
+    return u;
+  }());
+}
+void write_paths_result(const std::string& path, const char* algorithm, const gyre::graph::Distances& rows) {
+  if (gyre::io::guess_format(path) == gyre::io::GraphFormat::kHdf5) {
+    gyre::io::write_hdf5_values(path, algorithm, rows);
+    return;
+  }
+  gyre::detail::AtomicFile f(path);
+  std::string chunk;
+  char num[64];
+  for (const auto& [id, d] : rows) {
+    chunk += std::to_string(id);
+    if (std::isinf(d)) {
+      chunk += " infinity\n";
+    } else {
+      const int n = std::snprintf(num, sizeof num, " %.15e\n", d);
+      chunk.append(num, static_cast<std::size_t>(n));
+    }
+    if (chunk.size() > (1 << 20)) {
+      f.write(chunk);
+      chunk.clear();
+    }
+  }
+  f.write(chunk);
+  f.prepare();
+  f.commit();
+}
+
+int run_paths(PathsCommand& pc, gyre::mpi::Session& mpi) {
+  const bool root = mpi.rank() == 0;
+  const bool bfs = std::string(pc.name) == "bfs";
+  const Common& c = pc.opts;
+  try {
+    if (!c.inject_failure.empty()) gyre::inject_failure(gyre::parse_injected_failure(c.inject_failure));
+    if (c.resume && c.checkpoint_dir.empty()) throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
+    const std::vector<std::string> inputs = input_files(c);
+    check_paths(c, inputs, true);
+    // The source: --source, else the .properties file's.
+    std::uint64_t source = pc.source;
+    if (pc.source_opt->count() == 0) {
+      std::optional<std::uint64_t> from;
+      if (is_graphalytics(c)) {
+        const auto p = gyre::io::read_graphalytics_parameters(c.input);
+        from = bfs ? p.bfs_source_vertex : p.sssp_source_vertex;
+      }
+      if (!from)
+        throw gyre::Error(std::string("--source is required (") +
+                          (is_graphalytics(c) ? c.input + " has no " + pc.name + ".source-vertex" : "or a .properties input with " + std::string(pc.name) + ".source-vertex") + ")");
+      source = *from;
+      if (root) std::fprintf(stderr, "%s: source %llu from %s\n", pc.name, static_cast<unsigned long long>(source), c.input.c_str());
+    }
+    const std::string input_id = c.checkpoint_dir.empty() ? std::string() : content_identity(inputs, mpi);
+    gyre::graph::LoadOptions in = load_options(c);
+    in.out_edges = true;   // push over out-edges (directed graphs)
+    in.weighted = !bfs;    // sssp: the third column
+    auto g = gyre::graph::load(in, job_config(c), mpi.cluster());
+    if (g->vertices == 0) throw gyre::Error(c.input + ": the graph has no vertices (an empty or comments-only file?)");
+    if (root)
+      std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n", static_cast<unsigned long long>(g->vertices),
+                   static_cast<unsigned long long>(g->edges), g->directed ? "directed" : "undirected", g->load_seconds);
+    const bool progress = root && ::isatty(STDOUT_FILENO) != 0 && !c.no_progress;
+    gyre::graph::PathOptions opts;
+    opts.source = source;
+    opts.direction = pc.direction == "push"   ? gyre::graph::Direction::kPush
+                     : pc.direction == "pull" ? gyre::graph::Direction::kPull
+                                              : gyre::graph::Direction::kAuto;
+    opts.on_superstep = [progress, name = pc.name](const gyre::SuperstepMetrics& m) {
+      if (!progress) return;
+      double active = 0;
+      for (const auto& [k, v] : m.aggregators)
+        if (k == "active vertices") active = v;
+      std::fprintf(stderr, "\r%s: superstep %d, %.1f ms, active vertices %.0f   ", name, m.superstep, m.seconds * 1e3, active);
+      std::fflush(stderr);
+    };
+    const std::string what = std::string(pc.name) + " source=" + std::to_string(source);
+    opts.recovery = recovery_options(c, what, input_id, *g, root);
+    gyre::JobResult metrics;
+    std::string details;
+    std::function<void()> commit;
+    if (bfs) {
+      auto levels = gyre::graph::bfs(*g, opts, job_config(c), mpi.cluster(), &metrics);
+      std::size_t reached = 0;
+      std::int64_t depth = 0;
+      for (const auto& [v, h] : levels)
+        if (h != gyre::graph::kUnreachable) ++reached, depth = std::max(depth, h);
+      details = ", " + std::to_string(reached) + " reached (depth " + std::to_string(depth) + ")";
+      commit = [&c, rows = std::move(levels)] { write_paths_result(c.output, "bfs", rows); };
+    } else {
+      auto dist = gyre::graph::sssp(*g, opts, job_config(c), mpi.cluster(), &metrics);
+      std::size_t reached = 0;
+      for (const auto& [v, d] : dist) reached += std::isinf(d) ? 0 : 1;
+      details = ", " + std::to_string(reached) + " reached";
+      commit = [&c, rows = std::move(dist)] { write_paths_result(c.output, "sssp", rows); };
+    }
+    if (progress) std::fprintf(stderr, "\n");
+    if (root) {
+      // The metrics first: a result file in place means the whole command succeeded.
+      if (!c.metrics.empty()) gyre::write_jobs_json(c.metrics, {{"load", g->load_metrics}, {pc.name, metrics}});
+      commit();
+      const auto& loop = metrics.loops.at(0);
+      std::string recovered;
+      if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);
+      if (metrics.restarts > 0) recovered += ", " + std::to_string(metrics.restarts) + " restart(s)";
+      std::fprintf(stderr, "%s: %llu vertices%s, %d supersteps (%s%s), %.3f s on %d rank(s); wrote %s\n", pc.name,
+                   static_cast<unsigned long long>(g->vertices), details.c_str(), loop.supersteps, loop.ended_by.c_str(),
+                   recovered.c_str(), metrics.seconds, mpi.size(), c.output.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+    return 1;
+  }
+}
+// ---------------------------------------------------------------- end of bfs / sssp
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,6 +533,9 @@ int main(int argc, char** argv) {
   generate->add_option("--edge-factor", gen.edge_factor, "edges per vertex id (default 16)")->check(kPositiveInt);
   generate->add_option("--seed", gen.seed, "random seed (default 1)");
   generate->add_option("--output", gen_output, "edge-list file to write")->required();
+  PathsCommand bfs_cmd("bfs"), sssp_cmd("sssp");  // bfs / sssp (paths)
+  add_paths_command(app, bfs_cmd);
+  add_paths_command(app, sssp_cmd);
 
   // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
@@ -378,6 +551,8 @@ int main(int argc, char** argv) {
                            : cc->parsed()      ? &cc_opts
                            : convert->parsed() ? &convert_opts
                            : explain->parsed() ? &explain_opts
+                           : bfs_cmd.cmd->parsed()  ? &bfs_cmd.opts
+                           : sssp_cmd.cmd->parsed() ? &sssp_cmd.opts
                                                : nullptr) {
     try {
       for (const auto& w : job_config(*opts).validate())
@@ -444,6 +619,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+
+  if (bfs_cmd.cmd->parsed()) return run_paths(bfs_cmd, mpi);    // bfs / sssp (paths)
+  if (sssp_cmd.cmd->parsed()) return run_paths(sssp_cmd, mpi);
 
   // A progress line on rank 0 when stdout is a terminal.
   const bool progress = root && ::isatty(STDOUT_FILENO) != 0 && !pr_opts.no_progress && !cc_opts.no_progress;

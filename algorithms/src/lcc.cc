@@ -219,6 +219,7 @@ void orient(const Graph& g, Shared& s, std::size_t q) {
     s.len[first + i] = static_cast<std::uint32_t>(o[i + 1] - o[i]);
   }
   s.upper[q] = Rows{q, std::move(offsets), std::move(entries)};
+  s.whole[q] = Rows{};  // (the degrees are kept apart)
 }
 
 // Receives every partition's neighbourhoods (broadcast); at the end counts the triangles at its
@@ -311,7 +312,6 @@ class CountOp final : public OneInputOperator<Rows, Counts> {
           for (std::uint64_t i = 0; i < n; ++i) (*sum)[i] += sc.weight[first + i];
       out.emit(Counts{q, std::move(sum)});
     }
-    for (auto& w : s.whole) w = Rows{};  // what is left is N+(v)
   }
 
   const Graph* g_;

@@ -13,11 +13,13 @@
 #include <map>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "gyre/algorithms/community.h"
+#include "gyre/algorithms/neighbourhood.h"
 #include "gyre/io/checkpoint_store.h"
 #include "gyre/io/graph_files.h"
 #include "gyre/iterations/checkpoint.h"
@@ -240,6 +242,63 @@ TEST_P(Community, RandomGraphsMatchSerialVersions) {
     testenv::barrier();
     if (testenv::rank() == 0) std::remove(g.path.c_str());
   }
+}
+
+// The primitive itself, with each choice of neighbours: a vertex's new value is a hash of the
+// sorted multiset of its neighbours' values (so order does not matter, multiplicity does).
+struct MixProgram {
+  using Value = std::uint64_t;
+  std::uint64_t init(const gyre::graph::VertexInfo& v) const { return v.id * 0x9e3779b97f4a7c15ULL; }
+  bool update(std::uint64_t& v, std::span<std::uint64_t> nb, const gyre::graph::VertexInfo&,
+              const gyre::graph::StepInfo& step) const {
+    std::sort(nb.begin(), nb.end());
+    std::uint64_t h = v ^ static_cast<std::uint64_t>(step.superstep);
+    for (const std::uint64_t x : nb) h = (h ^ x) * 0x100000001b3ULL;
+    const bool changed = h != v;
+    v = h;
+    return changed;
+  }
+};
+
+TEST_P(Community, NeighbourhoodIterationGivesEachChoiceOfNeighbours) {
+  const RandomGraph g = random_graph(34, "neighbourhood.txt");
+  const testenv::DenseIds idx(g.edges);
+  const auto a = arcs(g, idx, true);
+  gyre::graph::LoadOptions in;
+  in.path = g.path;
+// PRE-MERGE  in.out_edges = true;
+  auto graph = gyre::graph::load(in, config(GetParam()), tp());
+  using gyre::graph::Neighbours;
+  for (const Neighbours which : {Neighbours::kIn, Neighbours::kOut, Neighbours::kInAndOut}) {
+    const std::size_t n = idx.size();
+    std::vector<std::vector<std::size_t>> nbrs(n);
+    for (const auto& [u, v] : a) {
+      if (which != Neighbours::kOut) nbrs[v].push_back(u);
+      if (which != Neighbours::kIn) nbrs[u].push_back(v);
+    }
+    const MixProgram program;
+    std::vector<std::uint64_t> want(n);
+    for (std::size_t v = 0; v < n; ++v) want[v] = program.init({idx.ids[v], 0});
+    for (int step = 1; step <= 4; ++step) {
+      std::vector<std::uint64_t> next = want;
+      for (std::size_t v = 0; v < n; ++v) {
+        std::vector<std::uint64_t> values;
+        for (const std::size_t u : nbrs[v]) values.push_back(want[u]);
+        program.update(next[v], values, {idx.ids[v], 0}, {step, n, 0});
+      }
+      want = next;
+    }
+    gyre::graph::VertexOptions vo;
+    vo.name = "mix";
+    vo.max_supersteps = 4;
+    const auto got = gyre::graph::run_neighbourhood(*graph, program, which, vo, config(GetParam()), tp());
+    if (testenv::rank() != 0) continue;
+    ASSERT_EQ(got.size(), n);
+    for (std::size_t v = 0; v < n; ++v) ASSERT_EQ(got[v].second, want[v]) << "vertex " << idx.ids[v] << ", choice "
+                                                                           << static_cast<int>(which);
+  }
+  testenv::barrier();
+  if (testenv::rank() == 0) std::remove(g.path.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Partitions, Community, ::testing::Values(1, 2, 4),

@@ -178,7 +178,7 @@ struct Shared {
   std::vector<const std::uint32_t*> row;  // N+(v) by dense id
   std::vector<std::uint32_t> len;
   struct Scratch {
-    std::vector<std::uint64_t> mark;    // (stamp << 1) | kBoth-bit of the entry a -> u
+    std::vector<std::uint32_t> mark;    // stamp | the kBoth bit of the entry a -> u (4 bytes: cache)
     std::vector<std::uint64_t> weight;  // arcs among N(v) found so far, by dense id
   };
   tbb::enumerable_thread_specific<Scratch> scratch;
@@ -270,14 +270,14 @@ class CountOp final : public OneInputOperator<Rows, Counts> {
         sc.mark.assign(vertices, 0);
         sc.weight.assign(vertices, 0);
       }
-      std::uint64_t* mark = sc.mark.data();
+      std::uint32_t* mark = sc.mark.data();
       std::uint64_t* weight = sc.weight.data();
       for (std::size_t i = r.begin(); i < r.end(); ++i) {
         const std::uint64_t a = part.first + i;
-        const std::uint64_t stamp = a + 1;
+        const auto stamp = static_cast<std::uint32_t>(a + 1);  // < 2^31
         const std::uint32_t* ra = s.row[a];
         const std::uint32_t la = s.len[a];
-        for (std::uint32_t k = 0; k < la; ++k) mark[ra[k] & kId] = (stamp << 1) | (ra[k] >> 31);
+        for (std::uint32_t k = 0; k < la; ++k) mark[ra[k] & kId] = stamp | (ra[k] & kBoth);
         std::uint64_t at_a = 0;
         for (std::uint32_t k = 0; k < la; ++k) {
           const std::uint32_t b = ra[k] & kId;
@@ -287,10 +287,10 @@ class CountOp final : public OneInputOperator<Rows, Counts> {
           std::uint64_t at_b = 0;
           for (std::uint32_t j = 0; j < lb; ++j) {
             const std::uint32_t c = rb[j] & kId;
-            const std::uint64_t m = mark[c];
-            if ((m >> 1) != stamp) continue;
+            const std::uint32_t m = mark[c];
+            if ((m & kId) != stamp) continue;
             at_a += 1 + (rb[j] >> 31);  // arcs between b and c
-            at_b += 1 + (m & 1);         // between a and c
+            at_b += 1 + (m >> 31);       // between a and c
             weight[c] += ab;             // between a and b
           }
           weight[b] += at_b;

@@ -52,6 +52,7 @@ struct Common {
   std::string format = "auto";
   bool directed = false;
   bool undirected = false;
+  bool keep_duplicates = false;
   int threads = 0;
   int parallelism = 0;
   std::string metrics;
@@ -105,7 +106,12 @@ void add_common(CLI::App* cmd, Common& c, Output output) {
                                         "list), edgelist, graphalytics, hdf5")
       ->check(CLI::IsMember({"auto", "edgelist", "graphalytics", "hdf5"}));
   auto* d = cmd->add_flag("--directed", c.directed, "treat edges as directed (default for edge lists)");
-  cmd->add_flag("--undirected", c.undirected, "treat every edge as going both ways")->excludes(d);
+  cmd->add_flag("--undirected", c.undirected,
+                "treat every edge as going both ways (an edge listed in both directions is one edge)")
+      ->excludes(d);
+  cmd->add_flag("--keep-duplicates", c.keep_duplicates,
+                "multigraph semantics: count every listed edge (default: the graph is simple, a duplicate edge "
+                "counts once; self-loops stay edges)");
   cmd->add_option("--threads", c.threads, "worker threads per rank (default: the cores the rank sees)")
       ->check(kNonNegativeInt);
   cmd->add_option("--parallelism", c.parallelism, "partitions (default: ranks x threads)")->check(kNonNegativeInt);
@@ -293,6 +299,7 @@ gyre::graph::LoadOptions load_options(const Common& c) {
   if (c.format == "hdf5") o.format = gyre::io::GraphFormat::kHdf5;
   if (c.directed) o.directed = true;
   if (c.undirected) o.directed = false;
+  o.keep_duplicates = c.keep_duplicates;
   return o;
 }
 
@@ -371,7 +378,7 @@ int run_community(CommunityCommands& c, gyre::mpi::Session& mpi) {
       }
     }
     gyre::graph::LoadOptions in = load_options(o);
-// PRE-MERGE    in.out_edges = true;  // both directions of a directed graph
+    in.out_edges = true;  // both directions of a directed graph
     auto g = gyre::graph::load(in, job_config(o), mpi.cluster());
     if (g->vertices == 0) throw gyre::Error(o.input + ": the graph has no vertices (an empty or comments-only file?)");
     if (root)

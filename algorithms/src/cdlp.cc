@@ -57,7 +57,7 @@ Labels cdlp(const Graph& g, const CdlpOptions& opts, const JobConfig& config, Cl
 Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
             JobResult* metrics) {
   LoadOptions in = input;
-// PRE-MERGE   in.out_edges = true;  
+  in.out_edges = true;
   const auto g = load(in, config, cluster);
   return cdlp(*g, opts, config, std::move(cluster), metrics);
 }
@@ -65,7 +65,7 @@ Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& 
 std::string explain_cdlp(const CdlpOptions& opts, bool directed, const JobConfig& config, Cluster cluster) {
   Graph g(Environment(config, cluster).default_parallelism());
   g.directed = directed;
-// PRE-MERGE   g.has_out_edges = true;  
+  g.has_out_edges = true;
   std::string plan;
   CdlpOptions o = opts;
   o.plan = &plan;

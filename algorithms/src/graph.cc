@@ -5,6 +5,8 @@
 #include <bit>
 #include <chrono>
 #include <limits>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "gyre/core/error.h"
@@ -20,13 +22,6 @@ using io::Edge;
 struct Count {
   std::uint64_t partition;
   std::uint64_t n;
-};
-
-// An edge whose source is resolved: its dense id, and both original ids.
-struct Arc {
-  std::uint64_t dense_src;
-  std::uint64_t src;
-  std::uint64_t dst;
 };
 
 // Dense ids of all partitions, once every partition's count arrived.
@@ -232,100 +227,322 @@ class AfterCountsOp : public detail::NodeRuntime {
       counts_;
 };
 
-// Edges by source: resolves sources to dense ids and counts out-degrees; emits arcs.
-class OutResolveOp final : public AfterCountsOp<Edge> {
+// Weights travel in the records only when the load reads them.
+struct NoWeight {};
+template <bool W>
+using WeightOf = std::conditional_t<W, double, NoWeight>;
+template <bool W>
+using InEdge = std::conditional_t<W, io::WeightedEdge, io::Edge>;
+template <bool W>
+WeightOf<W> weight_of(const InEdge<W>& e) {
+  if constexpr (W) return e.weight;
+  else return NoWeight{};
+}
+
+// An edge whose source is resolved: its dense id, and both original ids.
+template <bool W>
+struct ArcT {
+  std::uint64_t dense_src;
+  std::uint64_t src;
+  std::uint64_t dst;
+  [[no_unique_address]] WeightOf<W> weight;
+};
+
+// A kept arc on its way back to its source's partition (for the out-edge CSR).
+template <bool W>
+struct OutArc {
+  std::uint64_t dst;          // original target id (the order of out-edges)
+  std::uint32_t partition;    // the source's partition
+  std::uint32_t src_local;    // the source's local index there
+  std::uint32_t dense_dst;
+  [[no_unique_address]] WeightOf<W> weight;
+};
+
+// A removed duplicate arc, to its source's partition (whose out-degree counted it).
+struct Fix {
+  std::uint32_t partition;
+  std::uint32_t src_local;
+};
+
+// Keys that are partition numbers: key k goes to partition k (k < P).
+struct ToPartition {
+  template <class K>
+  static std::size_t of(const K& k, std::size_t n) {
+    return static_cast<std::size_t>(k) % n;
+  }
+};
+
+template <class T>
+class Batcher {
  public:
-  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Arc>* out,
+  Batcher(detail::Input<T>* out, std::size_t batch, std::uint64_t& records_out)
+      : out_(out), batch_(batch), records_out_(&records_out) {}
+  void push(const T& r) {
+    buf_.push_back(r);
+    if (buf_.size() >= batch_) flush();
+  }
+  void flush() {
+    if (buf_.empty()) return;
+    *records_out_ += buf_.size();
+    out_->push(std::span<const T>(buf_));
+    buf_.clear();
+  }
+  void end() {
+    flush();
+    out_->on_event(Event::end());
+  }
+
+ private:
+  detail::Input<T>* out_;
+  std::size_t batch_;
+  std::uint64_t* records_out_;
+  std::vector<T> buf_;
+};
+
+// Edges by source: resolves sources to dense ids and counts out-degrees; emits arcs.
+template <bool W>
+class OutResolveOp final : public AfterCountsOp<InEdge<W>> {
+  using Base = AfterCountsOp<InEdge<W>>;
+
+ public:
+  OutResolveOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<ArcT<W>>* out,
                std::shared_ptr<const SourceFiles> files)
-      : AfterCountsOp<Edge>(c, std::move(g)), out_(out), batch_(detail::records_per_batch<Arc>(c.batch_bytes)),
+      : Base(c, std::move(g)), out_(out, detail::records_per_batch<ArcT<W>>(c.batch_bytes), this->records_out),
         files_(std::move(files)) {}
 
  private:
-  void resolve(std::span<const Edge> in) override {
-    const std::uint64_t first = offsets_.first[static_cast<std::size_t>(p_)];
-    for (const Edge& e : in) {
-      const std::uint32_t l = local_index(*part_, e.src, "source", e, *files_);
-      ++part_->out_degree[l];
-      buf_.push_back(Arc{first + l, e.src, e.dst});
-      if (buf_.size() >= batch_) flush();
+  void resolve(std::span<const InEdge<W>> in) override {
+    const std::uint64_t first = this->offsets_.first[static_cast<std::size_t>(this->p_)];
+    Partition& part = *this->part_;
+    for (const InEdge<W>& e : in) {
+      const std::uint32_t l = local_index(part, e.src, "source", Edge{e.src, e.dst}, *files_);
+      ++part.out_degree[l];
+      out_.push(ArcT<W>{first + l, e.src, e.dst, weight_of<W>(e)});
     }
-    flush();
+    out_.flush();
   }
-  void finish() override { out_->on_event(Event::end()); }
-  void flush() {
-    if (buf_.empty()) return;
-    records_out += buf_.size();
-    out_->push(std::span<const Arc>(buf_));
-    buf_.clear();
-  }
-  detail::Input<Arc>* out_;
-  std::size_t batch_;
+  void finish() override { out_.end(); }
+  Batcher<ArcT<W>> out_;
   std::shared_ptr<const SourceFiles> files_;
-  std::vector<Arc> buf_;
 };
 
 // Arcs by target: builds the in-edge CSR. Each vertex's in-edges are ordered by the sources'
 // original ids, so sums over them run in the same order whatever the number of partitions or
-// ranks (results identical alone and under mpirun).
-class InBuildOp final : public AfterCountsOp<Arc> {
+// ranks (results identical alone and under mpirun); a repeated source is dropped (the smallest
+// weight stays) unless the load keeps duplicates. Then sends every kept arc (OutCsr) or every
+// dropped one (Fix) to its source's partition.
+template <bool W, bool OutCsr>
+class InBuildOp final : public AfterCountsOp<ArcT<W>> {
+  using Base = AfterCountsOp<ArcT<W>>;
+  using Back = std::conditional_t<OutCsr, OutArc<W>, Fix>;
+
  public:
-  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g, std::shared_ptr<const SourceFiles> files)
-      : AfterCountsOp<Arc>(c, std::move(g)), files_(std::move(files)) {}
+  InBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g, detail::Input<Back>* out, bool keep_duplicates,
+            std::shared_ptr<const SourceFiles> files)
+      : Base(c, std::move(g)), out_(out, detail::records_per_batch<Back>(c.batch_bytes), this->records_out),
+        keep_duplicates_(keep_duplicates), files_(std::move(files)) {}
 
  private:
   struct Local {
     std::uint32_t dst;        // local target
     std::uint32_t dense_src;
     std::uint64_t src;        // original source id (the order of in-edges)
+    [[no_unique_address]] WeightOf<W> weight;
   };
-  void resolve(std::span<const Arc> in) override {
-    GYRE_CHECK(offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
+  void resolve(std::span<const ArcT<W>> in) override {
+    GYRE_CHECK(this->offsets_.first.back() <= std::numeric_limits<std::uint32_t>::max(),
                "graphs of more than 4G vertices are not supported");
-    if (counts_.empty()) counts_.assign(part_->ids.size() + 1, 0);
-    for (const Arc& a : in) {
-      const std::uint32_t l = local_index(*part_, a.dst, "target", Edge{a.src, a.dst}, *files_);
+    const Partition& part = *this->part_;
+    if (counts_.empty()) counts_.assign(part.ids.size() + 1, 0);
+    for (const ArcT<W>& a : in) {
+      const std::uint32_t l = local_index(part, a.dst, "target", Edge{a.src, a.dst}, *files_);
       if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
-      chunks_.back().push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src});
+      chunks_.back().push_back(Local{l, static_cast<std::uint32_t>(a.dense_src), a.src, a.weight});
       ++counts_[l + 1];
     }
   }
   // Places the arcs by target (counting sort, chunks freed as they are placed), then orders each
-  // vertex's in-edges by source id. At its peak this holds the arcs once plus 12 bytes per arc,
-  // not a growing array of arcs and its reallocation copy.
+  // vertex's in-edges by source id. At its peak this holds the arcs once plus 12 bytes per arc
+  // (20 with weights), not a growing array of arcs and its reallocation copy.
   void finish() override {
-    const std::size_t n = part_->ids.size();
+    Partition& part = *this->part_;
+    const auto& first = this->offsets_.first;
+    const std::size_t n = part.ids.size();
     if (counts_.empty()) counts_.assign(n + 1, 0);
     for (std::size_t i = 0; i < n; ++i) counts_[i + 1] += counts_[i];
     const std::uint64_t m = counts_[n];
     std::vector<std::uint64_t> src(m);
-    part_->in_sources.resize(m);
+    part.in_sources.resize(m);
+    if constexpr (W) part.in_weights.resize(m);
     std::vector<std::uint64_t> at(counts_.begin(), counts_.end() - 1);
     for (auto& chunk : chunks_) {
       for (const Local& a : chunk) {
         const std::uint64_t i = at[a.dst]++;
         src[i] = a.src;
-        part_->in_sources[i] = a.dense_src;
+        part.in_sources[i] = a.dense_src;
+        if constexpr (W) part.in_weights[i] = a.weight;
       }
       std::vector<Local>().swap(chunk);
     }
     chunks_.clear();
-    std::vector<std::pair<std::uint64_t, std::uint32_t>> seg;
+    std::vector<std::uint64_t>().swap(at);
+    // Per vertex: sort by (source id, weight), drop repeated sources, compact in place.
+    struct Entry {
+      std::uint64_t src;
+      double weight;
+      std::uint32_t dense;
+      bool operator<(const Entry& o) const { return src != o.src ? src < o.src : weight < o.weight; }
+    };
+    std::vector<Entry> seg;
+    std::uint64_t w = 0;  // write position
     for (std::size_t v = 0; v < n; ++v) {
       const std::uint64_t b = counts_[v], e = counts_[v + 1];
-      if (e - b < 2) continue;
+      counts_[v] = w;
+      if (e - b == 1) {
+        src[w] = src[b];
+        part.in_sources[w] = part.in_sources[b];
+        if constexpr (W) part.in_weights[w] = part.in_weights[b];
+        ++w;
+        continue;
+      }
       seg.clear();
-      for (std::uint64_t i = b; i < e; ++i) seg.emplace_back(src[i], part_->in_sources[i]);
+      for (std::uint64_t i = b; i < e; ++i) {
+        double wt = 0;
+        if constexpr (W) wt = part.in_weights[i];
+        seg.push_back(Entry{src[i], wt, part.in_sources[i]});
+      }
       std::sort(seg.begin(), seg.end());
-      for (std::uint64_t i = b; i < e; ++i) part_->in_sources[i] = seg[i - b].second;
+      for (std::size_t k = 0; k < seg.size(); ++k) {
+        if (!keep_duplicates_ && k > 0 && seg[k].src == seg[k - 1].src) {
+          if constexpr (!OutCsr) send_back_fix(seg[k].dense, first);
+          continue;
+        }
+        src[w] = seg[k].src;
+        part.in_sources[w] = seg[k].dense;
+        if constexpr (W) part.in_weights[w] = seg[k].weight;
+        ++w;
+      }
     }
-    part_->in_offsets = std::move(counts_);
-    part_->first = offsets_.first[static_cast<std::size_t>(p_)];
-    g_->set_first(offsets_.first);
+    counts_[n] = w;
+    if (w < m) {
+      part.in_sources.resize(w);
+      part.in_sources.shrink_to_fit();
+      if constexpr (W) {
+        part.in_weights.resize(w);
+        part.in_weights.shrink_to_fit();
+      }
+    }
+    // Undirected: the neighbours are the in-edges, so the degree is the in-degree.
+    if (!this->g_->directed && !keep_duplicates_)
+      for (std::size_t v = 0; v < n; ++v) part.out_degree[v] = static_cast<std::uint32_t>(counts_[v + 1] - counts_[v]);
+    part.in_offsets = std::move(counts_);
+    part.first = first[static_cast<std::size_t>(this->p_)];
+    this->g_->set_first(first);
+    if constexpr (OutCsr) {
+      for (std::size_t v = 0; v < n; ++v)
+        for (std::uint64_t i = part.in_offsets[v]; i < part.in_offsets[v + 1]; ++i) {
+          const std::uint32_t s = part.in_sources[i];
+          const auto q = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), s) - first.begin() - 1);
+          OutArc<W> o{part.ids[v], static_cast<std::uint32_t>(q), static_cast<std::uint32_t>(s - first[q]),
+                      static_cast<std::uint32_t>(part.first + v), {}};
+          if constexpr (W) o.weight = part.in_weights[i];
+          out_.push(o);
+        }
+    }
+    out_.end();
+  }
+  void send_back_fix(std::uint32_t dense, const std::vector<std::uint64_t>& first) {
+    const auto q = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), dense) - first.begin() - 1);
+    out_.push(Fix{static_cast<std::uint32_t>(q), static_cast<std::uint32_t>(dense - first[q])});
   }
   static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(Local);  // one mmap each
+  Batcher<Back> out_;
+  bool keep_duplicates_;
   std::shared_ptr<const SourceFiles> files_;
   std::vector<std::vector<Local>> chunks_;
   std::vector<std::uint64_t> counts_;  // in-degree of local vertex i at i + 1, then offsets
+};
+
+// Removed duplicates, at their source's partition: a directed graph's out-degree counted them.
+class FixOp final : public detail::NodeRuntime, public detail::Input<Fix> {
+ public:
+  FixOp(const detail::OpContext& c, std::shared_ptr<Graph> g) : g_(std::move(g)), p_(c.partition) {}
+  detail::PortBase* port(int) override { return this; }
+  void push(std::span<const Fix> in) override {
+    records_in += in.size();
+    if (!g_->directed) return;  // the in-build set the degrees
+    Partition& part = *g_->part(p_);
+    for (const Fix& f : in) --part.out_degree[f.src_local];
+  }
+  void on_event(const Event&) override {}
+
+ private:
+  std::shared_ptr<Graph> g_;
+  int p_;
+};
+
+// Kept arcs at their source's partition: the out-edge CSR, each vertex's out-edges in the order
+// of the targets' original ids; the out-degrees are its row lengths.
+template <bool W>
+class OutBuildOp final : public detail::NodeRuntime, public detail::Input<OutArc<W>> {
+ public:
+  OutBuildOp(const detail::OpContext& c, std::shared_ptr<Graph> g) : g_(std::move(g)), p_(c.partition) {}
+  detail::PortBase* port(int) override { return this; }
+  void push(std::span<const OutArc<W>> in) override {
+    records_in += in.size();
+    for (const OutArc<W>& a : in) {
+      if (chunks_.empty() || chunks_.back().size() == kChunk) chunks_.emplace_back().reserve(kChunk);
+      chunks_.back().push_back(a);
+    }
+  }
+  void on_event(const Event& event) override {
+    if (event.kind != EventKind::kEnd) return;
+    Partition& part = *g_->part(p_);
+    const std::size_t n = part.ids.size();
+    std::vector<std::uint64_t> off(n + 1, 0);
+    for (const auto& chunk : chunks_)
+      for (const OutArc<W>& a : chunk) ++off[a.src_local + 1];
+    for (std::size_t i = 0; i < n; ++i) off[i + 1] += off[i];
+    const std::uint64_t m = off[n];
+    std::vector<std::uint64_t> at(off.begin(), off.end() - 1);
+    std::vector<std::uint64_t> dst(m);
+    part.out_targets.resize(m);
+    if constexpr (W) part.out_weights.resize(m);
+    for (auto& chunk : chunks_) {
+      for (const OutArc<W>& a : chunk) {
+        const std::uint64_t i = at[a.src_local]++;
+        dst[i] = a.dst;
+        part.out_targets[i] = a.dense_dst;
+        if constexpr (W) part.out_weights[i] = a.weight;
+      }
+      std::vector<OutArc<W>>().swap(chunk);
+    }
+    chunks_.clear();
+    std::vector<std::tuple<std::uint64_t, std::uint32_t, double>> seg;
+    for (std::size_t v = 0; v < n; ++v) {
+      const std::uint64_t b = off[v], e = off[v + 1];
+      part.out_degree[v] = static_cast<std::uint32_t>(e - b);
+      if (e - b < 2) continue;
+      seg.clear();
+      for (std::uint64_t i = b; i < e; ++i) {
+        double wt = 0;
+        if constexpr (W) wt = part.out_weights[i];
+        seg.emplace_back(dst[i], part.out_targets[i], wt);
+      }
+      std::sort(seg.begin(), seg.end());
+      for (std::uint64_t i = b; i < e; ++i) {
+        part.out_targets[i] = std::get<1>(seg[i - b]);
+        if constexpr (W) part.out_weights[i] = std::get<2>(seg[i - b]);
+      }
+    }
+    part.out_offsets = std::move(off);
+  }
+
+ private:
+  static constexpr std::size_t kChunk = (std::size_t{32} << 20) / sizeof(OutArc<W>);
+  std::shared_ptr<Graph> g_;
+  int p_;
+  std::vector<std::vector<OutArc<W>>> chunks_;
 };
 
 // A graph-loading operator: made by make(OpContext, outputs) as a detail::NodeRuntime.
@@ -339,27 +556,48 @@ detail::NodeFactory factory(Make make) {
 
 namespace {
 
-// Adds the loading operators for `edges` (and `ids`, if a vertex file gives them); returns the
-// node whose output counts the arcs.
-int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
-             std::optional<Stream<std::uint64_t>> vertex_ids, bool directed,
-             std::shared_ptr<const SourceFiles> files) {
-  g->directed = directed;
+// What a load job builds besides the in-edge CSR.
+struct Shape {
+  bool directed = true;
+  bool out_edges = false;
+  bool keep_duplicates = false;
+};
+
+// The nodes whose metrics count the graph's arcs.
+struct LoadNodes {
+  int arcs = -1;  // arcs before duplicate removal (records out)
+  int back = -1;  // removed duplicates (Fix) or kept arcs (out-edge CSR), records in
+  bool back_is_kept = false;
+};
+
+// Adds the loading operators for `edges` (and `ids`, if a vertex file gives them).
+template <bool W>
+LoadNodes add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<InEdge<W>> edges,
+                   std::optional<Stream<std::uint64_t>> vertex_ids, const Shape& shape,
+                   std::shared_ptr<const SourceFiles> files) {
+  g->directed = shape.directed;
+  g->weighted = W;
+  g->has_out_edges = !shape.directed || shape.out_edges;
   const bool unique = vertex_ids.has_value();
-  if (!directed) {
-    edges = edges.flat_map<Edge>([](const Edge& e, Emit<Edge>& emit) {
+  if (!shape.directed) {
+    edges = edges.template flat_map<InEdge<W>>([](const InEdge<W>& e, Emit<InEdge<W>>& emit) {
       emit(e);
-      if (e.src != e.dst) emit(Edge{e.dst, e.src});
+      if (e.src != e.dst) {
+        InEdge<W> r = e;
+        std::swap(r.src, r.dst);
+        emit(r);
+      }
     });
   }
   Stream<std::uint64_t> ids = vertex_ids ? *vertex_ids
-                                         : edges.flat_map<std::uint64_t>([](const Edge& e, Emit<std::uint64_t>& emit) {
-                                             emit(e.src);
-                                             emit(e.dst);
-                                           });
+                                         : edges.template flat_map<std::uint64_t>(
+                                               [](const InEdge<W>& e, Emit<std::uint64_t>& emit) {
+                                                 emit(e.src);
+                                                 emit(e.dst);
+                                               });
   auto identity = [](const std::uint64_t& v) { return v; };
-  auto by_src = [](const Edge& e) { return e.src; };
-  auto by_dst = [](const Arc& a) { return a.dst; };
+  auto by_src = [](const InEdge<W>& e) { return e.src; };
+  auto by_dst = [](const ArcT<W>& a) { return a.dst; };
 
   OperatorBuilder owners(env, "graph: vertex owners");
   owners.keyed();
@@ -373,57 +611,104 @@ int add_load(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edg
   OperatorBuilder out_resolve(env, "graph: out-degrees");
   out_resolve.add_input(OperatorBuilder::key_ref(edges, by_src, Partitioning::kAuto), 0, false);
   out_resolve.input(counts, Partitioning::kBroadcast);
-  out_resolve.output<Arc>();
+  out_resolve.output<ArcT<W>>();
   out_resolve.factory(factory([g, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
-    return std::make_unique<OutResolveOp>(c, g, static_cast<detail::Input<Arc>*>(outs[0]), files);
+    return std::make_unique<OutResolveOp<W>>(c, g, static_cast<detail::Input<ArcT<W>>*>(outs[0]), files);
   }));
-  const int out_id = out_resolve.id();
+  LoadNodes nodes;
+  nodes.arcs = out_resolve.id();
 
-  OperatorBuilder in_build(env, "graph: in-edge CSR");
-  in_build.sink();
-  in_build.input_by_key(out_resolve.stream<Arc>(), by_dst);  // kAuto: a fresh stream
-  in_build.input(counts, Partitioning::kBroadcast);
-  in_build.factory(factory([g, files](const detail::OpContext& c, const std::vector<detail::PortBase*>&) {
-    return std::make_unique<InBuildOp>(c, g, files);
-  }));
-  return out_id;
+  auto by_partition = [](const auto& r) { return static_cast<std::uint64_t>(r.partition); };
+  const bool keep = shape.keep_duplicates;
+  if (shape.directed && shape.out_edges) {
+    OperatorBuilder in_build(env, "graph: in-edge CSR");
+    in_build.input_by_key(out_resolve.stream<ArcT<W>>(), by_dst);  // kAuto: a fresh stream
+    in_build.input(counts, Partitioning::kBroadcast);
+    in_build.output<OutArc<W>>();
+    in_build.factory(factory([g, keep, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+      return std::make_unique<InBuildOp<W, true>>(c, g, static_cast<detail::Input<OutArc<W>>*>(outs[0]), keep, files);
+    }));
+    OperatorBuilder out_build(env, "graph: out-edge CSR");
+    out_build.sink();
+    out_build.input_by_key<OutArc<W>, decltype(by_partition), ToPartition>(in_build.stream<OutArc<W>>(), by_partition);
+    out_build.factory(factory([g](const detail::OpContext& c, const std::vector<detail::PortBase*>&) {
+      return std::make_unique<OutBuildOp<W>>(c, g);
+    }));
+    nodes.back = out_build.id();
+    nodes.back_is_kept = true;
+  } else {
+    OperatorBuilder in_build(env, "graph: in-edge CSR");
+    in_build.input_by_key(out_resolve.stream<ArcT<W>>(), by_dst);
+    in_build.input(counts, Partitioning::kBroadcast);
+    in_build.output<Fix>();
+    in_build.factory(factory([g, keep, files](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs) {
+      return std::make_unique<InBuildOp<W, false>>(c, g, static_cast<detail::Input<Fix>*>(outs[0]), keep, files);
+    }));
+    OperatorBuilder fix(env, "graph: out-degrees of removed duplicates");
+    fix.sink();
+    fix.input_by_key<Fix, decltype(by_partition), ToPartition>(in_build.stream<Fix>(), by_partition);
+    fix.factory(factory([g](const detail::OpContext& c, const std::vector<detail::PortBase*>&) {
+      return std::make_unique<FixOp>(c, g);
+    }));
+    nodes.back = fix.id();
+  }
+  return nodes;
 }
 
 // Adds the loading operators and runs the job.
-void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<Edge> edges,
-           std::optional<Stream<std::uint64_t>> vertex_ids, bool directed, std::shared_ptr<const SourceFiles> files) {
-  const int out_id = add_load(env, g, std::move(edges), std::move(vertex_ids), directed, std::move(files));
+template <bool W>
+void build(Environment& env, const std::shared_ptr<Graph>& g, Stream<InEdge<W>> edges,
+           std::optional<Stream<std::uint64_t>> vertex_ids, const Shape& shape,
+           std::shared_ptr<const SourceFiles> files) {
+  const LoadNodes nodes = add_load<W>(env, g, std::move(edges), std::move(vertex_ids), shape, std::move(files));
   g->load_metrics = env.run();
-  for (const auto& op : g->load_metrics.operators)
-    if (op.node == out_id) g->edges = op.records_out;
+  std::uint64_t arcs = 0, back = 0;
+  for (const auto& op : g->load_metrics.operators) {
+    if (op.node == nodes.arcs) arcs = op.records_out;
+    if (op.node == nodes.back) back = op.records_in;
+  }
+  g->edges = nodes.back_is_kept ? back : arcs - back;
   GYRE_CHECK(!g->first.empty(), "graph load: no partition boundaries on this rank");
   g->vertices = g->first.back();
 }
 
 // A graph file as streams: its edges, its vertex ids (if the format lists them, isolated
 // vertices included), and whether it is directed.
+template <bool W>
 struct Input {
-  Stream<Edge> edges;
+  Stream<InEdge<W>> edges;
   std::optional<Stream<std::uint64_t>> ids;
   bool directed;
   std::shared_ptr<const SourceFiles> files = std::make_shared<const SourceFiles>();
 };
 
-Input open_input(Environment& env, const LoadOptions& opts) {
+template <bool W>
+Stream<InEdge<W>> edge_list(Environment& env, const std::string& path) {
+  if constexpr (W) return io::read_weighted_edge_list(env, path);
+  else return io::read_edge_list(env, path);
+}
+
+template <bool W>
+Input<W> open_input(Environment& env, const LoadOptions& opts) {
   const io::GraphFormat format = opts.format ? *opts.format : io::guess_format(opts.path);
   if (format == io::GraphFormat::kHdf5) {
-    // Every rank reads the attributes; each partition then reads its slice of the CSR.
-    const auto info = io::read_hdf5_graph_info(opts.path);
-    return Input{io::read_hdf5_edges(env, opts.path), io::read_hdf5_vertices(env, opts.path),
-                 opts.directed.value_or(info.directed)};
+    if constexpr (W) {
+      throw PlanError("'" + opts.path + "': this HDF5 graph file has no edge weights; convert the weighted text "
+                      "graph again, or load the text file");
+    } else {
+      // Every rank reads the attributes; each partition then reads its slice of the CSR.
+      const auto info = io::read_hdf5_graph_info(opts.path);
+      return Input<W>{io::read_hdf5_edges(env, opts.path), io::read_hdf5_vertices(env, opts.path),
+                      opts.directed.value_or(info.directed)};
+    }
   }
   if (format == io::GraphFormat::kGraphalytics) {
     const auto props = io::read_properties(opts.path);
-    return Input{io::read_edge_list(env, props.edge_file), io::read_vertex_file(env, props.vertex_file),
-                 opts.directed.value_or(props.directed),
-                 std::make_shared<const SourceFiles>(SourceFiles{props.edge_file, props.vertex_file})};
+    return Input<W>{edge_list<W>(env, props.edge_file), io::read_vertex_file(env, props.vertex_file),
+                    opts.directed.value_or(props.directed),
+                    std::make_shared<const SourceFiles>(SourceFiles{props.edge_file, props.vertex_file})};
   }
-  return Input{io::read_edge_list(env, opts.path), std::nullopt, opts.directed.value_or(true)};
+  return Input<W>{edge_list<W>(env, opts.path), std::nullopt, opts.directed.value_or(true)};
 }
 
 std::shared_ptr<Graph> make_graph(const Environment& env) {
@@ -434,35 +719,65 @@ std::shared_ptr<Graph> make_graph(const Environment& env) {
   return std::make_shared<Graph>(parts);
 }
 
-}  // namespace
+Shape shape_of(const LoadOptions& opts, bool directed) {
+  return Shape{directed, opts.out_edges, opts.keep_duplicates};
+}
 
-std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
-                            Cluster cluster) {
+template <bool W>
+std::shared_ptr<Graph> load_file(const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
   const auto t0 = std::chrono::steady_clock::now();
   Environment env(config, std::move(cluster));
   auto g = make_graph(env);
-  Input in = open_input(env, opts);
-  build(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
+  Input<W> in = open_input<W>(env, opts);
+  build<W>(env, g, std::move(in.edges), std::move(in.ids), shape_of(opts, in.directed), std::move(in.files));
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
 }
 
-std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
-                                  const JobConfig& config, Cluster cluster) {
+template <bool W>
+std::shared_ptr<Graph> load_memory(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
+                                   const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
   const auto t0 = std::chrono::steady_clock::now();
   Environment env(config, std::move(cluster));
   auto g = make_graph(env);
-  auto stream = env.from_collection(std::move(edges)).map([](const MemoryEdge& e) { return Edge{e.src, e.dst}; });
-  build(env, g, stream, std::nullopt, directed, std::make_shared<const SourceFiles>());
+  auto stream = env.from_collection(std::move(edges)).map([](const MemoryEdge& e) {
+    if constexpr (W) return io::WeightedEdge{e.src, e.dst, e.weight};
+    else return Edge{e.src, e.dst};
+  });
+  build<W>(env, g, stream, std::nullopt, shape_of(opts, directed), std::make_shared<const SourceFiles>());
   g->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return g;
+}
+
+}  // namespace
+
+std::shared_ptr<Graph> load(const LoadOptions& opts, const JobConfig& config,
+                            Cluster cluster) {
+  return opts.weighted ? load_file<true>(opts, config, std::move(cluster))
+                       : load_file<false>(opts, config, std::move(cluster));
+}
+
+std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
+                                  const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
+  return opts.weighted ? load_memory<true>(std::move(edges), directed, opts, config, std::move(cluster))
+                       : load_memory<false>(std::move(edges), directed, opts, config, std::move(cluster));
+}
+
+std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>> edges, bool directed,
+                                  const JobConfig& config, Cluster cluster) {
+  return load_edges(std::move(edges), directed, LoadOptions{}, config, std::move(cluster));
 }
 
 std::string explain_load(const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
   Environment env(config, std::move(cluster));
   auto g = make_graph(env);
-  Input in = open_input(env, opts);
-  add_load(env, g, std::move(in.edges), std::move(in.ids), in.directed, std::move(in.files));
+  if (opts.weighted) {
+    Input<true> in = open_input<true>(env, opts);
+    add_load<true>(env, g, std::move(in.edges), std::move(in.ids), shape_of(opts, in.directed), std::move(in.files));
+  } else {
+    Input<false> in = open_input<false>(env, opts);
+    add_load<false>(env, g, std::move(in.edges), std::move(in.ids), shape_of(opts, in.directed), std::move(in.files));
+  }
   return env.explain();
 }
 
@@ -472,7 +787,7 @@ ConvertStats convert(const LoadOptions& input, const std::string& output, const 
     throw PlanError("convert writes gyre HDF5 graphs: name the output file '*.h5' (got '" + output + "')");
   const auto t0 = std::chrono::steady_clock::now();
   Environment env(config, std::move(cluster));
-  Input in = open_input(env, input);
+  Input<false> in = open_input<false>(env, input);
   // Every rank parses its share; rank 0 gathers the edges and ids and writes the file.
   auto edges = in.edges.collect(1);
   std::optional<Collected<std::uint64_t>> ids;

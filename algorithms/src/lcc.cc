@@ -382,7 +382,7 @@ Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster, JobRe
 
 Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster cluster, JobResult* metrics) {
   LoadOptions in = input;
-// PRE-MERGE   in.out_edges = true;  
+  in.out_edges = true;
   const auto g = load(in, config, cluster);
   return lcc(*g, config, std::move(cluster), metrics);
 }
@@ -390,7 +390,7 @@ Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster clus
 std::string explain_lcc(bool directed, const JobConfig& config, Cluster cluster) {
   Graph g(Environment(config, cluster).default_parallelism());
   g.directed = directed;
-// PRE-MERGE   g.has_out_edges = true;  
+  g.has_out_edges = true;
   std::string plan;
   lcc(g, config, std::move(cluster), nullptr, &plan);
   return plan;

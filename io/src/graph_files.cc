@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -68,8 +69,9 @@ const char* skip_space(const char* p, const char* e) {
 }
 
 // One data line: "src dst [weight]". Returns false for blank and comment lines; throws a
-// message (without file and line) if malformed.
-bool parse_edge(const char* b, const char* e, Edge& out) {
+// message (without file and line) if malformed. With `weight`, the third column is required and
+// stored there (a number >= 0; infinity is allowed, NaN is not).
+bool parse_edge_line(const char* b, const char* e, Edge& out, double* weight) {
   const char* p = skip_space(b, e);
   if (p == e || *p == '#' || *p == '%') return false;
   if (*p == '-') throw std::string("negative vertex id: ids must be integers in [0, 2^64)");
@@ -84,13 +86,31 @@ bool parse_edge(const char* b, const char* e, Edge& out) {
   q = parse_id(p, e, out.dst);
   if (q == nullptr) throw std::string("expected 'src dst [weight]': the second column is not an integer vertex id");
   p = skip_space(q, e);
-  if (p == e) return true;
+  if (p == e) {
+    if (weight != nullptr) throw std::string("expected 'src dst weight': the weight (third column) is missing");
+    return true;
+  }
   if (q == p) throw std::string("expected 'src dst [weight]' with integer vertex ids");
   // A weight: any decimal number, then nothing but blanks.
   double w = 0;
   const auto r = std::from_chars(p, e, w);
   if (r.ec != std::errc() || r.ptr == p) throw std::string("the third column (weight) is not a number");
   if (skip_space(r.ptr, e) != e) throw std::string("expected 'src dst [weight]': more than three columns");
+  if (weight != nullptr) {
+    if (std::isnan(w)) throw std::string("the weight (third column) is NaN");
+    if (w < 0) throw std::string("negative weight: edge weights must be >= 0");
+    *weight = w;
+  }
+  return true;
+}
+
+bool parse_edge(const char* b, const char* e, Edge& out) { return parse_edge_line(b, e, out, nullptr); }
+
+bool parse_weighted_edge(const char* b, const char* e, WeightedEdge& out) {
+  Edge x{};
+  double w = 0;
+  if (!parse_edge_line(b, e, x, &w)) return false;
+  out = WeightedEdge{x.src, x.dst, w};
   return true;
 }
 
@@ -524,25 +544,37 @@ Stream<Edge> read_edge_list(Environment& env, const std::string& path) {
   return parsed_source<Edge, &parse_edge>(env, "edge list", path);
 }
 
+Stream<WeightedEdge> read_weighted_edge_list(Environment& env, const std::string& path) {
+  return parsed_source<WeightedEdge, &parse_weighted_edge>(env, "weighted edge list", path);
+}
+
 Stream<std::uint64_t> read_vertex_file(Environment& env, const std::string& path) {
   return parsed_source<std::uint64_t, &parse_vertex>(env, "vertex file", path);
 }
 
-std::vector<Edge> read_edge_list_serial(const std::string& path) {
+namespace {
+template <class T, bool (*Parse)(const char*, const char*, T&)>
+std::vector<T> read_serial(const std::string& path) {
   detail::check_readable(path);
   LineReader r(path, 0, 1);
-  std::vector<Edge> out;
+  std::vector<T> out;
   const char* b = nullptr;
   const char* e = nullptr;
   while (r.next(b, e)) {
-    Edge x{};
+    T x{};
     try {
-      if (parse_edge(b, e, x)) out.push_back(x);
+      if (Parse(b, e, x)) out.push_back(x);
     } catch (const std::string& msg) {
       throw Error(r.where() + ": " + msg + ": '" + excerpt(b, e) + "'");
     }
   }
   return out;
+}
+}  // namespace
+
+std::vector<Edge> read_edge_list_serial(const std::string& path) { return read_serial<Edge, &parse_edge>(path); }
+std::vector<WeightedEdge> read_weighted_edge_list_serial(const std::string& path) {
+  return read_serial<WeightedEdge, &parse_weighted_edge>(path);
 }
 
 namespace {

@@ -64,7 +64,6 @@ TEST_P(Community, CdlpMatchesReferences) {
   const auto all = cases("CDLP");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
-    if (c.properties.find("-directed") != std::string::npos) continue;  // PRE-MERGE
     const auto props = gyre::io::read_properties(kDir + c.properties);
     ASSERT_TRUE(props.parameters.cdlp_max_iterations.has_value()) << c.properties;
     gyre::graph::CdlpOptions opts;
@@ -96,7 +95,6 @@ TEST_P(Community, LccMatchesReferences) {
   const auto all = cases("LCC");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
-    if (c.properties.find("-directed") != std::string::npos) continue;  // PRE-MERGE
     gyre::graph::LoadOptions in;
     in.path = kDir + c.properties;
     const auto got = gyre::graph::lcc(in, config(GetParam()), tp());
@@ -210,7 +208,7 @@ std::vector<double> serial_lcc(std::size_t n, const std::set<std::pair<std::size
 }
 
 TEST_P(Community, RandomGraphsMatchSerialVersions) {
-  for (const bool directed : {false}) {  // PRE-MERGE
+  for (const bool directed : {true, false}) {
     const RandomGraph g = random_graph(directed ? 31 : 32, directed ? "community_directed.txt" : "community_undirected.txt");
     const testenv::DenseIds idx(g.edges);
     const auto a = arcs(g, idx, directed);
@@ -266,7 +264,7 @@ TEST_P(Community, NeighbourhoodIterationGivesEachChoiceOfNeighbours) {
   const auto a = arcs(g, idx, true);
   gyre::graph::LoadOptions in;
   in.path = g.path;
-// PRE-MERGE  in.out_edges = true;
+  in.out_edges = true;
   auto graph = gyre::graph::load(in, config(GetParam()), tp());
   using gyre::graph::Neighbours;
   for (const Neighbours which : {Neighbours::kIn, Neighbours::kOut, Neighbours::kInAndOut}) {
@@ -336,8 +334,8 @@ class CdlpCheckpoints : public ::testing::Test {
   gyre::graph::Labels run(int parallelism, const gyre::graph::RecoveryOptions& r, gyre::JobResult* m) const {
     gyre::graph::LoadOptions in;
     in.path = graph_.path;
-    in.directed = false;  // PRE-MERGE
-// PRE-MERGE    in.out_edges = true;
+    in.directed = true;
+    in.out_edges = true;
     auto g = gyre::graph::load(in, config(parallelism), tp());
     gyre::graph::CdlpOptions opts;
     opts.iterations = 9;

@@ -61,9 +61,8 @@ struct OutEdges {
   const std::uint64_t* offsets;
   const std::uint32_t* targets;
 };
-// PRE-MERGE SHIM (until graph.h has the out-edge CSR): undirected graphs only.
-inline OutEdges out_edges(const Partition& part) { return {part.in_offsets.data(), part.in_sources.data()}; }
-inline bool has_out_edges(const Graph& g) { return !g.directed; }
+inline OutEdges out_edges(const Partition& part) { return {part.out_offsets_data(), part.out_targets_data()}; }
+inline bool has_out_edges(const Graph& g) { return !g.directed || g.has_out_edges; }
 
 // Input 0 every partition's values (broadcast), input 1 this partition's values. At the end of a
 // superstep: hands each vertex its neighbours' values, emits the updated values.

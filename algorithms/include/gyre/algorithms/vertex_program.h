@@ -8,8 +8,9 @@
 //   run_delta — only vertices whose value changed send (a delta iteration): their messages are
 //               pushed over their edges, combined per destination vertex before they leave the
 //               partition, and applied where they arrive; vertices that received nothing cost
-//               nothing. The solution set holds every partition's values. Needs the graph loaded
-//               undirected (its in-edges are then its out-edges). Connected components.
+//               nothing. The solution set holds every partition's values. Needs out-edges: the
+//               graph loaded undirected (its in-edges are then its out-edges), or directed with
+//               LoadOptions::out_edges. Connected components.
 //
 // A program is a value type with
 //
@@ -340,8 +341,8 @@ class Pusher {
       touched_.resize(parts);
     }
     const Partition& part = *g_->part(partition);
-    const std::uint64_t* off = part.in_offsets.data();
-    const std::uint32_t* adj = part.in_sources.data();
+    const std::uint64_t* off = part.out_offsets_data();  // undirected: the in-edges
+    const std::uint32_t* adj = part.out_targets_data();
     for (const std::uint32_t v : changed) {
       const M m = program_.message(values[v], info(part, v));
       for (std::uint64_t e = off[v]; e < off[v + 1]; ++e) {
@@ -663,7 +664,7 @@ VertexValues<typename P::Value> run_bulk(const Graph& g, const P& program, const
 
 // Runs `program` as a delta iteration: at first every vertex sends; afterwards only those whose
 // value changed. Ends when nothing changed (or after opts.max_supersteps). Metrics: "active
-// vertices" (values that changed). `g` must be undirected.
+// vertices" (values that changed). `g` must have out-edges (undirected, or LoadOptions::out_edges).
 template <VertexProgram P>
 VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, const VertexOptions& opts,
                                           const JobConfig& config, Cluster cluster,
@@ -672,8 +673,9 @@ VertexValues<typename P::Value> run_delta(const Graph& g, const P& program, cons
   using M = typename P::Message;
   using vp_detail::Block;
   using Offers = Block<vp_detail::Offer<M>>;
-  if (g.directed)
-    throw PlanError(opts.name + ": run_delta pushes messages over out-edges and needs the graph loaded undirected");
+  if (g.directed && !g.has_out_edges)
+    throw PlanError(opts.name + ": run_delta pushes messages over out-edges: load the graph undirected, or "
+                    "directed with LoadOptions::out_edges");
   if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
   return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
   Environment env(vp_detail::graph_config(g, config), cluster);

@@ -35,6 +35,13 @@ struct Edge {
   auto operator<=>(const Edge&) const = default;
 };
 
+// An edge with its weight (the third column).
+struct WeightedEdge {
+  std::uint64_t src;
+  std::uint64_t dst;
+  double weight;
+};
+
 enum class GraphFormat { kEdgeList, kGraphalytics, kHdf5 };
 // From the file name: ".properties" -> Graphalytics, ".h5"/".hdf5" -> HDF5, anything else an
 // edge list (".gz" or not: compression is detected from the content).
@@ -71,11 +78,15 @@ GraphalyticsParameters read_graphalytics_parameters(const std::string& path);
 
 // The edges of an edge-list file, one record per line (weights are read and dropped).
 Stream<Edge> read_edge_list(Environment& env, const std::string& path);
+// The same with the weights: every data line needs a third column, a number >= 0 (infinity is
+// allowed; NaN and negative weights are refused with file and line).
+Stream<WeightedEdge> read_weighted_edge_list(Environment& env, const std::string& path);
 // The vertex ids of a Graphalytics .v file (one id per line; further columns ignored).
 Stream<std::uint64_t> read_vertex_file(Environment& env, const std::string& path);
 
 // Serial readers, for references and small inputs.
 std::vector<Edge> read_edge_list_serial(const std::string& path);
+std::vector<WeightedEdge> read_weighted_edge_list_serial(const std::string& path);
 std::vector<std::pair<std::uint64_t, double>> read_id_values(const std::string& path);
 
 // A line found in a file, for error messages: its 1-based number and its bytes (without the

@@ -31,7 +31,8 @@ using Coefficients = VertexValues<double>;
 // neighbour once), the smallest such label on ties; a vertex without neighbours keeps its label.
 // A neighbourhood iteration (gyre/algorithms/neighbourhood.h): the labels of all vertices are
 // broadcast each superstep (8 bytes x N per rank) and each vertex sorts its neighbours' labels.
-// Metrics: "active vertices" (labels that changed) per superstep.
+// In a multigraph (LoadOptions::keep_duplicates) a neighbour counts as often as its edge is
+// listed. Metrics: "active vertices" (labels that changed) per superstep.
 Labels cdlp(const Graph& g, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
             JobResult* metrics = nullptr);
 Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
@@ -39,11 +40,12 @@ Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& 
 
 // Graphalytics LCC: N(v) = the distinct in- and out-neighbours of v other than v; LCC(v) = the
 // number of arcs (u, w) with u, w in N(v), u != w, over |N(v)| (|N(v)| - 1), 0 when |N(v)| < 2
-// (undirected: an edge between neighbours counts both ways). Not a loop: one job. Every
-// partition's neighbourhoods N(v) are broadcast once and kept once per rank; each rank orients
-// them by degree (u above v if (|N(u)|, u) > (|N(v)|, v)), each partition finds the triangles at
-// its vertices' lowest corner (marking N+(a), scanning N+(b) for each b in N+(a)) and credits all
-// three corners with the arcs between the other two; the rank's sums go to the vertices' owners.
+// (undirected: an edge between neighbours counts both ways; in a multigraph, a listed duplicate
+// counts once). Not a loop: one job. Every partition's neighbourhoods N(v) are broadcast once
+// and kept once per rank; each rank orients them by degree (u above v if (|N(u)|, u) >
+// (|N(v)|, v)); each partition finds the triangles at its vertices' lowest corner (marking
+// N+(a), scanning N+(b) for each b in N+(a)) and credits all three corners with the arcs
+// between the other two; the rank's sums go to the vertices' owners.
 // Memory per rank, besides its own partitions: the whole graph's lists, 8 bytes per undirected
 // edge while they arrive and 4 once oriented, plus about 24 + 16 x threads bytes per vertex.
 // Metrics: the job's.

@@ -16,7 +16,8 @@ struct CdlpProgram {
 
   std::uint64_t init(const VertexInfo& v) const { return v.id; }
   // The most frequent label, the smallest on ties: sort, then the longest run (first wins).
-  bool update(std::uint64_t& label, std::span<std::uint64_t> labels, const VertexInfo&, const StepInfo&) const {
+  bool update(std::uint64_t& label, std::span<std::uint64_t> labels, const VertexInfo&,
+              const StepInfo&) const {
     if (labels.empty()) return false;
     std::sort(labels.begin(), labels.end());
     std::uint64_t best = labels[0];
@@ -49,20 +50,22 @@ VertexOptions options(const CdlpOptions& opts) {
 
 }  // namespace
 
-Labels cdlp(const Graph& g, const CdlpOptions& opts, const JobConfig& config, Cluster cluster, JobResult* metrics) {
-  return run_neighbourhood(g, CdlpProgram{}, Neighbours::kInAndOut, options(opts), config, std::move(cluster),
-                           metrics);
+Labels cdlp(const Graph& g, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
+            JobResult* metrics) {
+  return run_neighbourhood(g, CdlpProgram{}, Neighbours::kInAndOut, options(opts), config,
+                           std::move(cluster), metrics);
 }
 
-Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
-            JobResult* metrics) {
+Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config,
+            Cluster cluster, JobResult* metrics) {
   LoadOptions in = input;
   in.out_edges = true;
   const auto g = load(in, config, cluster);
   return cdlp(*g, opts, config, std::move(cluster), metrics);
 }
 
-std::string explain_cdlp(const CdlpOptions& opts, bool directed, const JobConfig& config, Cluster cluster) {
+std::string explain_cdlp(const CdlpOptions& opts, bool directed, const JobConfig& config,
+                         Cluster cluster) {
   Graph g(Environment(config, cluster).default_parallelism());
   g.directed = directed;
   g.has_out_edges = true;

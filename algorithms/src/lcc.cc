@@ -43,15 +43,20 @@ struct Counts {
 template <>
 struct gyre::RecordExtent<gyre::graph::lcc_detail::Rows> {
   static constexpr bool kPacked = true;
-  static std::uint64_t records(const gyre::graph::lcc_detail::Rows& a) { return a.entries ? a.entries->size() : 0; }
+  static std::uint64_t records(const gyre::graph::lcc_detail::Rows& a) {
+    return a.entries ? a.entries->size() : 0;
+  }
   static std::uint64_t bytes(const gyre::graph::lcc_detail::Rows& a) {
-    return sizeof(a) + (a.offsets ? a.offsets->size() * sizeof(std::uint64_t) : 0) + records(a) * sizeof(std::uint32_t);
+    return sizeof(a) + (a.offsets ? a.offsets->size() * sizeof(std::uint64_t) : 0) +
+           records(a) * sizeof(std::uint32_t);
   }
 };
 template <>
 struct gyre::RecordExtent<gyre::graph::lcc_detail::Counts> {
   static constexpr bool kPacked = true;
-  static std::uint64_t records(const gyre::graph::lcc_detail::Counts& c) { return c.values ? c.values->size() : 0; }
+  static std::uint64_t records(const gyre::graph::lcc_detail::Counts& c) {
+    return c.values ? c.values->size() : 0;
+  }
   static std::uint64_t bytes(const gyre::graph::lcc_detail::Counts& c) {
     return sizeof(c) + records(c) * sizeof(std::uint64_t);
   }
@@ -103,7 +108,8 @@ Rows neighbourhoods(const Graph& g, std::uint64_t p) {
   const std::size_t n = part.ids.size();
   const std::uint64_t* in_off = part.in_offsets.data();
   const std::uint32_t* in_src = part.in_sources.data();
-  const nb_detail::OutEdges oe = g.directed ? nb_detail::out_edges(part) : nb_detail::OutEdges{nullptr, nullptr};
+  const nb_detail::OutEdges oe =
+      g.directed ? nb_detail::out_edges(part) : nb_detail::OutEdges{nullptr, nullptr};
   auto offsets = std::make_shared<std::vector<std::uint64_t>>(n + 1, 0);
   std::uint64_t* off = offsets->data();
   std::shared_ptr<std::vector<std::uint32_t>> entries;
@@ -139,27 +145,35 @@ Rows neighbourhoods(const Graph& g, std::uint64_t p) {
     }
   };
   // Pass 1: |N(v)|; pass 2: the entries (stamps 2v + 1 and 2v + 2 never repeat).
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1024), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) {
-      std::uint64_t d = 0;
-      each_union(i, 2 * (part.first + i) + 1, [&](std::uint32_t, bool, std::uint32_t at) { d += at == ~std::uint32_t{0} ? 1 : 0; });
-      off[i + 1] = d;
-    }
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<std::size_t>(0, n, 1024), [&](const tbb::blocked_range<std::size_t>& r) {
+        for (std::size_t i = r.begin(); i < r.end(); ++i) {
+          std::uint64_t d = 0;
+          each_union(i, 2 * (part.first + i) + 1, [&](std::uint32_t, bool, std::uint32_t at) {
+            d += at == ~std::uint32_t{0} ? 1 : 0;
+          });
+          off[i + 1] = d;
+        }
+      });
   for (std::size_t i = 0; i < n; ++i) off[i + 1] += off[i];
   entries = std::make_shared<std::vector<std::uint32_t>>(off[n]);
   std::uint32_t* t = entries->data();
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1024), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) {
-      std::uint32_t* row = t + off[i];
-      std::uint32_t k = 0;
-      // at: the position of an entry seen before (now known both ways), or ~0 for a new one
-      each_union(i, 2 * (part.first + i) + 2, [&](std::uint32_t u, bool both, std::uint32_t at) {
-        if (at != ~std::uint32_t{0}) row[at] |= kBoth;
-        else row[k++] = both ? u | kBoth : u;
-      });
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1024),
+                    [&](const tbb::blocked_range<std::size_t>& r) {
+                      for (std::size_t i = r.begin(); i < r.end(); ++i) {
+                        std::uint32_t* row = t + off[i];
+                        std::uint32_t k = 0;
+                        // at: the position of an entry seen before (now known both ways), or ~0 for
+                        // a new one
+                        each_union(i, 2 * (part.first + i) + 2,
+                                   [&](std::uint32_t u, bool both, std::uint32_t at) {
+                                     if (at != ~std::uint32_t{0})
+                                       row[at] |= kBoth;
+                                     else
+                                       row[k++] = both ? u | kBoth : u;
+                                   });
+                      }
+                    });
   return Rows{p, std::move(offsets), std::move(entries)};
 }
 
@@ -168,17 +182,24 @@ Rows neighbourhoods(const Graph& g, std::uint64_t p) {
 // and triangle weights.
 struct Shared {
   Shared(const Graph& g, int local_instances)
-      : whole(static_cast<std::size_t>(g.partitions())), upper(whole.size()), claimed(whole.size()),
-        stored(whole.size()), orienting(whole.size()), oriented(whole.size()), degree(g.vertices),
-        row(g.vertices), len(g.vertices), instances(local_instances) {}
+      : whole(static_cast<std::size_t>(g.partitions())),
+        upper(whole.size()),
+        claimed(whole.size()),
+        stored(whole.size()),
+        orienting(whole.size()),
+        oriented(whole.size()),
+        degree(g.vertices),
+        row(g.vertices),
+        len(g.vertices),
+        instances(local_instances) {}
   std::vector<Rows> whole;  // N(v) per partition
   std::vector<Rows> upper;  // N+(v): the neighbours u with (|N(u)|, u) > (|N(v)|, v)
   std::vector<std::atomic<bool>> claimed, stored, orienting, oriented;
-  std::vector<std::uint32_t> degree;     // |N(v)| by dense id
+  std::vector<std::uint32_t> degree;      // |N(v)| by dense id
   std::vector<const std::uint32_t*> row;  // N+(v) by dense id
   std::vector<std::uint32_t> len;
   struct Scratch {
-    std::vector<std::uint32_t> mark;    // stamp | the kBoth bit of the entry a -> u (4 bytes: cache)
+    std::vector<std::uint32_t> mark;  // stamp | the kBoth bit of the entry a -> u (4 bytes: cache)
     std::vector<std::uint64_t> weight;  // arcs among N(v) found so far, by dense id
   };
   tbb::enumerable_thread_specific<Scratch> scratch;
@@ -264,40 +285,42 @@ class CountOp final : public OneInputOperator<Rows, Counts> {
     const Partition& part = *g_->part(p_);
     const std::size_t n = part.ids.size();
     const std::uint64_t vertices = g_->vertices;
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 64), [&](const tbb::blocked_range<std::size_t>& r) {
-      Shared::Scratch& sc = s.scratch.local();
-      if (sc.mark.size() != vertices) {
-        sc.mark.assign(vertices, 0);
-        sc.weight.assign(vertices, 0);
-      }
-      std::uint32_t* mark = sc.mark.data();
-      std::uint64_t* weight = sc.weight.data();
-      for (std::size_t i = r.begin(); i < r.end(); ++i) {
-        const std::uint64_t a = part.first + i;
-        const auto stamp = static_cast<std::uint32_t>(a + 1);  // < 2^31
-        const std::uint32_t* ra = s.row[a];
-        const std::uint32_t la = s.len[a];
-        for (std::uint32_t k = 0; k < la; ++k) mark[ra[k] & kId] = stamp | (ra[k] & kBoth);
-        std::uint64_t at_a = 0;
-        for (std::uint32_t k = 0; k < la; ++k) {
-          const std::uint32_t b = ra[k] & kId;
-          const std::uint64_t ab = 1 + (ra[k] >> 31);
-          const std::uint32_t* rb = s.row[b];
-          const std::uint32_t lb = s.len[b];
-          std::uint64_t at_b = 0;
-          for (std::uint32_t j = 0; j < lb; ++j) {
-            const std::uint32_t c = rb[j] & kId;
-            const std::uint32_t m = mark[c];
-            if ((m & kId) != stamp) continue;
-            at_a += 1 + (rb[j] >> 31);  // arcs between b and c
-            at_b += 1 + (m >> 31);       // between a and c
-            weight[c] += ab;             // between a and b
-          }
-          weight[b] += at_b;
-        }
-        weight[a] += at_a;
-      }
-    });
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 64),
+                      [&](const tbb::blocked_range<std::size_t>& r) {
+                        Shared::Scratch& sc = s.scratch.local();
+                        if (sc.mark.size() != vertices) {
+                          sc.mark.assign(vertices, 0);
+                          sc.weight.assign(vertices, 0);
+                        }
+                        std::uint32_t* mark = sc.mark.data();
+                        std::uint64_t* weight = sc.weight.data();
+                        for (std::size_t i = r.begin(); i < r.end(); ++i) {
+                          const std::uint64_t a = part.first + i;
+                          const auto stamp = static_cast<std::uint32_t>(a + 1);  // < 2^31
+                          const std::uint32_t* ra = s.row[a];
+                          const std::uint32_t la = s.len[a];
+                          for (std::uint32_t k = 0; k < la; ++k)
+                            mark[ra[k] & kId] = stamp | (ra[k] & kBoth);
+                          std::uint64_t at_a = 0;
+                          for (std::uint32_t k = 0; k < la; ++k) {
+                            const std::uint32_t b = ra[k] & kId;
+                            const std::uint64_t ab = 1 + (ra[k] >> 31);
+                            const std::uint32_t* rb = s.row[b];
+                            const std::uint32_t lb = s.len[b];
+                            std::uint64_t at_b = 0;
+                            for (std::uint32_t j = 0; j < lb; ++j) {
+                              const std::uint32_t c = rb[j] & kId;
+                              const std::uint32_t m = mark[c];
+                              if ((m & kId) != stamp) continue;
+                              at_a += 1 + (rb[j] >> 31);  // arcs between b and c
+                              at_b += 1 + (m >> 31);      // between a and c
+                              weight[c] += ab;            // between a and b
+                            }
+                            weight[b] += at_b;
+                          }
+                          weight[a] += at_a;
+                        }
+                      });
   }
 
   // Sums the threads' weights per partition, one block for each.
@@ -357,15 +380,18 @@ struct ToPartition {
 
 }  // namespace lcc_detail
 
-Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster, JobResult* metrics, std::string* plan) {
+Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster, JobResult* metrics,
+                 std::string* plan) {
   if (!nb_detail::has_out_edges(g))
-    throw PlanError("lcc: needs the out-edges of the directed graph (load it with LoadOptions::out_edges)");
+    throw PlanError(
+        "lcc: needs the out-edges of the directed graph (load it with LoadOptions::out_edges)");
   if (g.vertices >= (std::uint64_t{1} << 31)) throw PlanError("lcc: at most 2^31 - 1 vertices");
   Environment env(vp_detail::graph_config(g, config), std::move(cluster));
   const Graph* gp = &g;
   const int parts = g.partitions();
   const int ranks = env.num_ranks();
-  const int local = parts / ranks + (env.rank() < parts % ranks ? 1 : 0);  // partition p is on rank p % ranks
+  const int local =
+      parts / ranks + (env.rank() < parts % ranks ? 1 : 0);  // partition p is on rank p % ranks
   auto shared = std::make_shared<lcc_detail::Shared>(g, local);
   auto rows = env.generate(static_cast<std::uint64_t>(parts),
                            [gp](std::uint64_t p) { return lcc_detail::neighbourhoods(*gp, p); });
@@ -373,14 +399,16 @@ Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster, JobRe
   auto counts = rows.broadcast().process("lcc: count triangles", lcc_detail::CountOp(gp, shared));
   OperatorBuilder divide(env, "operator");
   divide.name("lcc: sum per vertex, divide");
-  divide.input_by_key<lcc_detail::Counts, std::uint64_t (*)(const lcc_detail::Counts&), lcc_detail::ToPartition>(
+  divide.input_by_key<lcc_detail::Counts, std::uint64_t (*)(const lcc_detail::Counts&),
+                      lcc_detail::ToPartition>(
       counts, [](const lcc_detail::Counts& c) { return c.partition; });
   divide.one_input(lcc_detail::DivideOp(gp, shared));
   auto values = divide.stream<lcc_detail::Values>();
   return vp_detail::collect_values(env, gp, values, plan, metrics);
 }
 
-Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster cluster, JobResult* metrics) {
+Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster cluster,
+                 JobResult* metrics) {
   LoadOptions in = input;
   in.out_edges = true;
   const auto g = load(in, config, cluster);

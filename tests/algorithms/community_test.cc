@@ -3,6 +3,8 @@
 // 1e-4 relative), at 1, 2 and 4 partitions alone and at 1, 2 and 4 ranks; seeded random graphs
 // (directed and undirected, with duplicates, reciprocal edges and self-loops) against plain
 // serial versions; CDLP checkpoints, in-process recovery and resume at another partition count.
+#include "gyre/algorithms/community.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,13 +20,12 @@
 #include <utility>
 #include <vector>
 
-#include "gyre/algorithms/community.h"
+#include "../support/dense_ids.h"
+#include "../support/test_env.h"
 #include "gyre/algorithms/neighbourhood.h"
 #include "gyre/io/checkpoint_store.h"
 #include "gyre/io/graph_files.h"
 #include "gyre/iterations/checkpoint.h"
-#include "../support/dense_ids.h"
-#include "../support/test_env.h"
 
 namespace {
 
@@ -46,9 +47,10 @@ struct Case {
 };
 
 std::vector<Case> cases(const std::string& algo) {
-  const char* graphs[] = {"example-directed",     "example-undirected",   "test-cdlp-directed", "test-cdlp-undirected",
-                          "test-lcc-directed",    "test-lcc-undirected",  "test-bfs-directed",  "test-bfs-undirected",
-                          "test-pr-directed",     "test-pr-undirected",   "test-wcc-directed",  "test-wcc-undirected",
+  const char* graphs[] = {"example-directed",     "example-undirected",   "test-cdlp-directed",
+                          "test-cdlp-undirected", "test-lcc-directed",    "test-lcc-undirected",
+                          "test-bfs-directed",    "test-bfs-undirected",  "test-pr-directed",
+                          "test-pr-undirected",   "test-wcc-directed",    "test-wcc-undirected",
                           "test-sssp-directed",   "test-sssp-undirected", "p2p-31/p2p-31"};
   std::vector<Case> out;
   for (const char* g : graphs) {
@@ -84,8 +86,8 @@ TEST_P(Community, CdlpMatchesReferences) {
     for (std::size_t i = 0; i < got.size(); ++i) {
       ASSERT_EQ(got[i].first, want[i].first) << c.properties;
       if (static_cast<double>(got[i].second) != want[i].second && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " label " << got[i].second << ", reference "
-                      << want[i].second;
+        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " label " << got[i].second
+                      << ", reference " << want[i].second;
     }
     EXPECT_EQ(bad, 0) << c.properties;
   }
@@ -110,7 +112,8 @@ TEST_P(Community, LccMatchesReferences) {
       ASSERT_EQ(got[i].first, want[i].first) << c.properties;
       const double w = want[i].second;
       if (!(std::abs(got[i].second - w) <= 1e-4 * std::abs(w)) && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " LCC " << got[i].second << ", reference " << w;
+        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " LCC " << got[i].second
+                      << ", reference " << w;
     }
     EXPECT_EQ(bad, 0) << c.properties;
   }
@@ -138,8 +141,10 @@ RandomGraph random_graph(std::uint64_t seed, const std::string& stem) {
     const gyre::io::Edge e{pick(), pick()};
     g.edges.push_back(e);
     const auto r = rng() % 100;
-    if (r < 20) g.edges.push_back({e.dst, e.src});  // reciprocal
-    else if (r < 25) g.edges.push_back(e);          // duplicate
+    if (r < 20)
+      g.edges.push_back({e.dst, e.src});  // reciprocal
+    else if (r < 25)
+      g.edges.push_back(e);  // duplicate
   }
   for (int i = 0; i < 30; ++i) {
     const std::uint64_t v = ids[rng() % n];
@@ -156,7 +161,8 @@ RandomGraph random_graph(std::uint64_t seed, const std::string& stem) {
 }
 
 // The simple graph's arcs (dense ids): a duplicate once; undirected: both ways, a self-loop once.
-std::set<std::pair<std::size_t, std::size_t>> arcs(const RandomGraph& g, const testenv::DenseIds& idx, bool directed) {
+std::set<std::pair<std::size_t, std::size_t>> arcs(const RandomGraph& g,
+                                                   const testenv::DenseIds& idx, bool directed) {
   std::set<std::pair<std::size_t, std::size_t>> a;
   for (const auto& e : g.edges) {
     a.insert({idx(e.src), idx(e.dst)});
@@ -166,8 +172,8 @@ std::set<std::pair<std::size_t, std::size_t>> arcs(const RandomGraph& g, const t
 }
 
 std::vector<std::uint64_t> serial_cdlp(const std::vector<std::uint64_t>& ids,
-                                       const std::set<std::pair<std::size_t, std::size_t>>& a, bool directed,
-                                       int iterations) {
+                                       const std::set<std::pair<std::size_t, std::size_t>>& a,
+                                       bool directed, int iterations) {
   const std::size_t n = ids.size();
   std::vector<std::vector<std::size_t>> nbrs(n);
   for (const auto& [u, v] : a) {
@@ -190,7 +196,8 @@ std::vector<std::uint64_t> serial_cdlp(const std::vector<std::uint64_t>& ids,
   return label;
 }
 
-std::vector<double> serial_lcc(std::size_t n, const std::set<std::pair<std::size_t, std::size_t>>& a) {
+std::vector<double> serial_lcc(std::size_t n,
+                               const std::set<std::pair<std::size_t, std::size_t>>& a) {
   std::vector<std::set<std::size_t>> nb(n);
   for (const auto& [u, v] : a)
     if (u != v) nb[u].insert(v), nb[v].insert(u);
@@ -209,7 +216,8 @@ std::vector<double> serial_lcc(std::size_t n, const std::set<std::pair<std::size
 
 TEST_P(Community, RandomGraphsMatchSerialVersions) {
   for (const bool directed : {true, false}) {
-    const RandomGraph g = random_graph(directed ? 31 : 32, directed ? "community_directed.txt" : "community_undirected.txt");
+    const RandomGraph g = random_graph(
+        directed ? 31 : 32, directed ? "community_directed.txt" : "community_undirected.txt");
     const testenv::DenseIds idx(g.edges);
     const auto a = arcs(g, idx, directed);
     const auto want_cdlp = serial_cdlp(idx.ids, a, directed, 7);
@@ -229,11 +237,11 @@ TEST_P(Community, RandomGraphsMatchSerialVersions) {
         ASSERT_EQ(got_cdlp[v].first, idx.ids[v]);
         ASSERT_EQ(got_lcc[v].first, idx.ids[v]);
         if (got_cdlp[v].second != want_cdlp[v] && bad++ < 5)
-          ADD_FAILURE() << (directed ? "directed" : "undirected") << ": vertex " << idx.ids[v] << " label "
-                        << got_cdlp[v].second << ", serial " << want_cdlp[v];
+          ADD_FAILURE() << (directed ? "directed" : "undirected") << ": vertex " << idx.ids[v]
+                        << " label " << got_cdlp[v].second << ", serial " << want_cdlp[v];
         if (std::abs(got_lcc[v].second - want_lcc[v]) > 1e-12 && bad++ < 5)
-          ADD_FAILURE() << (directed ? "directed" : "undirected") << ": vertex " << idx.ids[v] << " LCC "
-                        << got_lcc[v].second << ", serial " << want_lcc[v];
+          ADD_FAILURE() << (directed ? "directed" : "undirected") << ": vertex " << idx.ids[v]
+                        << " LCC " << got_lcc[v].second << ", serial " << want_lcc[v];
       }
       EXPECT_EQ(bad, 0);
     }
@@ -246,7 +254,9 @@ TEST_P(Community, RandomGraphsMatchSerialVersions) {
 // sorted multiset of its neighbours' values (so order does not matter, multiplicity does).
 struct MixProgram {
   using Value = std::uint64_t;
-  std::uint64_t init(const gyre::graph::VertexInfo& v) const { return v.id * 0x9e3779b97f4a7c15ULL; }
+  std::uint64_t init(const gyre::graph::VertexInfo& v) const {
+    return v.id * 0x9e3779b97f4a7c15ULL;
+  }
   bool update(std::uint64_t& v, std::span<std::uint64_t> nb, const gyre::graph::VertexInfo&,
               const gyre::graph::StepInfo& step) const {
     std::sort(nb.begin(), nb.end());
@@ -289,18 +299,22 @@ TEST_P(Community, NeighbourhoodIterationGivesEachChoiceOfNeighbours) {
     gyre::graph::VertexOptions vo;
     vo.name = "mix";
     vo.max_supersteps = 4;
-    const auto got = gyre::graph::run_neighbourhood(*graph, program, which, vo, config(GetParam()), tp());
+    const auto got =
+        gyre::graph::run_neighbourhood(*graph, program, which, vo, config(GetParam()), tp());
     if (testenv::rank() != 0) continue;
     ASSERT_EQ(got.size(), n);
-    for (std::size_t v = 0; v < n; ++v) ASSERT_EQ(got[v].second, want[v]) << "vertex " << idx.ids[v] << ", choice "
-                                                                           << static_cast<int>(which);
+    for (std::size_t v = 0; v < n; ++v)
+      ASSERT_EQ(got[v].second, want[v])
+          << "vertex " << idx.ids[v] << ", choice " << static_cast<int>(which);
   }
   testenv::barrier();
   if (testenv::rank() == 0) std::remove(g.path.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Partitions, Community, ::testing::Values(1, 2, 4),
-                         [](const ::testing::TestParamInfo<int>& p) { return "p" + std::to_string(p.param); });
+                         [](const ::testing::TestParamInfo<int>& p) {
+                           return "p" + std::to_string(p.param);
+                         });
 
 // ---- CDLP checkpoints
 
@@ -331,7 +345,8 @@ class CdlpCheckpoints : public ::testing::Test {
     r.max_restarts = restarts;
     return r;
   }
-  gyre::graph::Labels run(int parallelism, const gyre::graph::RecoveryOptions& r, gyre::JobResult* m) const {
+  gyre::graph::Labels run(int parallelism, const gyre::graph::RecoveryOptions& r,
+                          gyre::JobResult* m) const {
     gyre::graph::LoadOptions in;
     in.path = graph_.path;
     in.directed = true;

@@ -35,8 +35,8 @@ using Coefficients = VertexValues<double>;
 // listed. Metrics: "active vertices" (labels that changed) per superstep.
 Labels cdlp(const Graph& g, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
             JobResult* metrics = nullptr);
-Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config, Cluster cluster,
-            JobResult* metrics = nullptr);
+Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& config,
+            Cluster cluster, JobResult* metrics = nullptr);
 
 // Graphalytics LCC: N(v) = the distinct in- and out-neighbours of v other than v; LCC(v) = the
 // number of arcs (u, w) with u, w in N(v), u != w, over |N(v)| (|N(v)| - 1), 0 when |N(v)| < 2
@@ -49,12 +49,14 @@ Labels cdlp(const LoadOptions& input, const CdlpOptions& opts, const JobConfig& 
 // Memory per rank, besides its own partitions: the whole graph's lists, 8 bytes per undirected
 // edge while they arrive and 4 once oriented, plus about 24 + 16 x threads bytes per vertex.
 // Metrics: the job's.
-Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster, JobResult* metrics = nullptr,
-                 std::string* plan = nullptr);
-Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster cluster, JobResult* metrics = nullptr);
+Coefficients lcc(const Graph& g, const JobConfig& config, Cluster cluster,
+                 JobResult* metrics = nullptr, std::string* plan = nullptr);
+Coefficients lcc(const LoadOptions& input, const JobConfig& config, Cluster cluster,
+                 JobResult* metrics = nullptr);
 
 // The plans of the jobs above, without running them (`gyre explain`).
-std::string explain_cdlp(const CdlpOptions& opts, bool directed, const JobConfig& config, Cluster cluster);
+std::string explain_cdlp(const CdlpOptions& opts, bool directed, const JobConfig& config,
+                         Cluster cluster);
 std::string explain_lcc(bool directed, const JobConfig& config, Cluster cluster);
 
 }  // namespace gyre::graph

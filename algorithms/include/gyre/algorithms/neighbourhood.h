@@ -45,13 +45,12 @@ namespace gyre::graph {
 enum class Neighbours { kIn, kOut, kInAndOut };
 
 template <class P>
-concept NeighbourhoodProgram =
-    std::is_trivially_copyable_v<typename P::Value> &&
-    requires(const P& p, typename P::Value& value, std::span<typename P::Value> neighbours, const VertexInfo& info,
-             const StepInfo& step) {
-      { p.init(info) } -> std::same_as<typename P::Value>;
-      { p.update(value, neighbours, info, step) } -> std::same_as<bool>;
-    };
+concept NeighbourhoodProgram = std::is_trivially_copyable_v<typename P::Value> &&
+    requires(const P& p, typename P::Value& value, std::span<typename P::Value> neighbours,
+             const VertexInfo& info, const StepInfo& step) {
+  { p.init(info) } -> std::same_as<typename P::Value>;
+  { p.update(value, neighbours, info, step) } -> std::same_as<bool>;
+};
 
 namespace nb_detail {
 
@@ -61,7 +60,9 @@ struct OutEdges {
   const std::uint64_t* offsets;
   const std::uint32_t* targets;
 };
-inline OutEdges out_edges(const Partition& part) { return {part.out_offsets_data(), part.out_targets_data()}; }
+inline OutEdges out_edges(const Partition& part) {
+  return {part.out_offsets_data(), part.out_targets_data()};
+}
 inline bool has_out_edges(const Graph& g) { return !g.directed || g.has_out_edges; }
 
 // Input 0 every partition's values (broadcast), input 1 this partition's values. At the end of a
@@ -74,10 +75,19 @@ class NeighbourhoodOp final : public gyre::detail::NodeRuntime {
 
  public:
   NeighbourhoodOp(const gyre::detail::OpContext& c, const Graph* g, P program, Neighbours which,
-                  std::shared_ptr<vp_detail::SharedMessages<V>> all, SuperstepNumber step, gyre::detail::Input<Block>* out)
-      : g_(g), part_(g->part(c.partition)), p_(c.partition), program_(std::move(program)),
-        in_(!g->directed || which != Neighbours::kOut), out_edges_(g->directed && which != Neighbours::kIn),
-        all_(std::move(all)), step_(std::move(step)), out_(out), all_port_(this), values_port_(this) {}
+                  std::shared_ptr<vp_detail::SharedMessages<V>> all, SuperstepNumber step,
+                  gyre::detail::Input<Block>* out)
+      : g_(g),
+        part_(g->part(c.partition)),
+        p_(c.partition),
+        program_(std::move(program)),
+        in_(!g->directed || which != Neighbours::kOut),
+        out_edges_(g->directed && which != Neighbours::kIn),
+        all_(std::move(all)),
+        step_(std::move(step)),
+        out_(out),
+        all_port_(this),
+        values_port_(this) {}
   gyre::detail::PortBase* port(int i) override {
     return i == 0 ? static_cast<gyre::detail::PortBase*>(&all_port_) : &values_port_;
   }
@@ -88,7 +98,8 @@ class NeighbourhoodOp final : public gyre::detail::NodeRuntime {
     for (const Block& b : in) {
       const auto q = static_cast<std::size_t>(b.partition);
       if (all_->claimed[q].exchange(s, std::memory_order_acq_rel) != s) {
-        std::copy(b.values->begin(), b.values->end(), all_->values.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
+        std::copy(b.values->begin(), b.values->end(),
+                  all_->values.begin() + static_cast<std::ptrdiff_t>(g_->first[q]));
         all_->done[q].store(s, std::memory_order_release);
       }
     }
@@ -116,24 +127,29 @@ class NeighbourhoodOp final : public gyre::detail::NodeRuntime {
     V* next = values->data();
     const P& program = program_;
     const bool in_edges = in_;
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks, 1), [&](const tbb::blocked_range<std::size_t>& r) {
-      std::vector<V> scratch;
-      for (std::size_t c = r.begin(); c < r.end(); ++c) {
-        std::uint64_t changed = 0;
-        const std::size_t end = std::min(n, (c + 1) * kChunk);
-        for (std::size_t v = c * kChunk; v < end; ++v) {
-          scratch.clear();
-          if (in_edges)
-            for (std::uint64_t e = in_off[v]; e < in_off[v + 1]; ++e) scratch.push_back(all[in_src[e]]);
-          if (oe.offsets != nullptr)
-            for (std::uint64_t e = oe.offsets[v]; e < oe.offsets[v + 1]; ++e) scratch.push_back(all[oe.targets[e]]);
-          V x = old[v];
-          if (program.update(x, std::span<V>(scratch), vp_detail::info(*part_, v), step)) ++changed;
-          next[v] = x;
-        }
-        changed_[c] = changed;
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::size_t>(0, chunks, 1),
+        [&](const tbb::blocked_range<std::size_t>& r) {
+          std::vector<V> scratch;
+          for (std::size_t c = r.begin(); c < r.end(); ++c) {
+            std::uint64_t changed = 0;
+            const std::size_t end = std::min(n, (c + 1) * kChunk);
+            for (std::size_t v = c * kChunk; v < end; ++v) {
+              scratch.clear();
+              if (in_edges)
+                for (std::uint64_t e = in_off[v]; e < in_off[v + 1]; ++e)
+                  scratch.push_back(all[in_src[e]]);
+              if (oe.offsets != nullptr)
+                for (std::uint64_t e = oe.offsets[v]; e < oe.offsets[v + 1]; ++e)
+                  scratch.push_back(all[oe.targets[e]]);
+              V x = old[v];
+              if (program.update(x, std::span<V>(scratch), vp_detail::info(*part_, v), step))
+                ++changed;
+              next[v] = x;
+            }
+            changed_[c] = changed;
+          }
+        });
     Block block{static_cast<std::uint64_t>(p_), {0, 0}, std::move(values)};
     for (const std::uint64_t c : changed_) block.stats[1] += static_cast<double>(c);
     old_.reset();
@@ -165,8 +181,11 @@ class NeighbourhoodOp final : public gyre::detail::NodeRuntime {
   std::shared_ptr<std::vector<V>> spare_;
   int marks_ = 0;
   int ended_ = 0;
-  gyre::detail::MemberPort<Block, NeighbourhoodOp, &NeighbourhoodOp::on_all, &NeighbourhoodOp::on_input_event> all_port_;
-  gyre::detail::MemberPort<Block, NeighbourhoodOp, &NeighbourhoodOp::on_values, &NeighbourhoodOp::on_input_event>
+  gyre::detail::MemberPort<Block, NeighbourhoodOp, &NeighbourhoodOp::on_all,
+                           &NeighbourhoodOp::on_input_event>
+      all_port_;
+  gyre::detail::MemberPort<Block, NeighbourhoodOp, &NeighbourhoodOp::on_values,
+                           &NeighbourhoodOp::on_input_event>
       values_port_;
 };
 
@@ -176,14 +195,18 @@ class NeighbourhoodOp final : public gyre::detail::NodeRuntime {
 // is not used). Checkpoints and resume as run_bulk (opts.recovery; values are re-homed by
 // original id). Metrics: "active vertices" (values that changed) per superstep.
 template <NeighbourhoodProgram P>
-VertexValues<typename P::Value> run_neighbourhood(const Graph& g, const P& program, Neighbours which,
-                                                  const VertexOptions& opts, const JobConfig& config, Cluster cluster,
+VertexValues<typename P::Value> run_neighbourhood(const Graph& g, const P& program,
+                                                  Neighbours which, const VertexOptions& opts,
+                                                  const JobConfig& config, Cluster cluster,
                                                   JobResult* metrics = nullptr) {
   using V = typename P::Value;
   using Block = vp_detail::Block<V>;
-  if (opts.max_supersteps < 0) throw PlanError(opts.name + ": the number of supersteps must not be negative");
+  if (opts.max_supersteps < 0)
+    throw PlanError(opts.name + ": the number of supersteps must not be negative");
   if (which != Neighbours::kIn && !nb_detail::has_out_edges(g))
-    throw PlanError(opts.name + ": needs the out-edges of the directed graph (load it with LoadOptions::out_edges)");
+    throw PlanError(
+        opts.name +
+        ": needs the out-edges of the directed graph (load it with LoadOptions::out_edges)");
   return vp_detail::recovering<V>(opts, metrics, [&](bool resume, JobResult* jr) {
     Environment env(vp_detail::graph_config(g, config), cluster);
     const Graph* gp = &g;
@@ -200,15 +223,17 @@ VertexValues<typename P::Value> run_neighbourhood(const Graph& g, const P& progr
           op.input(values, Partitioning::kForward);
           op.bounded(true);
           op.output<Block>();
-          op.factory([gp, program, which, shared = std::make_shared<vp_detail::SharedMessages<V>>(*gp),
-                      step = loop.superstep()](const detail::OpContext& oc, const std::vector<detail::PortBase*>& outs)
+          op.factory([gp, program, which,
+                      shared = std::make_shared<vp_detail::SharedMessages<V>>(*gp),
+                      step = loop.superstep()](const detail::OpContext& oc,
+                                               const std::vector<detail::PortBase*>& outs)
                          -> std::unique_ptr<detail::NodeRuntime> {
-            return std::make_unique<nb_detail::NeighbourhoodOp<P>>(oc, gp, program, which, shared, step,
-                                                                   static_cast<detail::Input<Block>*>(outs[0]));
+            return std::make_unique<nb_detail::NeighbourhoodOp<P>>(
+                oc, gp, program, which, shared, step, static_cast<detail::Input<Block>*>(outs[0]));
           });
           Stream<Block> next = op.stream<Block>();
-          loop.sum("active vertices",
-                   next.map([](const Block& b) { return b.stats[1]; }).name(opts.name + ": changed count"));
+          loop.sum("active vertices", next.map([](const Block& b) { return b.stats[1]; })
+                                          .name(opts.name + ": changed count"));
           return next;
         },
         vp_detail::iteration_options(opts, gp, resume), vp_detail::rehome_values(gp, program));

@@ -5,7 +5,9 @@
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
 //   gyre bfs      --input FILE [--directed|--undirected] [--source S] [--direction auto|push|pull] --output OUT
 //   gyre sssp     --input FILE [--directed|--undirected] [--source S] --output OUT
-//     all four also: [--checkpoint-dir DIR [--checkpoint-every K] [--checkpoint-mode head|tail|both]
+//   gyre cdlp     --input FILE [--directed|--undirected] [--iterations N] --output OUT
+//   gyre lcc      --input FILE [--directed|--undirected] --output OUT
+//     all but lcc also: [--checkpoint-dir DIR [--checkpoint-every K] [--checkpoint-mode head|tail|both]
 //                 [--resume]] [--max-restarts N] [--inject-failure rank=R,superstep=S,mode=kill|throw]
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
@@ -34,6 +36,7 @@
 #include <system_error>
 
 #include "gyre/algorithms/algorithms.h"
+#include "gyre/algorithms/community.h"
 #include "gyre/algorithms/generators.h"
 #include "gyre/algorithms/paths.h"
 #include "gyre/core/error.h"
@@ -491,6 +494,127 @@ int run_paths(PathsCommand& pc, gyre::mpi::Session& mpi) {
 }
 // ---------------------------------------------------------------- end of bfs / sssp
 
+// ---------------------------------------------------------------- cdlp and lcc (community kernels)
+//   gyre cdlp --input FILE [--directed|--undirected] [--iterations N] --output OUT
+//   gyre lcc  --input FILE [--directed|--undirected] --output OUT
+
+struct CommunityCommands {
+  CLI::App* cdlp = nullptr;
+  CLI::App* lcc = nullptr;
+  Common cdlp_opts, lcc_opts;
+  int iterations = 10;
+  CLI::Option* iterations_opt = nullptr;
+  // The parsed one's options, or nullptr.
+  const Common* parsed() const { return cdlp->parsed() ? &cdlp_opts : lcc->parsed() ? &lcc_opts : nullptr; }
+};
+
+void add_community_commands(CLI::App& app, CommunityCommands& c) {
+  c.cdlp = app.add_subcommand("cdlp", "community detection by label propagation (LDBC Graphalytics CDLP): each vertex "
+                                      "takes the most frequent label of its in- and out-neighbours, the smallest on "
+                                      "ties; labels start as the vertex ids");
+  add_common(c.cdlp, c.cdlp_opts, Output::kResult);
+  c.iterations_opt =
+      c.cdlp
+          ->add_option("--iterations", c.iterations,
+                       "number of iterations, run exactly (default 10, or cdlp.max-iterations of a .properties input)")
+          ->check(kNonNegativeInt);
+  c.lcc = app.add_subcommand("lcc", "local clustering coefficient (LDBC Graphalytics LCC): arcs among a vertex's "
+                                    "distinct neighbours over |N|(|N|-1); 0 with fewer than 2 neighbours");
+  add_common(c.lcc, c.lcc_opts, Output::kResult);
+}
+
+int run_community(CommunityCommands& c, gyre::mpi::Session& mpi) {
+  const bool root = mpi.rank() == 0;
+  const bool is_cdlp = c.cdlp->parsed();
+  const Common& o = is_cdlp ? c.cdlp_opts : c.lcc_opts;
+  const char* what = is_cdlp ? "cdlp" : "lcc";
+  try {
+    if (!is_cdlp && (!o.checkpoint_dir.empty() || o.resume || !o.inject_failure.empty()))
+      throw gyre::Error("lcc is not a loop: it has no checkpoints (--checkpoint-dir, --resume, --inject-failure)");
+    if (!o.inject_failure.empty()) gyre::inject_failure(gyre::parse_injected_failure(o.inject_failure));
+    if (o.resume && o.checkpoint_dir.empty()) throw gyre::Error("--resume needs --checkpoint-dir (where the checkpoints are)");
+    const std::vector<std::string> inputs = input_files(o);
+    check_paths(o, inputs, is_cdlp);
+    const std::string input_id = o.checkpoint_dir.empty() ? std::string() : content_identity(inputs, mpi);
+    if (is_cdlp && is_graphalytics(o) && c.iterations_opt->count() == 0) {
+      const auto p = gyre::io::read_graphalytics_parameters(o.input);
+      if (p.cdlp_max_iterations) {
+        if (*p.cdlp_max_iterations > 1'000'000'000)
+          throw gyre::Error(o.input + ": cdlp.max-iterations = " + std::to_string(*p.cdlp_max_iterations) +
+                            " is more than 10^9");
+        c.iterations = static_cast<int>(*p.cdlp_max_iterations);
+        if (root) std::fprintf(stderr, "cdlp: from %s: iterations %d\n", o.input.c_str(), c.iterations);
+      }
+    }
+    gyre::graph::LoadOptions in = load_options(o);
+    in.out_edges = true;  // both directions of a directed graph
+    auto g = gyre::graph::load(in, job_config(o), mpi.cluster());
+    if (g->vertices == 0) throw gyre::Error(o.input + ": the graph has no vertices (an empty or comments-only file?)");
+    if (root)
+      std::fprintf(stderr, "loaded %llu vertices, %llu edges (%s) in %.3f s\n",
+                   static_cast<unsigned long long>(g->vertices), static_cast<unsigned long long>(g->edges),
+                   g->directed ? "directed" : "undirected", g->load_seconds);
+    const bool progress = root && ::isatty(STDOUT_FILENO) != 0 && !o.no_progress;
+    gyre::JobResult metrics;
+    std::string summary;
+    std::function<void()> commit_output;
+    if (is_cdlp) {
+      gyre::graph::CdlpOptions opts;
+      opts.iterations = c.iterations;
+      const int total = c.iterations;
+      opts.on_superstep = [progress, total](const gyre::SuperstepMetrics& m) {
+        if (!progress) return;
+        double active = 0;
+        for (const auto& [name, v] : m.aggregators)
+          if (name == "active vertices") active = v;
+        std::fprintf(stderr, "\rcdlp: superstep %d/%d, %.1f ms, labels changed %.0f   ", m.superstep, total,
+                     m.seconds * 1e3, active);
+        std::fflush(stderr);
+      };
+      opts.recovery = recovery_options(o, "cdlp iterations=" + std::to_string(c.iterations), input_id, *g, root);
+      auto labels = gyre::graph::cdlp(*g, opts, job_config(o), mpi.cluster(), &metrics);
+      if (root) {
+        std::map<std::uint64_t, std::uint64_t> sizes;
+        for (const auto& [v, label] : labels) ++sizes[label];
+        std::uint64_t largest = 0, largest_label = 0;
+        for (const auto& [label, n] : sizes)
+          if (n > largest) largest = n, largest_label = label;
+        const auto& loop = metrics.loops.at(0);
+        std::string recovered;
+        if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);
+        if (metrics.restarts > 0) recovered += ", " + std::to_string(metrics.restarts) + " restart(s)";
+        summary = std::to_string(labels.size()) + " vertices, " + std::to_string(sizes.size()) +
+                  " communities (largest: " + std::to_string(largest) + " vertices, label " +
+                  std::to_string(largest_label) + "), " + std::to_string(loop.supersteps) + " supersteps" + recovered;
+      }
+      commit_output = [&o, rows = std::move(labels)] { write_result(o.output, "cdlp", rows); };
+    } else {
+      auto coefficients = gyre::graph::lcc(*g, job_config(o), mpi.cluster(), &metrics);
+      if (root) {
+        double sum = 0;
+        for (const auto& [v, x] : coefficients) sum += x;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ", mean %.6g", coefficients.empty() ? 0.0 : sum / static_cast<double>(coefficients.size()));
+        summary = std::to_string(coefficients.size()) + " vertices" + buf;
+      }
+      commit_output = [&o, rows = std::move(coefficients)] { write_result(o.output, "lcc", rows); };
+    }
+    if (progress) std::fprintf(stderr, "\n");
+    if (root) {
+      // The metrics first: a result file in place means the whole command succeeded.
+      if (!o.metrics.empty()) gyre::write_jobs_json(o.metrics, {{"load", g->load_metrics}, {what, metrics}});
+      commit_output();
+      std::fprintf(stderr, "%s: %s, %.3f s on %d rank(s); wrote %s\n", what, summary.c_str(), metrics.seconds,
+                   mpi.size(), o.output.c_str());
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+    return 1;
+  }
+}
+// ---------------------------------------------------------------- end of cdlp and lcc
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -536,6 +660,8 @@ int main(int argc, char** argv) {
   PathsCommand bfs_cmd("bfs"), sssp_cmd("sssp");  // bfs / sssp (paths)
   add_paths_command(app, bfs_cmd);
   add_paths_command(app, sssp_cmd);
+  CommunityCommands community;  // cdlp, lcc
+  add_community_commands(app, community);
 
   // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
@@ -553,6 +679,7 @@ int main(int argc, char** argv) {
                            : explain->parsed() ? &explain_opts
                            : bfs_cmd.cmd->parsed()  ? &bfs_cmd.opts
                            : sssp_cmd.cmd->parsed() ? &sssp_cmd.opts
+                           : community.parsed() != nullptr ? community.parsed()
                                                : nullptr) {
     try {
       for (const auto& w : job_config(*opts).validate())
@@ -603,6 +730,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+
+  if (community.parsed() != nullptr) return run_community(community, mpi);
 
   if (explain->parsed()) {
     try {

@@ -32,6 +32,9 @@
 #include <atomic>
 #include <limits>
 #include <unordered_map>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/algorithms/union_find.h"
@@ -67,6 +70,7 @@ VertexOptions options() {
 
 using vp_detail::Block;
 using Words = Block<std::uint64_t>;
+using Summary = Block<std::uint32_t>;
 using Index = UnionFind::Index;
 
 constexpr std::uint64_t kNone = std::numeric_limits<std::uint64_t>::max();
@@ -74,6 +78,13 @@ constexpr std::uint64_t kSampled = 2;    // neighbours per vertex linked before 
 constexpr int kGiantSamples = 1024;      // vertices whose roots vote for the giant component
 constexpr std::size_t kGrain = 256;      // vertices per oneTBB task (degrees are skewed)
 
+static void trace(const char* what) {  // TRACE-TMP
+  static const bool on = std::getenv("GYRE_CC_TRACE") != nullptr;
+  static auto last = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  if (on) std::fprintf(stderr, "  [cc] %-28s %8.1f ms\n", what, std::chrono::duration<double>(now - last).count() * 1e3);
+  last = now;
+}
 // What the partitions of one rank share (one per process: every rank builds its own job).
 struct RankForest {
   UnionFind uf;                     // over all N dense ids: the rank's edges, then everyone's
@@ -102,11 +113,13 @@ void for_vertices(const Partition& part, F f) {
 }
 
 // Stage 2 on one rank: the rank's forest and its summary (see the top of the file).
-Words local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankForest& f) {
+Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankForest& f) {
   const std::uint64_t n = g->vertices;
   const auto parts = local_parts(g, ranks, rank);
+  trace("start");
   f.uf = UnionFind(n);
   UnionFind& uf = f.uf;
+  trace("init");
 
   // Sampling: each vertex's first neighbours.
   for (std::uint64_t round = 0; round < kSampled; ++round) {
@@ -119,6 +132,7 @@ Words local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankF
       });
     }
     uf.compress();
+    trace("sample round");
   }
 
   // The giant component: the most frequent root among sampled vertices of the rank.
@@ -147,6 +161,7 @@ Words local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankF
   // For edges to other ranks' vertices: the hub's root (the same vertex on every rank).
   const bool have_hub = ranks > 1 && hub < n;
   const Index hub_root = have_hub ? uf.find(static_cast<Index>(hub)) : giant;
+  trace("giant");
 
   // The remaining edges.
   const std::vector<std::uint64_t>& bounds = g->first;
@@ -171,7 +186,9 @@ Words local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankF
       }
     });
   }
+  trace("final link");
   uf.compress();
+  trace("compress");
 
   // Per root: the smallest original id of the rank's vertices in its set. Ids ascend within a
   // partition, so in each task the first vertex of a set writes and the others only read.
@@ -186,62 +203,84 @@ Words local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankF
       }
     });
   }
+  trace("mins");
   f.own.clear();
   for (std::uint64_t x = 0; x < n; ++x)
     if (f.mins[x] != kNone) f.own.insert(f.own.end(), {x, f.mins[x]});
 
-  // The summary: [pair count, (vertex << 32 | root)..., (root, smallest id)...]. One rank keeps
-  // it all to itself.
-  auto words = std::make_shared<std::vector<std::uint64_t>>();
-  words->push_back(0);
-  if (ranks > 1) {
+  // The summary: [N, every vertex's root (N words), (root, smallest id: low, high words)...]. One
+  // rank keeps it all to itself.
+  auto words = std::make_shared<std::vector<std::uint32_t>>();
+  if (ranks == 1) {
+    words->push_back(0);
+  } else {
     const auto parents = uf.parents();
-    for (std::uint64_t x = 0; x < n; ++x)
-      if (parents[x] != x) words->push_back(x << 32 | parents[x]);
-    (*words)[0] = words->size() - 1;
-    words->insert(words->end(), f.own.begin(), f.own.end());
+    words->resize(1 + n + f.own.size() / 2 * 3);
+    (*words)[0] = static_cast<std::uint32_t>(n);
+    std::copy(parents.begin(), parents.end(), words->begin() + 1);
+    std::uint32_t* e = words->data() + 1 + n;
+    for (std::size_t i = 0; i < f.own.size(); i += 2, e += 3) {
+      e[0] = static_cast<std::uint32_t>(f.own[i]);
+      e[1] = static_cast<std::uint32_t>(f.own[i + 1]);
+      e[2] = static_cast<std::uint32_t>(f.own[i + 1] >> 32);
+    }
   }
-  return Words{static_cast<std::uint64_t>(rank), {0, 0}, std::move(words)};
+  trace("own + summary");
+  return Summary{static_cast<std::uint64_t>(rank), {0, 0}, std::move(words)};
 }
 
 // Stage 3 on one rank: the other ranks' forests merged into this one's, then the labels.
-void merge_and_label(const Graph* g, int ranks, int rank, const std::vector<Words>& summaries, RankForest& f,
+void merge_and_label(const Graph* g, int ranks, int rank, const std::vector<Summary>& summaries, RankForest& f,
                      Output<Words>& out) {
   UnionFind& uf = f.uf;
   bool merged = false;
-  for (const Words& s : summaries) {
+  for (const Summary& s : summaries) {
     if (static_cast<int>(s.partition) == rank) continue;
-    const std::vector<std::uint64_t>& w = *s.values;
-    const std::uint64_t pairs = w.at(0);
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(1, 1 + pairs, 4096), [&](const tbb::blocked_range<std::size_t>& r) {
-      for (std::size_t i = r.begin(); i < r.end(); ++i)
-        uf.unite(static_cast<Index>(w[i] >> 32), static_cast<Index>(w[i] & 0xffffffffU));
+    const std::uint32_t* w = s.values->data();
+    const std::size_t n = w[0];
+    if (n == 0) continue;
+    if (n != uf.size() || s.values->size() < 1 + n || (s.values->size() - 1 - n) % 3 != 0)
+      throw Error("connected components: a malformed forest from rank " + std::to_string(s.partition));
+    merged = true;
+    // x ~ other(x) for every x: most pairs are (the giant here, the giant there), so a pair equal
+    // to the previous one is skipped (x's parent here stands for x: it is in x's set).
+    const std::uint32_t* other = w + 1;
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1 << 14), [&](const tbb::blocked_range<std::size_t>& r) {
+      Index last_here = 0, last_there = 0;
+      bool have_last = false;
+      for (std::size_t x = r.begin(); x < r.end(); ++x) {
+        const Index there = other[x];
+        if (there == x) continue;
+        const Index here = uf.parent(static_cast<Index>(x));
+        if (have_last && here == last_here && there == last_there) continue;
+        uf.unite(here, there);
+        last_here = here, last_there = there, have_last = true;
+      }
     });
-    merged = merged || pairs > 0;
   }
-  if (merged) uf.compress();
-  auto take = [&](const std::uint64_t* entry, const std::uint64_t* end) {
-    for (; entry < end; entry += 2) {
-      std::uint64_t& m = f.mins[uf.parent(static_cast<Index>(entry[0]))];
-      m = std::min(m, entry[1]);
-    }
-  };
+  trace("merge unites");
   if (merged) {
-    take(f.own.data(), f.own.data() + f.own.size());
-    for (const Words& s : summaries) {
+    auto take = [&](Index root, std::uint64_t id) {
+      std::uint64_t& m = f.mins[uf.find(root)];
+      m = std::min(m, id);
+    };
+    for (std::size_t i = 0; i < f.own.size(); i += 2) take(static_cast<Index>(f.own[i]), f.own[i + 1]);
+    for (const Summary& s : summaries) {
       if (static_cast<int>(s.partition) == rank) continue;
-      const std::vector<std::uint64_t>& w = *s.values;
-      take(w.data() + 1 + w.at(0), w.data() + w.size());
+      const std::vector<std::uint32_t>& w = *s.values;
+      for (std::size_t i = 1 + w[0]; i + 2 < w.size(); i += 3) take(w[i], std::uint64_t{w[i + 2]} << 32 | w[i + 1]);
     }
   }
+  trace("merge mins");
   for (const int p : local_partition_numbers(g, ranks, rank)) {
     const Partition* part = g->part(p);
     auto labels = std::make_shared<std::vector<std::uint64_t>>(part->ids.size());
     const auto first = static_cast<Index>(part->first);
     std::uint64_t* l = labels->data();
-    for_vertices(*part, [&](std::size_t i) { l[i] = f.mins[uf.parent(first + static_cast<Index>(i))]; });
+    for_vertices(*part, [&](std::size_t i) { l[i] = f.mins[uf.find(first + static_cast<Index>(i))]; });
     out.emit(Words{static_cast<std::uint64_t>(p), {0, 0}, std::move(labels)});
   }
+  trace("labels");
   f = RankForest();  // the forest's memory back before the labels are gathered
 }
 
@@ -262,7 +301,7 @@ Words hub_offer(const Graph* g, std::uint64_t p) {
 }
 
 // Stage 2: takes every partition's offer; the rank's first partition then builds the forest.
-class LocalForestOp final : public OneInputOperator<Words, Words> {
+class LocalForestOp final : public OneInputOperator<Words, Summary> {
  public:
   LocalForestOp(const Graph* g, int ranks, std::shared_ptr<RankForest> forest)
       : g_(g), ranks_(ranks), forest_(std::move(forest)) {}
@@ -270,7 +309,7 @@ class LocalForestOp final : public OneInputOperator<Words, Words> {
     partition_ = ctx.partition();
     rank_ = ctx.rank();
   }
-  void process(std::span<const Words> in, Output<Words>&) override {
+  void process(std::span<const Words> in, Output<Summary>&) override {
     for (const Words& w : in) {
       const auto hub = static_cast<std::uint64_t>(w.stats[1]);
       if (w.stats[0] > degree_ || (w.stats[0] == degree_ && w.stats[0] >= 0 && hub < hub_)) {
@@ -279,7 +318,7 @@ class LocalForestOp final : public OneInputOperator<Words, Words> {
       }
     }
   }
-  void on_end(Output<Words>& out) override {
+  void on_end(Output<Summary>& out) override {
     if (partition_ != rank_) return;  // not the rank's first partition
     out.emit(local_forest(g_, ranks_, rank_, degree_ < 0 ? kNone : hub_, *forest_));
   }
@@ -295,7 +334,7 @@ class LocalForestOp final : public OneInputOperator<Words, Words> {
 };
 
 // Stage 3: takes every rank's summary; the rank's first partition merges and labels.
-class MergeOp final : public OneInputOperator<Words, Words> {
+class MergeOp final : public OneInputOperator<Summary, Words> {
  public:
   MergeOp(const Graph* g, int ranks, std::shared_ptr<RankForest> forest)
       : g_(g), ranks_(ranks), forest_(std::move(forest)) {}
@@ -303,7 +342,7 @@ class MergeOp final : public OneInputOperator<Words, Words> {
     partition_ = ctx.partition();
     rank_ = ctx.rank();
   }
-  void process(std::span<const Words> in, Output<Words>&) override {
+  void process(std::span<const Summary> in, Output<Words>&) override {
     if (partition_ == rank_) summaries_.insert(summaries_.end(), in.begin(), in.end());
   }
   void on_end(Output<Words>& out) override {
@@ -318,7 +357,7 @@ class MergeOp final : public OneInputOperator<Words, Words> {
   std::shared_ptr<RankForest> forest_;
   int partition_ = 0;
   int rank_ = 0;
-  std::vector<Words> summaries_;
+  std::vector<Summary> summaries_;
 };
 
 Components union_find_components(const Graph& g, const JobConfig& config, Cluster cluster, JobResult* metrics,

@@ -32,9 +32,6 @@
 #include <atomic>
 #include <limits>
 #include <unordered_map>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/algorithms/union_find.h"
@@ -78,13 +75,6 @@ constexpr std::uint64_t kSampled = 2;    // neighbours per vertex linked before 
 constexpr int kGiantSamples = 1024;      // vertices whose roots vote for the giant component
 constexpr std::size_t kGrain = 256;      // vertices per oneTBB task (degrees are skewed)
 
-static void trace(const char* what) {  // TRACE-TMP
-  static const bool on = std::getenv("GYRE_CC_TRACE") != nullptr;
-  static auto last = std::chrono::steady_clock::now();
-  const auto now = std::chrono::steady_clock::now();
-  if (on) std::fprintf(stderr, "  [cc] %-28s %8.1f ms\n", what, std::chrono::duration<double>(now - last).count() * 1e3);
-  last = now;
-}
 // What the partitions of one rank share (one per process: every rank builds its own job).
 struct RankForest {
   UnionFind uf;                     // over all N dense ids: the rank's edges, then everyone's
@@ -116,10 +106,8 @@ void for_vertices(const Partition& part, F f) {
 Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, RankForest& f) {
   const std::uint64_t n = g->vertices;
   const auto parts = local_parts(g, ranks, rank);
-  trace("start");
   f.uf = UnionFind(n);
   UnionFind& uf = f.uf;
-  trace("init");
 
   // Sampling: each vertex's first neighbours.
   for (std::uint64_t round = 0; round < kSampled; ++round) {
@@ -132,7 +120,6 @@ Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, Ran
       });
     }
     uf.compress();
-    trace("sample round");
   }
 
   // The giant component: the most frequent root among sampled vertices of the rank.
@@ -161,7 +148,6 @@ Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, Ran
   // For edges to other ranks' vertices: the hub's root (the same vertex on every rank).
   const bool have_hub = ranks > 1 && hub < n;
   const Index hub_root = have_hub ? uf.find(static_cast<Index>(hub)) : giant;
-  trace("giant");
 
   // The remaining edges.
   const std::vector<std::uint64_t>& bounds = g->first;
@@ -186,9 +172,7 @@ Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, Ran
       }
     });
   }
-  trace("final link");
   uf.compress();
-  trace("compress");
 
   // Per root: the smallest original id of the rank's vertices in its set. Ids ascend within a
   // partition, so in each task the first vertex of a set writes and the others only read.
@@ -203,7 +187,6 @@ Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, Ran
       }
     });
   }
-  trace("mins");
   f.own.clear();
   for (std::uint64_t x = 0; x < n; ++x)
     if (f.mins[x] != kNone) f.own.insert(f.own.end(), {x, f.mins[x]});
@@ -225,7 +208,6 @@ Summary local_forest(const Graph* g, int ranks, int rank, std::uint64_t hub, Ran
       e[2] = static_cast<std::uint32_t>(f.own[i + 1] >> 32);
     }
   }
-  trace("own + summary");
   return Summary{static_cast<std::uint64_t>(rank), {0, 0}, std::move(words)};
 }
 
@@ -258,7 +240,6 @@ void merge_and_label(const Graph* g, int ranks, int rank, const std::vector<Summ
       }
     });
   }
-  trace("merge unites");
   if (merged) {
     auto take = [&](Index root, std::uint64_t id) {
       std::uint64_t& m = f.mins[uf.find(root)];
@@ -271,7 +252,6 @@ void merge_and_label(const Graph* g, int ranks, int rank, const std::vector<Summ
       for (std::size_t i = 1 + w[0]; i + 2 < w.size(); i += 3) take(w[i], std::uint64_t{w[i + 2]} << 32 | w[i + 1]);
     }
   }
-  trace("merge mins");
   for (const int p : local_partition_numbers(g, ranks, rank)) {
     const Partition* part = g->part(p);
     auto labels = std::make_shared<std::vector<std::uint64_t>>(part->ids.size());
@@ -280,7 +260,6 @@ void merge_and_label(const Graph* g, int ranks, int rank, const std::vector<Summ
     for_vertices(*part, [&](std::size_t i) { l[i] = f.mins[uf.find(first + static_cast<Index>(i))]; });
     out.emit(Words{static_cast<std::uint64_t>(p), {0, 0}, std::move(labels)});
   }
-  trace("labels");
   f = RankForest();  // the forest's memory back before the labels are gathered
 }
 

@@ -3,6 +3,7 @@
 //   gyre pagerank --input FILE [--directed|--undirected] [--damping D] [--iterations N]
 //                 [--tolerance T] --output OUT
 //   gyre cc       --input FILE [--directed|--undirected] --output OUT
+//                 (union-find, no loop; with --checkpoint-dir: min-label propagation, a loop)
 //   gyre bfs      --input FILE [--directed|--undirected] [--source S] [--direction auto|push|pull] --output OUT
 //   gyre sssp     --input FILE [--directed|--undirected] [--source S] --output OUT
 //   gyre cdlp     --input FILE [--directed|--undirected] [--iterations N] --output OUT
@@ -637,7 +638,10 @@ int main(int argc, char** argv) {
   pagerank->add_option("--tolerance", pr.tolerance,
                        "stop early once the L1 change of an iteration is below this (default: never)")
       ->check(number_in(0, HUGE_VAL, false, "0 or more"));
-  auto* cc = app.add_subcommand("cc", "weakly connected components: label = smallest vertex id of the component");
+  auto* cc = app.add_subcommand(
+      "cc", "weakly connected components: label = smallest vertex id of the component. A union-find kernel with no "
+            "loop (a failure reruns it whole, --max-restarts); with --checkpoint-dir cc runs min-label propagation "
+            "instead, a loop of supersteps that checkpoints and resumes (slower)");
   add_common(cc, cc_opts, Output::kResult);
   Common convert_opts, explain_opts;
   auto* convert = app.add_subcommand("convert", "convert a graph file to gyre's HDF5 graph format (the simple "
@@ -861,10 +865,16 @@ int main(int argc, char** argv) {
       if (!metrics_path.empty())
         gyre::write_jobs_json(metrics_path, {{"load", load_metrics}, {pagerank->parsed() ? "pagerank" : "cc", metrics}});
       commit_output();
-      const auto& loop = metrics.loops.at(0);
       std::string recovered;
-      if (loop.resumed_from > 0) recovered += ", resumed after superstep " + std::to_string(loop.resumed_from);
       if (metrics.restarts > 0) recovered += ", " + std::to_string(metrics.restarts) + " restart(s)";
+      if (metrics.loops.empty()) {  // cc's union-find: no loop
+        std::fprintf(stderr, "%s: %zu vertices%s, union-find (no loop%s), %.3f s on %d rank(s); wrote %s\n",
+                     pagerank->parsed() ? "pagerank" : "cc", vertices, details.c_str(), recovered.c_str(),
+                     metrics.seconds, mpi.size(), output.c_str());
+        return 0;
+      }
+      const auto& loop = metrics.loops.at(0);
+      if (loop.resumed_from > 0) recovered = ", resumed after superstep " + std::to_string(loop.resumed_from) + recovered;
       std::fprintf(stderr, "%s: %zu vertices%s, %d supersteps (%s%s), %.3f s on %d rank(s); wrote %s\n",
                    pagerank->parsed() ? "pagerank" : "cc", vertices, details.c_str(), loop.supersteps,
                    loop.ended_by.c_str(), recovered.c_str(), metrics.seconds, mpi.size(), output.c_str());

@@ -36,10 +36,20 @@ using Components = VertexValues<std::uint64_t>;
 Result pagerank(const Graph& g, const PageRankOptions& opts, const JobConfig& config,
                 Cluster cluster, JobResult* metrics = nullptr);
 
-// Weakly connected components: label = the smallest original vertex id of the component. A delta
-// vertex program: vertices whose label fell offer it to their neighbours (the smallest offer per
-// vertex is kept before it leaves the partition). `g` must be loaded undirected (both
-// directions); the overloads below do that. Metrics: "active vertices" per superstep.
+// Weakly connected components: label = the smallest original vertex id of the component. `g`
+// must be loaded undirected (both directions); the overloads below do that.
+//
+// Without checkpoints: union-find (gyre/algorithms/union_find.h), Afforest-style, in one job of
+// three stages and no loop: each rank links its vertices' edges into its own forest with oneTBB
+// threads (neighbour sampling first, then the remaining edges of the vertices outside the giant
+// component), the ranks exchange their forests once, and each labels its vertices. The metrics
+// have no loop (JobResult::loops is empty), on_superstep is not called, and a task failure
+// reruns the job (recovery.max_restarts).
+//
+// With checkpoints (recovery.checkpoint.storage): a delta vertex program, min-label propagation
+// (vertices whose label fell offer it to their neighbours), a loop that checkpoints and resumes.
+// Slower (one superstep per hop of the longest shortest path). Metrics: "active vertices" per
+// superstep. Both give the same labels.
 Components connected_components(const Graph& g, const JobConfig& config, Cluster cluster,
                                 JobResult* metrics = nullptr,
                                 std::function<void(const SuperstepMetrics&)> on_superstep = {},

@@ -11,7 +11,7 @@
       NAME defaults to the file name without .json (plus the job name when several jobs loop).
   scripts/plot-metrics.py --scaling A.json B.json ... [--labels L1,L2,...] [--out FILE.png]
       One bar group per file: load job, algorithm job and its supersteps (seconds), with the
-      speed-up of the algorithm job against the first file; labelled "R ranks x P partitions"
+      speed-up of the algorithm job against the first file; labelled "R rank(s), P partitions"
       (from each file) unless --labels is given.
 
 Exit status: 0 written, 1 a missing or invalid metrics file, 2 bad arguments, 3 matplotlib missing.
@@ -178,6 +178,8 @@ def plot_one(plt, path, out_dir, prefix):
         conv = [first] + [fig.add_subplot(grid[i, 1], sharex=first) for i in range(1, k)]
         draw_convergence(conv, job, loop)
         draw_bytes(fig.add_subplot(grid[:, 2]), job, loop)
+        fig.suptitle(f"{os.path.basename(path)}: {job.get('name', 'job')}, {job.get('ranks', 1)} rank(s), "
+                     f"{partitions(job)} partitions, {job.get('seconds', 0):.3f} s", fontsize=11)
         fig.tight_layout()
         fig.savefig(out("overview"), dpi=80)
         plt.close(fig)
@@ -195,7 +197,7 @@ def plot_scaling(plt, paths, labels, out):
         job, loop = loops[0]
         load = sum(j.get("seconds", 0) for j in m["jobs"] if j.get("name") in ("load", "convert"))
         steps = sum((s.get("seconds") or 0) for s in loop["steps"])
-        rows.append({"label": f"{job.get('ranks', 1)} rank(s) × {partitions(job)} partitions", "load": load,
+        rows.append({"label": f"{job.get('ranks', 1)} rank(s), {partitions(job)} partitions", "load": load,
                      "job": job.get("seconds", 0), "steps": steps, "name": job.get("name", "job")})
     if labels:
         if len(labels) != len(rows):

@@ -43,7 +43,8 @@ def log(msg):
 
 def run_measured(cmd, env=None):
     """Runs cmd; returns (returncode, wall seconds, max RSS in MB of the process tree's largest
-    process, stdout, stderr)."""
+    process, CPU seconds (user + system, the process and its waited-for descendants), stdout,
+    stderr)."""
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     t0 = time.monotonic()
@@ -53,7 +54,7 @@ def run_measured(cmd, env=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
-    return p.returncode, wall, ru.ru_maxrss / 1024.0, out.read().decode(errors="replace"), \
+    return p.returncode, wall, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime, out.read().decode(errors="replace"), \
         err.read().decode(errors="replace")
 
 
@@ -163,7 +164,7 @@ def run_gyre(args, gyre, kernel, path, ranks, threads, source, tag):
                 os.remove(f"{rss_prefix}.{r}")
         wrap = ["sh", "-c", 'exec /usr/bin/time -f "%M" -o "$0.$OMPI_COMM_WORLD_RANK" "$@"', rss_prefix]
         cmd = ["mpirun", "-np", str(ranks)] + MPI_FLAGS + wrap + cmd
-    rc, wall, rss, out, err = run_measured(cmd)
+    rc, wall, rss, cpu, out, err = run_measured(cmd)
     if rc != 0:
         log(f"  gyre {kernel} {ranks}x{threads}: FAILED (exit {rc}): {err.strip()[-400:]}")
         return None
@@ -174,7 +175,8 @@ def run_gyre(args, gyre, kernel, path, ranks, threads, source, tag):
                 peaks.append(int(f.read().split()[-1]) / 1024.0)
         rss = sum(peaks)
     load, kern, iters = gyre_times(metrics)
-    return {"load": load, "kernel": kern, "iterations": iters, "whole": wall, "rss": rss, "output": output}
+    return {"load": load, "kernel": kern, "iterations": iters, "whole": wall, "cpu": cpu, "rss": rss,
+            "output": output}
 
 
 def run_baseline(args, baseline, kernel, path, threads, source, tag):
@@ -182,11 +184,11 @@ def run_baseline(args, baseline, kernel, path, threads, source, tag):
     cmd = [baseline, kernel, "--input", path, "--undirected", "--threads", str(threads), "--output", output]
     if kernel in ("bfs", "sssp"):
         cmd += ["--source", str(source)]
-    rc, wall, rss, out, err = run_measured(cmd)
+    rc, wall, rss, cpu, out, err = run_measured(cmd)
     if rc != 0:
         raise SystemExit(f"graph_baseline {kernel} failed (exit {rc}): {err.strip()}")
     rep = json.loads(out.strip().splitlines()[-1])
-    return {"load": rep["load_seconds"], "kernel": rep["kernel_seconds"], "whole": wall, "rss": rss,
+    return {"load": rep["load_seconds"], "kernel": rep["kernel_seconds"], "whole": wall, "cpu": cpu, "rss": rss,
             "output": output, "report": rep}
 
 
@@ -194,7 +196,7 @@ def best(runs):
     """Cell-wise minimum over repeated runs (each figure its best run)."""
     out = dict(runs[0])
     for r in runs[1:]:
-        for k in ("load", "kernel", "iterations", "whole", "rss"):
+        for k in ("load", "kernel", "iterations", "whole", "cpu", "rss"):
             if r.get(k) is not None and out.get(k) is not None:
                 out[k] = min(out[k], r[k])
     return out
@@ -262,7 +264,7 @@ def main():
                 b = best(base_runs)
                 if fresh:
                         log(f"scale {scale} {kernel} baseline ({total} threads): load {fmt(b['load'])} s, kernel "
-                        f"{fmt(b['kernel'])} s, whole {fmt(b['whole'])} s, peak {fmt(b['rss'], 'MB')} MB")
+                        f"{fmt(b['kernel'])} s, whole {fmt(b['whole'])} s ({fmt(b['cpu'])} CPU s), peak {fmt(b['rss'], 'MB')} MB")
                 row = {"scale": scale, "kernel": kernel, "ranks": ranks, "threads": threads, "baseline": b,
                        "baseline_runs": base_runs, "gyre": None, "check": "–"}
                 if kernel not in subs:
@@ -280,21 +282,23 @@ def main():
                 row["gyre"], row["gyre_runs"] = g, g_runs
                 row["check"] = compare(kernel, g["output"], b["output"])
                 log(f"scale {scale} {kernel} gyre {ranks}x{threads}: load {fmt(g['load'])} s, kernel "
-                    f"{fmt(g['kernel'])} s, whole {fmt(g['whole'])} s, peak {fmt(g['rss'], 'MB')} MB; "
+                    f"{fmt(g['kernel'])} s, whole {fmt(g['whole'])} s ({fmt(g['cpu'])} CPU s), peak {fmt(g['rss'], 'MB')} MB; "
                     f"outputs {row['check']}")
                 rows.append(row)
     log(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
     print("| scale | kernel | gyre ranks × threads | load: baseline / gyre (s) | kernel: baseline / gyre (s) | "
-          "kernel ratio | whole command: baseline / gyre (s) | whole ratio | peak RSS: baseline / gyre (MB) | "
+          "kernel ratio | whole command: baseline / gyre (s) | whole ratio | whole command CPU: baseline / gyre "
+          "(s) | CPU ratio | peak RSS: baseline / gyre (MB) | "
           "memory ratio | outputs |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         b, g = r["baseline"], r["gyre"] or {}
         print(f"| {r['scale']} | {r['kernel']} | {r['ranks']} × {r['threads']} | {fmt(b['load'])} / "
               f"{fmt(g.get('load'))} | {fmt(b['kernel'])} / {fmt(g.get('kernel'))} | "
               f"{ratio(g.get('kernel'), b['kernel'])} | {fmt(b['whole'])} / {fmt(g.get('whole'))} | "
-              f"{ratio(g.get('whole'), b['whole'])} | {fmt(b['rss'], 'MB')} / {fmt(g.get('rss'), 'MB')} | "
+              f"{ratio(g.get('whole'), b['whole'])} | {fmt(b['cpu'])} / {fmt(g.get('cpu'))} | "
+              f"{ratio(g.get('cpu'), b['cpu'])} | {fmt(b['rss'], 'MB')} / {fmt(g.get('rss'), 'MB')} | "
               f"{ratio(g.get('rss'), b['rss'])} | {r['check']} |")
     if args.json:
         with open(args.json, "w") as f:

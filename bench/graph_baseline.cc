@@ -381,32 +381,37 @@ Graph load_graph(const std::string& path, bool directed, bool weighted) {
 // ---------------------------------------------------------------------------------------------
 // Kernels
 
+// One parallel pass per iteration (a loaded machine makes every extra fork-join costly): the
+// pass that gathers the new ranks also makes the next iteration's contributions and dangling sum.
 std::vector<double> pagerank(const Graph& g, int iterations, double damping) {
   const Csr& in = g.in();
   const Csr& out = g.out();
   const double n = static_cast<double>(g.n);
-  std::vector<double> pr(g.n, 1.0 / n), contrib(g.n), next(g.n);
+  std::vector<double> pr(g.n, 1.0 / n), contrib(g.n), next_contrib(g.n);
+  double dangling = 0;
+  for (u64 v = 0; v < g.n; ++v) {
+    const u64 d = out.degree(v);
+    contrib[v] = d == 0 ? 0.0 : pr[v] / static_cast<double>(d);
+    if (d == 0) dangling += pr[v];
+  }
   for (int it = 0; it < iterations; ++it) {
-    const double dangling = tbb::parallel_reduce(
-        tbb::blocked_range<u64>(0, g.n, 4096), 0.0,
+    const double base = (1 - damping) / n + damping * dangling / n;
+    dangling = tbb::parallel_reduce(
+        tbb::blocked_range<u64>(0, g.n, 2048), 0.0,
         [&](const auto& r, double acc) {
           for (u64 v = r.begin(); v < r.end(); ++v) {
+            double sum = 0;
+            for (u64 e = in.begin(v); e < in.end(v); ++e) sum += contrib[in.adj[e]];
+            const double x = base + damping * sum;
+            pr[v] = x;
             const u64 d = out.degree(v);
-            if (d == 0) acc += pr[v];
-            contrib[v] = d == 0 ? 0.0 : pr[v] / static_cast<double>(d);
+            next_contrib[v] = d == 0 ? 0.0 : x / static_cast<double>(d);
+            if (d == 0) acc += x;
           }
           return acc;
         },
         std::plus<>());
-    const double base = (1 - damping) / n + damping * dangling / n;
-    tbb::parallel_for(tbb::blocked_range<u64>(0, g.n, 2048), [&](const auto& r) {
-      for (u64 v = r.begin(); v < r.end(); ++v) {
-        double sum = 0;
-        for (u64 e = in.begin(v); e < in.end(v); ++e) sum += contrib[in.adj[e]];
-        next[v] = base + damping * sum;
-      }
-    });
-    pr.swap(next);
+    contrib.swap(next_contrib);
   }
   return pr;
 }
@@ -817,12 +822,13 @@ int main(int argc, char** argv) {
         });
     } else {
       if (delta <= 0) {
-        // Default: the mean weight times 32 over the mean degree (about one light edge per vertex).
+        // Default: twice the mean weight over the mean degree (measured best of 0.005-0.4 on
+        // Kronecker scale 20 with add-weights weights: about 0.02 there).
         double sum = 0;
         for (const double w : g.out().w) sum += w;
         const double mean_w = sum / static_cast<double>(std::max<u64>(1, g.arcs()));
         const double mean_deg = static_cast<double>(g.arcs()) / static_cast<double>(g.n);
-        delta = std::max(1e-9, mean_w * 32 / std::max(1.0, mean_deg));
+        delta = std::max(1e-9, mean_w * 2 / std::max(1.0, mean_deg));
       }
       const auto dist = sssp(g, src, delta);
       t2 = now();

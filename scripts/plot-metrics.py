@@ -216,7 +216,8 @@ def plot_scaling(plt, paths, labels, out):
     for x, r in zip(xs, rows):
         if r["job"] > 0:
             ax.annotate(f"{rows[0]['job'] / r['job']:.2f}×", (x, r["job"]), ha="center", va="bottom", fontsize=8)
-    ax.set_title(f"scaling: {rows[0]['name']} (speed-up of the job against the first run above its bar)")
+    ax.set_title(f"{rows[0]['name']}: load, job and supersteps per run\n(speed-up of the job against the first run "
+                 "above its bar)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)

@@ -2,7 +2,7 @@
 """Graph benchmark: `gyre pagerank|cc|bfs|sssp` as a user runs it, beside hand-written baselines.
 
 Every measurement is a separate process (one per kernel and configuration), timed from outside:
-whole-command wall time and peak memory (max RSS) from wait4() (under mpirun: every rank runs
+whole-command wall time, CPU seconds (user + system) and peak memory (max RSS) from wait4() (under mpirun: every rank runs
 under /usr/bin/time and the ranks' peaks are added up), load and kernel time from the command's
 own report (gyre: its --metrics JSON, jobs "load" and the algorithm's; graph_baseline: its JSON
 line). Both read the same text edge list; the baseline is bench/graph_baseline (Afforest CC,

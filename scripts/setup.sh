@@ -13,6 +13,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev
+  python3-matplotlib  # scripts/plot-metrics.py and its test
 )
 
 missing=()

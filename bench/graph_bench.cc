@@ -279,19 +279,21 @@ int main(int argc, char** argv) {
     if (root) {
       std::uint64_t comps = 0;
       for (const auto& [v, l] : labels) comps += v == l ? 1 : 0;
-      std::printf("gyre: connected components %.1f ms in %d supersteps (%llu components; the job, after its own "
-                  "undirected load)\n",
-                  cm.seconds * 1e3, cm.loops.at(0).supersteps, static_cast<unsigned long long>(comps));
-    if (root) {
-      std::printf("gyre: connected components per superstep (ms / changed vertices):");
-      for (const auto& s : cm.loops.at(0).steps) {
-        double active = 0;
-        for (const auto& [name, value] : s.aggregators)
-          if (name == "active vertices") active = value;
-        std::printf(" %.1f/%.0f", s.seconds * 1e3, active);
+      // The union-find kernel has no loop (min-label propagation, with checkpoints, has one).
+      const int supersteps = cm.loops.empty() ? 0 : cm.loops.at(0).supersteps;
+      std::printf("gyre: connected components %.1f ms, %d supersteps (0: union-find, no loop; %llu components; the "
+                  "job, after its own undirected load)\n",
+                  cm.seconds * 1e3, supersteps, static_cast<unsigned long long>(comps));
+      if (!cm.loops.empty()) {
+        std::printf("gyre: connected components per superstep (ms / changed vertices):");
+        for (const auto& s : cm.loops.at(0).steps) {
+          double active = 0;
+          for (const auto& [name, value] : s.aggregators)
+            if (name == "active vertices") active = value;
+          std::printf(" %.1f/%.0f", s.seconds * 1e3, active);
+        }
+        std::printf("\n");
       }
-      std::printf("\n");
-    }
     }
   }
   if (root) std::printf("gyre: peak memory %.0f MB (rank 0, this process so far)\n", peak_mb());

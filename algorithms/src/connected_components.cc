@@ -367,6 +367,8 @@ Components union_find_components(const Graph& g, const JobConfig& config, Cluste
 Components connected_components(const Graph& g, const JobConfig& config, Cluster cluster,
                                 JobResult* metrics, std::function<void(const SuperstepMetrics&)> on_superstep,
                                 const RecoveryOptions& recovery) {
+  // Both paths need the neighbours both ways (run_delta would follow a directed graph's out-edges).
+  if (g.directed) throw PlanError("connected components: the graph must be loaded undirected");
   if (!recovery.checkpoint.storage)
     return union_find_components(g, config, std::move(cluster), metrics, recovery.max_restarts, nullptr);
   VertexOptions vo = options();

@@ -629,6 +629,8 @@ io::Hdf5Graph read_text_graph(const TextGraph& in) {
   if (!in.vertex_file.empty()) vf.emplace(in.vertex_file);
   if (ef.gzip() || (vf && vf->gzip())) {
     // Compressed input: the serial reader (it checks the gzip stream), without weights.
+    if (in.weighted.value_or(false))
+      throw PlanError("'" + in.edge_file + "': weighted gzip input is not supported by convert: decompress it first");
     std::vector<std::uint64_t> ids;
     if (vf) {
       Environment env(JobConfig{}, Cluster::local());
@@ -636,7 +638,18 @@ io::Hdf5Graph read_text_graph(const TextGraph& in) {
       env.run();
       ids = v.values();
     }
-    return io::make_hdf5_graph(std::move(ids), io::read_edge_list_serial(in.edge_file), in.directed);
+    std::vector<std::uint64_t> listed = ids;
+    std::sort(listed.begin(), listed.end());
+    if (const auto d = std::adjacent_find(listed.begin(), listed.end()); d != listed.end())
+      throw Error("'" + in.vertex_file + "': vertex " + std::to_string(*d) + " is listed twice");
+    auto g = io::make_hdf5_graph(std::move(ids), io::read_edge_list_serial(in.edge_file), in.directed);
+    if (vf && g.ids.size() != listed.size()) {  // make_hdf5_graph added an edge's endpoint
+      for (const std::uint64_t id : g.ids)
+        if (!std::binary_search(listed.begin(), listed.end(), id))
+          throw Error("'" + in.edge_file + "': an edge names vertex " + std::to_string(id) +
+                      ", which is not in the vertex file '" + in.vertex_file + "'");
+    }
+    return g;
   }
   const bool weighted = in.weighted ? *in.weighted : first_line_has_weight(ef);
   bool wide = false, vwide = false;
@@ -771,6 +784,9 @@ ConvertStats convert(const LoadOptions& input, const std::string& output, const 
                      Cluster cluster) {
   if (io::guess_format(output) != io::GraphFormat::kHdf5)
     throw PlanError("convert writes gyre HDF5 graphs: name the output file '*.h5' (got '" + output + "')");
+  if (input.keep_duplicates)
+    throw PlanError("convert stores the simple graph (a duplicate edge once): --keep-duplicates is for loading a "
+                    "text graph as a multigraph");
   const auto t0 = std::chrono::steady_clock::now();
   const JobConfig resolved = config.resolved(cluster.ranks());
   ConvertStats stats;

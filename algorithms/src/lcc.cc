@@ -205,11 +205,16 @@ struct Shared {
   tbb::enumerable_thread_specific<Scratch> scratch;
   int instances;                  // counters on this rank
   std::atomic<int> finished = 0;  // counters done counting
+  std::atomic<bool> failed = false;  // a counter threw while orienting: the others stop waiting
 };
 
-void wait_all(const std::vector<std::atomic<bool>>& flags) {
+void wait_all(const Shared& s, const std::vector<std::atomic<bool>>& flags) {
   for (const auto& f : flags)
-    while (!f.load(std::memory_order_acquire)) std::this_thread::yield();
+    while (!f.load(std::memory_order_acquire)) {
+      if (s.failed.load(std::memory_order_acquire))
+        throw Error("lcc: another partition's counter on this rank failed");
+      std::this_thread::yield();
+    }
 }
 
 // Orients partition q's neighbourhoods: keeps u in N(v) if (|N(u)|, u) > (|N(v)|, v).
@@ -267,14 +272,19 @@ class CountOp final : public OneInputOperator<Rows, Counts> {
 
   void on_end(Output<Counts>& out) override {
     Shared& s = *s_;
-    wait_all(s.stored);
+    wait_all(s, s.stored);
     // Any counter orients any partition not taken yet: none waits for one that has not started.
     for (std::size_t q = 0; q < s.whole.size(); ++q)
       if (!s.orienting[q].exchange(true, std::memory_order_acq_rel)) {
-        orient(*g_, s, q);
+        try {
+          orient(*g_, s, q);  // allocates: may run out of memory
+        } catch (...) {
+          s.failed.store(true, std::memory_order_release);
+          throw;
+        }
         s.oriented[q].store(true, std::memory_order_release);
       }
-    wait_all(s.oriented);
+    wait_all(s, s.oriented);
     count();
     if (s.finished.fetch_add(1, std::memory_order_acq_rel) + 1 == s.instances) send(out);
   }

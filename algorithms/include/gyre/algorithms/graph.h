@@ -6,7 +6,10 @@
 // both directions is one edge (Graphalytics, NetworkX and GAPBS do the same); self-loops stay
 // edges. LoadOptions::keep_duplicates keeps every listed edge instead (a multigraph).
 //
-// Vertex v (any 64-bit id) belongs to partition hash(v) of P, like key_by(v); inside a partition
+// Partitions are ranges of dense ids. From a gyre HDF5 graph (.h5) dense id = the vertex's index
+// in id order, the ranges balance vertices + in-edges, and each rank reads its partitions' slices
+// of the file's CSRs in place (graph_hdf5.cc, no job). From text:
+// vertex v (any 64-bit id) belongs to partition hash(v) of P, like key_by(v); inside a partition
 // vertices are numbered in id order, and partition p's vertices get the global dense ids
 // [first(p), first(p) + size(p)). Loading is one gyre job: ids are shuffled to their owners and
 // sorted; edges go to the owner of their source (out-degree, source's dense id), then of their

@@ -746,17 +746,8 @@ Stream<InEdge<W>> edge_list(Environment& env, const std::string& path) {
 template <bool W>
 Input<W> open_input(Environment& env, const LoadOptions& opts) {
   const io::GraphFormat format = opts.format ? *opts.format : io::guess_format(opts.path);
-  if (format == io::GraphFormat::kHdf5) {
-    if constexpr (W) {
-      throw PlanError("'" + opts.path + "': this HDF5 graph file has no edge weights; convert the weighted text "
-                      "graph again, or load the text file");
-    } else {
-      // Every rank reads the attributes; each partition then reads its slice of the CSR.
-      const auto info = io::read_hdf5_graph_info(opts.path);
-      return Input<W>{io::read_hdf5_edges(env, opts.path), io::read_hdf5_vertices(env, opts.path),
-                      opts.directed.value_or(info.directed)};
-    }
-  }
+  if (format == io::GraphFormat::kHdf5)  // load() and explain_load() take the in-place path
+    throw PlanError("'" + opts.path + "': an HDF5 graph is loaded in place, not by a dataflow job");
   if (format == io::GraphFormat::kGraphalytics) {
     const auto props = io::read_properties(opts.path);
     return Input<W>{edge_list<W>(env, props.edge_file), io::read_vertex_file(env, props.vertex_file),
@@ -826,6 +817,17 @@ std::shared_ptr<Graph> load_edges(std::shared_ptr<const std::vector<MemoryEdge>>
 }
 
 std::string explain_load(const LoadOptions& opts, const JobConfig& config, Cluster cluster) {
+  if ((opts.format ? *opts.format : io::guess_format(opts.path)) == io::GraphFormat::kHdf5) {
+    // No dataflow job: each rank reads its partitions' slices of the CSRs (graph_hdf5.cc).
+    const auto info = io::read_hdf5_graph_info(opts.path);
+    const int parallelism = Environment(config, cluster).default_parallelism();
+    return "(no dataflow job) each rank reads its partitions' slices of '" + opts.path +
+           "' in place (gyre HDF5 graph format 2): " + std::to_string(info.vertices) + " vertices, " +
+           std::to_string(info.edges) + " edges, " + (info.directed ? "directed" : "undirected") +
+           (info.directed && opts.directed && !*opts.directed ? " (read undirected: both directions)" : "") +
+           (info.weighted ? ", weighted" : "") + "; " + std::to_string(parallelism) +
+           " partitions, ranges of dense ids balanced by vertices + edges\n";
+  }
   Environment env(config, std::move(cluster));
   auto g = make_graph(env);
   if (opts.weighted) {

@@ -57,7 +57,8 @@ test ! -e "$work/x.out" || { echo "FAIL: output written despite the error"; exit
 
 # explain: both jobs' plans, nothing run, nothing written.
 "$gyre" explain pagerank --input "$work/g.h5" > "$work/plan" 2>&1
-grep -q "job 1: load the graph" "$work/plan" && grep -q "bulk iteration 'pagerank'" "$work/plan" ||
+grep -q "job 1: load the graph" "$work/plan" && grep -q "bulk iteration 'pagerank'" "$work/plan" &&
+  grep -q "reads its partitions' slices of '$work/g.h5' in place" "$work/plan" ||
   { echo "FAIL: explain pagerank:"; cat "$work/plan"; exit 1; }
 "$gyre" explain cc --input "$snap" > "$work/plan" 2>&1
 grep -q "connected components: union-find within the rank" "$work/plan" || { echo "FAIL: explain cc"; cat "$work/plan"; exit 1; }

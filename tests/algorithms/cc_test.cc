@@ -20,18 +20,14 @@
 #include "gyre/algorithms/union_find.h"
 #include "gyre/io/checkpoint_store.h"
 #include "../support/dense_ids.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 
 namespace {
 
 using Edges = std::vector<gyre::graph::MemoryEdge>;
 
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, testenv::ranks());
-  return c;
-}
+using testenv::graph_config;
 
 // Serial reference: (id, smallest id of its component), sorted by id.
 gyre::graph::Components serial(const Edges& edges) {
@@ -125,7 +121,7 @@ TEST_P(ConnectedComponents, RandomGraphsMatchSerialUnionFind) {
     const auto edges = mixed_graph(seed);
     const auto want = serial(*edges);
     gyre::JobResult m;
-    const auto got = gyre::graph::connected_components_edges(edges, config(GetParam()), testenv::cluster(), &m);
+    const auto got = gyre::graph::connected_components_edges(edges, graph_config(GetParam()), testenv::cluster(), &m);
     expect_components(got, want, "mixed graph, seed " + std::to_string(seed));
     EXPECT_TRUE(m.loops.empty());  // union-find: no loop
   }
@@ -133,7 +129,7 @@ TEST_P(ConnectedComponents, RandomGraphsMatchSerialUnionFind) {
 
 TEST_P(ConnectedComponents, HubOutsideTheGiantComponent) {
   const auto edges = hub_outside_giant(5);
-  expect_components(gyre::graph::connected_components_edges(edges, config(GetParam()), testenv::cluster()),
+  expect_components(gyre::graph::connected_components_edges(edges, graph_config(GetParam()), testenv::cluster()),
                     serial(*edges), "hub outside the giant");
 }
 
@@ -146,7 +142,7 @@ TEST_P(ConnectedComponents, SparseRandomGraphsWithManyComponents) {
     Edges e;
     for (int k = 0; k < static_cast<int>(degree * 2500); ++k) e.push_back({ids[rng() % 5000], ids[rng() % 5000]});
     const auto edges = std::make_shared<const Edges>(std::move(e));
-    expect_components(gyre::graph::connected_components_edges(edges, config(GetParam()), testenv::cluster()),
+    expect_components(gyre::graph::connected_components_edges(edges, graph_config(GetParam()), testenv::cluster()),
                       serial(*edges), "average degree " + std::to_string(degree));
   }
 }
@@ -154,7 +150,7 @@ TEST_P(ConnectedComponents, SparseRandomGraphsWithManyComponents) {
 TEST_P(ConnectedComponents, OneEdgeAndSelfLoopOnly) {
   for (const Edges& e : {Edges{{42, 7}}, Edges{{5, 5}}, Edges{{9, 9}, {3, 3}, {9, 3}}}) {
     const auto edges = std::make_shared<const Edges>(e);
-    expect_components(gyre::graph::connected_components_edges(edges, config(GetParam()), testenv::cluster()),
+    expect_components(gyre::graph::connected_components_edges(edges, graph_config(GetParam()), testenv::cluster()),
                       serial(*edges), "tiny graph");
   }
 }
@@ -162,7 +158,7 @@ TEST_P(ConnectedComponents, OneEdgeAndSelfLoopOnly) {
 // With checkpoints, cc is min-label propagation, a loop: the same labels, and checkpoints written.
 TEST_P(ConnectedComponents, WithCheckpointsPropagationGivesTheSameLabels) {
   const auto edges = mixed_graph(4);
-  const gyre::JobConfig c = config(GetParam());
+  const gyre::JobConfig c = graph_config(GetParam());
   auto g = gyre::graph::load_edges(edges, false, c, testenv::cluster());
   const std::string dir = testenv::temp_path("cc_checkpoints_p" + std::to_string(GetParam()));
   gyre::graph::RecoveryOptions recovery;

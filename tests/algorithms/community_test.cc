@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../support/dense_ids.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 #include "gyre/algorithms/neighbourhood.h"
 #include "gyre/io/checkpoint_store.h"
@@ -29,41 +30,20 @@
 
 namespace {
 
-const std::string kDir = std::string(GYRE_SHARED_DATASETS) + "/graphalytics/";
+const std::string& kDir = testenv::kGraphalyticsDir;
 
 int ranks() { return testenv::ranks(); }
 gyre::Cluster tp() { return testenv::cluster(); }
 
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, ranks());
-  return c;
-}
+using testenv::graph_config;
 
-struct Case {
-  std::string properties;  // relative to kDir
-  std::string reference;
-};
-
-std::vector<Case> cases(const std::string& algo) {
-  const char* graphs[] = {"example-directed",     "example-undirected",   "test-cdlp-directed",
-                          "test-cdlp-undirected", "test-lcc-directed",    "test-lcc-undirected",
-                          "test-bfs-directed",    "test-bfs-undirected",  "test-pr-directed",
-                          "test-pr-undirected",   "test-wcc-directed",    "test-wcc-undirected",
-                          "test-sssp-directed",   "test-sssp-undirected", "p2p-31/p2p-31"};
-  std::vector<Case> out;
-  for (const char* g : graphs) {
-    const std::string ref = kDir + g + "-" + algo;
-    if (std::ifstream(ref).good()) out.push_back({std::string(g) + ".properties", ref});
-  }
-  return out;
-}
+using Case = testenv::GraphalyticsCase;
+using testenv::graphalytics_cases;
 
 class Community : public ::testing::TestWithParam<int> {};
 
 TEST_P(Community, CdlpMatchesReferences) {
-  const auto all = cases("CDLP");
+  const auto all = graphalytics_cases("CDLP");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
     const auto props = gyre::io::read_properties(kDir + c.properties);
@@ -73,49 +53,20 @@ TEST_P(Community, CdlpMatchesReferences) {
     gyre::graph::LoadOptions in;
     in.path = kDir + c.properties;
     gyre::JobResult m;
-    const auto got = gyre::graph::cdlp(in, opts, config(GetParam()), tp(), &m);
+    const auto got = gyre::graph::cdlp(in, opts, graph_config(GetParam()), tp(), &m);
     EXPECT_EQ(m.loops.at(0).supersteps, opts.iterations) << c.properties;
-    if (testenv::rank() != 0) {
-      EXPECT_TRUE(got.empty());
-      continue;
-    }
-    auto want = gyre::io::read_id_values(c.reference);
-    std::sort(want.begin(), want.end());
-    ASSERT_EQ(got.size(), want.size()) << c.properties;
-    int bad = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i].first, want[i].first) << c.properties;
-      if (static_cast<double>(got[i].second) != want[i].second && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " label " << got[i].second
-                      << ", reference " << want[i].second;
-    }
-    EXPECT_EQ(bad, 0) << c.properties;
+    testenv::expect_matches_reference(got, c, "label", [](auto v, double w) { return static_cast<double>(v) == w; });
   }
 }
 
 TEST_P(Community, LccMatchesReferences) {
-  const auto all = cases("LCC");
+  const auto all = graphalytics_cases("LCC");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
     gyre::graph::LoadOptions in;
     in.path = kDir + c.properties;
-    const auto got = gyre::graph::lcc(in, config(GetParam()), tp());
-    if (testenv::rank() != 0) {
-      EXPECT_TRUE(got.empty());
-      continue;
-    }
-    auto want = gyre::io::read_id_values(c.reference);
-    std::sort(want.begin(), want.end());
-    ASSERT_EQ(got.size(), want.size()) << c.properties;
-    int bad = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i].first, want[i].first) << c.properties;
-      const double w = want[i].second;
-      if (!(std::abs(got[i].second - w) <= 1e-4 * std::abs(w)) && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " LCC " << got[i].second
-                      << ", reference " << w;
-    }
-    EXPECT_EQ(bad, 0) << c.properties;
+    const auto got = gyre::graph::lcc(in, graph_config(GetParam()), tp());
+    testenv::expect_matches_reference(got, c, "LCC", [](double v, double w) { return std::abs(v - w) <= 1e-4 * std::abs(w); });
   }
 }
 
@@ -227,8 +178,8 @@ TEST_P(Community, RandomGraphsMatchSerialVersions) {
     in.directed = directed;
     gyre::graph::CdlpOptions opts;
     opts.iterations = 7;
-    const auto got_cdlp = gyre::graph::cdlp(in, opts, config(GetParam()), tp());
-    const auto got_lcc = gyre::graph::lcc(in, config(GetParam()), tp());
+    const auto got_cdlp = gyre::graph::cdlp(in, opts, graph_config(GetParam()), tp());
+    const auto got_lcc = gyre::graph::lcc(in, graph_config(GetParam()), tp());
     if (testenv::rank() == 0) {
       ASSERT_EQ(got_cdlp.size(), idx.size());
       ASSERT_EQ(got_lcc.size(), idx.size());
@@ -275,7 +226,7 @@ TEST_P(Community, NeighbourhoodIterationGivesEachChoiceOfNeighbours) {
   gyre::graph::LoadOptions in;
   in.path = g.path;
   in.out_edges = true;
-  auto graph = gyre::graph::load(in, config(GetParam()), tp());
+  auto graph = gyre::graph::load(in, graph_config(GetParam()), tp());
   using gyre::graph::Neighbours;
   for (const Neighbours which : {Neighbours::kIn, Neighbours::kOut, Neighbours::kInAndOut}) {
     const std::size_t n = idx.size();
@@ -300,7 +251,7 @@ TEST_P(Community, NeighbourhoodIterationGivesEachChoiceOfNeighbours) {
     vo.name = "mix";
     vo.max_supersteps = 4;
     const auto got =
-        gyre::graph::run_neighbourhood(*graph, program, which, vo, config(GetParam()), tp());
+        gyre::graph::run_neighbourhood(*graph, program, which, vo, graph_config(GetParam()), tp());
     if (testenv::rank() != 0) continue;
     ASSERT_EQ(got.size(), n);
     for (std::size_t v = 0; v < n; ++v)
@@ -351,11 +302,11 @@ class CdlpCheckpoints : public ::testing::Test {
     in.path = graph_.path;
     in.directed = true;
     in.out_edges = true;
-    auto g = gyre::graph::load(in, config(parallelism), tp());
+    auto g = gyre::graph::load(in, graph_config(parallelism), tp());
     gyre::graph::CdlpOptions opts;
     opts.iterations = 9;
     opts.recovery = r;
-    return gyre::graph::cdlp(*g, opts, config(parallelism), tp(), m);
+    return gyre::graph::cdlp(*g, opts, graph_config(parallelism), tp(), m);
   }
   std::string dir_;
   RandomGraph graph_;

@@ -20,6 +20,7 @@
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/io/hdf5_graph.h"
 #include "../support/error_of.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 
 namespace {
@@ -28,12 +29,7 @@ using testenv::error_of;
 
 int ranks() { return testenv::ranks(); }
 
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, ranks());
-  return c;
-}
+using testenv::graph_config;
 
 gyre::Cluster tp() { return testenv::cluster(); }
 
@@ -104,14 +100,14 @@ TEST_P(Hdf5Load, SameResultsAsTheSimpleTextGraph) {
       gyre::graph::LoadOptions in;
       in.path = raw;
       in.directed = directed;
-      const auto st = gyre::graph::convert(in, h5, config(p), tp());
+      const auto st = gyre::graph::convert(in, h5, graph_config(p), tp());
       testenv::barrier();
       gyre::graph::LoadOptions text, hdf5;
       text.path = canon;
       text.directed = directed;
       hdf5.path = h5;
-      auto gt = gyre::graph::load(text, config(p), tp());
-      auto gh = gyre::graph::load(hdf5, config(p), tp());
+      auto gt = gyre::graph::load(text, graph_config(p), tp());
+      auto gh = gyre::graph::load(hdf5, graph_config(p), tp());
       const std::string what = std::string(directed ? "directed" : "undirected") + (sparse ? ", sparse ids" : "");
       EXPECT_EQ(gh->vertices, gt->vertices) << what;
       EXPECT_EQ(gh->edges, gt->edges) << what;
@@ -120,11 +116,11 @@ TEST_P(Hdf5Load, SameResultsAsTheSimpleTextGraph) {
       if (testenv::rank() == 0) {
         EXPECT_EQ(st.edges, simple(edges, directed).size()) << what;
       }
-      const auto pr_t = gyre::graph::pagerank(*gt, {}, config(p), tp());
-      const auto pr_h = gyre::graph::pagerank(*gh, {}, config(p), tp());
+      const auto pr_t = gyre::graph::pagerank(*gt, {}, graph_config(p), tp());
+      const auto pr_h = gyre::graph::pagerank(*gh, {}, graph_config(p), tp());
       EXPECT_EQ(pr_h, pr_t) << what;  // bit for bit
-      const auto cc_t = gyre::graph::connected_components(text, config(p), tp());
-      const auto cc_h = gyre::graph::connected_components(hdf5, config(p), tp());
+      const auto cc_t = gyre::graph::connected_components(text, graph_config(p), tp());
+      const auto cc_h = gyre::graph::connected_components(hdf5, graph_config(p), tp());
       EXPECT_EQ(cc_h, cc_t) << what;
       // Every partition holds a range of dense ids, its in-edges sorted by source.
       std::uint64_t arcs = 0;
@@ -159,7 +155,7 @@ TEST_P(Hdf5Load, OutEdgesAndWeights) {
   write_file(raw, edge_text(edges, true));
   gyre::graph::LoadOptions in;
   in.path = raw;
-  gyre::graph::convert(in, h5, config(p), tp());
+  gyre::graph::convert(in, h5, graph_config(p), tp());
   testenv::barrier();
   EXPECT_TRUE(gyre::io::read_hdf5_graph_info(h5).weighted);
   // Expected: original id -> (neighbour id -> weight), both directions.
@@ -176,7 +172,7 @@ TEST_P(Hdf5Load, OutEdgesAndWeights) {
   h.path = h5;
   h.out_edges = true;
   h.weighted = true;
-  auto g = gyre::graph::load(h, config(p), tp());
+  auto g = gyre::graph::load(h, graph_config(p), tp());
   EXPECT_TRUE(g->weighted);
   EXPECT_TRUE(g->has_out_edges);
   // Dense id -> original id: every rank's ids, in id order.
@@ -203,7 +199,7 @@ TEST_P(Hdf5Load, OutEdgesAndWeights) {
   }
   h.directed = false;
   h.out_edges = false;
-  auto u = gyre::graph::load(h, config(p), tp());
+  auto u = gyre::graph::load(h, graph_config(p), tp());
   EXPECT_FALSE(u->directed);
   std::uint64_t want_arcs = 0;
   for (const auto& [v, nb] : both) want_arcs += nb.size();
@@ -239,7 +235,7 @@ TEST(Hdf5Convert, GraphalyticsWithIsolatedVerticesAndWeights) {
                                        ".edge-properties.types = real\n");
   gyre::graph::LoadOptions in;
   in.path = stem + ".properties";
-  const auto st = gyre::graph::convert(in, stem + ".h5", config(2), tp());
+  const auto st = gyre::graph::convert(in, stem + ".h5", graph_config(2), tp());
   testenv::barrier();
   const auto info = gyre::io::read_hdf5_graph_info(stem + ".h5");
   EXPECT_EQ(info.vertices, 5u);
@@ -278,12 +274,12 @@ TEST(Hdf5Boundaries, SkewedGraphsAndMorePartitionsThanVertices) {
   write_file(t, edge_text(star, false));
   gyre::graph::LoadOptions in;
   in.path = t;
-  gyre::graph::convert(in, h5, config(1), tp());
+  gyre::graph::convert(in, h5, graph_config(1), tp());
   testenv::barrier();
   gyre::graph::LoadOptions h;
   h.path = h5;
   for (int p : {2, 4, 8}) {
-    auto g = gyre::graph::load(h, config(p), tp());
+    auto g = gyre::graph::load(h, graph_config(p), tp());
     ASSERT_EQ(g->first.size(), static_cast<std::size_t>(g->partitions()) + 1);
     EXPECT_EQ(g->first.front(), 0u);
     EXPECT_EQ(g->first.back(), g->vertices);
@@ -298,23 +294,23 @@ TEST(Hdf5Boundaries, SkewedGraphsAndMorePartitionsThanVertices) {
       const std::uint64_t cost = part.ids.size() + part.in_sources.size();
       EXPECT_LE(cost, total / static_cast<std::uint64_t>(g->partitions()) + 2002) << "partition " << q;
     }
-    const auto pr = gyre::graph::pagerank(*g, {}, config(p), tp());
+    const auto pr = gyre::graph::pagerank(*g, {}, graph_config(p), tp());
     gyre::graph::LoadOptions text;
     text.path = t;
-    const auto pr_text = gyre::graph::pagerank(*gyre::graph::load(text, config(p), tp()), {}, config(p), tp());
+    const auto pr_text = gyre::graph::pagerank(*gyre::graph::load(text, graph_config(p), tp()), {}, graph_config(p), tp());
     EXPECT_EQ(pr, pr_text);
   }
   // Three vertices, eight partitions.
   write_file(t, "1 2\n2 3\n3 1\n");
-  gyre::graph::convert(in, h5, config(1), tp());
+  gyre::graph::convert(in, h5, graph_config(1), tp());
   testenv::barrier();
-  auto g = gyre::graph::load(h, config(8), tp());
+  auto g = gyre::graph::load(h, graph_config(8), tp());
   EXPECT_EQ(g->vertices, 3u);
   EXPECT_EQ(g->first.back(), 3u);
   gyre::graph::LoadOptions text;
   text.path = t;
-  EXPECT_EQ(gyre::graph::pagerank(*g, {}, config(8), tp()),
-            gyre::graph::pagerank(*gyre::graph::load(text, config(8), tp()), {}, config(8), tp()));
+  EXPECT_EQ(gyre::graph::pagerank(*g, {}, graph_config(8), tp()),
+            gyre::graph::pagerank(*gyre::graph::load(text, graph_config(8), tp()), {}, graph_config(8), tp()));
   testenv::barrier();
   if (testenv::rank() == 0)
     for (const auto& f : {t, h5}) std::remove(f.c_str());
@@ -348,50 +344,50 @@ TEST(Hdf5LoadErrors, ClearOnEveryRank) {
   write_file(t, text);
   gyre::graph::LoadOptions in;
   in.path = t;
-  gyre::graph::convert(in, h5, config(1), tp());
+  gyre::graph::convert(in, h5, graph_config(1), tp());
   testenv::barrier();
   gyre::graph::LoadOptions h;
   h.path = h5;
   // Asking for what the file lacks.
   h.weighted = true;
-  EXPECT_NE(error_of([&] { gyre::graph::load(h, config(2), tp()); }).find("'" + h5 + "': the graph has no weights"),
+  EXPECT_NE(error_of([&] { gyre::graph::load(h, graph_config(2), tp()); }).find("'" + h5 + "': the graph has no weights"),
             std::string::npos);
   h.weighted = false;
   h.keep_duplicates = true;
-  EXPECT_NE(error_of([&] { gyre::graph::load(h, config(2), tp()); }).find("stored simple"), std::string::npos);
+  EXPECT_NE(error_of([&] { gyre::graph::load(h, graph_config(2), tp()); }).find("stored simple"), std::string::npos);
   h.keep_duplicates = false;
   // A source out of range, in the last partition only (only its rank sees it).
   overwrite_u32(h5, "/in/sources", 200, 1000);
-  std::string err = error_of([&] { gyre::graph::load(h, config(4), tp()); });
+  std::string err = error_of([&] { gyre::graph::load(h, graph_config(4), tp()); });
   EXPECT_NE(err.find("'" + h5 + "': /in/sources[200] = 1000 is not a vertex index (there are 200 vertices)"),
             std::string::npos)
       << err;
   // Out of order within a vertex's list is caught too (the file must be sorted).
-  gyre::graph::convert(in, h5, config(1), tp());
+  gyre::graph::convert(in, h5, graph_config(1), tp());
   testenv::barrier();
   h.out_edges = true;
   overwrite_u32(h5, "/out/targets", 1, 0);
-  err = error_of([&] { gyre::graph::load(h, config(2), tp()); });
+  err = error_of([&] { gyre::graph::load(h, graph_config(2), tp()); });
   EXPECT_NE(err.find("'" + h5 + "': /out/targets[1] = 0 is not greater than the one before it (1)"), std::string::npos)
       << err;
   // A truncated file (a copy cut short).
-  gyre::graph::convert(in, h5, config(1), tp());
+  gyre::graph::convert(in, h5, graph_config(1), tp());
   testenv::barrier();
   if (testenv::rank() == 0) {
     ASSERT_EQ(::truncate(h5.c_str(), 1500), 0);
   }
   testenv::barrier();
-  err = error_of([&] { gyre::graph::load(h, config(2), tp()); });
+  err = error_of([&] { gyre::graph::load(h, graph_config(2), tp()); });
   EXPECT_NE(err.find("'" + h5 + "'"), std::string::npos) << err;
   // A text file named .h5, and a text input with a bad line (convert names file and line).
   write_file(h5, text);
-  EXPECT_NE(error_of([&] { gyre::graph::load(h, config(2), tp()); }).find("'" + h5 + "': not an HDF5 file"),
+  EXPECT_NE(error_of([&] { gyre::graph::load(h, graph_config(2), tp()); }).find("'" + h5 + "': not an HDF5 file"),
             std::string::npos);
   write_file(t, text + "5 x\n");
-  err = error_of([&] { gyre::graph::convert(in, h5 + ".out.h5", config(1), tp()); });
+  err = error_of([&] { gyre::graph::convert(in, h5 + ".out.h5", graph_config(1), tp()); });
   EXPECT_NE(err.find(t + ":202: "), std::string::npos) << err;
   write_file(t, "1 2 0.5\n2 3\n");
-  err = error_of([&] { gyre::graph::convert(in, h5 + ".out.h5", config(1), tp()); });
+  err = error_of([&] { gyre::graph::convert(in, h5 + ".out.h5", graph_config(1), tp()); });
   EXPECT_NE(err.find(t + ":2: no weight"), std::string::npos) << err;
   EXPECT_NE(::access((h5 + ".out.h5").c_str(), F_OK), 0);
   testenv::barrier();

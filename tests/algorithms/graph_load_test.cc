@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gyre/algorithms/algorithms.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 
 namespace {
@@ -23,12 +24,7 @@ using gyre::graph::MemoryEdge;
 using gyre::graph::StepInfo;
 using gyre::graph::VertexInfo;
 
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, testenv::ranks());
-  return c;
-}
+using testenv::graph_config;
 
 // A multigraph: repeated edges (with other weights), reciprocal pairs, self-loops (some twice).
 std::shared_ptr<std::vector<MemoryEdge>> multigraph(std::uint64_t seed, int n, int m) {
@@ -125,7 +121,7 @@ void check_structure(const std::vector<MemoryEdge>& edges, bool directed, bool o
   gyre::graph::LoadOptions lo;
   lo.out_edges = out_edges;
   lo.weighted = true;
-  auto g = gyre::graph::load_edges(std::make_shared<std::vector<MemoryEdge>>(edges), directed, lo, config(p),
+  auto g = gyre::graph::load_edges(std::make_shared<std::vector<MemoryEdge>>(edges), directed, lo, graph_config(p),
                                    testenv::cluster());
   EXPECT_EQ(g->edges, arcs.size());
   EXPECT_EQ(g->vertices, ids.size());
@@ -134,7 +130,7 @@ void check_structure(const std::vector<MemoryEdge>& edges, bool directed, bool o
   gyre::graph::VertexOptions vo;
   vo.name = "in-neighbours";
   vo.max_supersteps = 1;
-  const auto got = gyre::graph::run_bulk(*g, InNeighbours{}, vo, config(p), testenv::cluster());
+  const auto got = gyre::graph::run_bulk(*g, InNeighbours{}, vo, graph_config(p), testenv::cluster());
   if (testenv::rank() == 0) {
     ASSERT_EQ(got.size(), ids.size());
     for (const auto& [id, v] : got) {
@@ -145,7 +141,7 @@ void check_structure(const std::vector<MemoryEdge>& edges, bool directed, bool o
   }
   if (g->has_out_edges) {
     vo.max_supersteps = 5;
-    const auto pushed = gyre::graph::run_delta(*g, OutPushed{}, vo, config(p), testenv::cluster());
+    const auto pushed = gyre::graph::run_delta(*g, OutPushed{}, vo, graph_config(p), testenv::cluster());
     if (testenv::rank() == 0) {
       for (const auto& [id, v] : pushed)
         EXPECT_EQ(std::max(v, 0.0), want_sum[id]) << "vertex " << id << " pushed over out-edges at " << p;
@@ -197,11 +193,11 @@ TEST_P(GraphLoad, PageRankIgnoresRepeatedEdges) {
     if (a.first <= a.second) once->push_back({a.first, a.second, w});
   gyre::graph::PageRankOptions pr;
   const int p = GetParam();
-  const auto g1 = gyre::graph::load_edges(edges, false, config(p), testenv::cluster());
-  const auto g2 = gyre::graph::load_edges(once, false, config(p), testenv::cluster());
+  const auto g1 = gyre::graph::load_edges(edges, false, graph_config(p), testenv::cluster());
+  const auto g2 = gyre::graph::load_edges(once, false, graph_config(p), testenv::cluster());
   EXPECT_EQ(g1->edges, g2->edges);
-  const auto r1 = gyre::graph::pagerank(*g1, pr, config(p), testenv::cluster());
-  const auto r2 = gyre::graph::pagerank(*g2, pr, config(p), testenv::cluster());
+  const auto r1 = gyre::graph::pagerank(*g1, pr, graph_config(p), testenv::cluster());
+  const auto r2 = gyre::graph::pagerank(*g2, pr, graph_config(p), testenv::cluster());
   ASSERT_EQ(r1.size(), r2.size());
   for (std::size_t i = 0; i < r1.size(); ++i) {
     ASSERT_EQ(r1[i].first, r2[i].first);
@@ -216,12 +212,12 @@ TEST_P(GraphLoad, KeepDuplicatesCountsEveryListedEdge) {
   gyre::graph::LoadOptions lo;
   lo.keep_duplicates = true;
   const int p = GetParam();
-  auto g = gyre::graph::load_edges(edges, true, lo, config(p), testenv::cluster());
+  auto g = gyre::graph::load_edges(edges, true, lo, graph_config(p), testenv::cluster());
   EXPECT_EQ(g->edges, edges->size());
   gyre::graph::VertexOptions vo;
   vo.name = "in-neighbours";
   vo.max_supersteps = 1;
-  const auto got = gyre::graph::run_bulk(*g, InNeighbours{}, vo, config(p), testenv::cluster());
+  const auto got = gyre::graph::run_bulk(*g, InNeighbours{}, vo, graph_config(p), testenv::cluster());
   if (testenv::rank() == 0) {
     for (const auto& [id, v] : got) {
       EXPECT_EQ(v.count, want_count[id]) << "vertex " << id;
@@ -244,7 +240,7 @@ void expect_error(const std::string& path, const std::string& what) {
   lo.path = path;
   lo.weighted = true;
   try {
-    gyre::graph::load(lo, config(2), testenv::cluster());
+    gyre::graph::load(lo, graph_config(2), testenv::cluster());
     ADD_FAILURE() << "no error for " << what;
   } catch (const std::exception& e) {
     const std::string msg = e.what();
@@ -265,7 +261,7 @@ TEST(WeightedEdgeList, WeightsAreRead) {
   lo.path = path;
   lo.weighted = true;
   lo.out_edges = true;
-  auto g = gyre::graph::load(lo, config(1), testenv::cluster());
+  auto g = gyre::graph::load(lo, graph_config(1), testenv::cluster());
   EXPECT_EQ(g->edges, 3u);
   std::map<std::uint64_t, std::vector<double>> in;
   for (int q = 0; q < g->partitions(); ++q)

@@ -18,44 +18,24 @@
 #include "gyre/algorithms/algorithms.h"
 #include "gyre/io/graph_files.h"
 #include "../support/dense_ids.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 
 namespace {
 
-const std::string kDir = std::string(GYRE_SHARED_DATASETS) + "/graphalytics/";
+const std::string& kDir = testenv::kGraphalyticsDir;
 
-int ranks() { return testenv::ranks(); }
+using testenv::graph_config;
 
-// The graph layer wants at least one partition per rank.
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, ranks());
-  return c;
-}
-
-struct Case {
-  std::string properties;  // relative to kDir
-  std::string reference;
-};
-
-std::vector<Case> cases(const std::string& algo) {
-  const char* graphs[] = {"example-directed", "example-undirected", "test-pr-directed", "test-pr-undirected",
-                          "test-wcc-directed", "test-wcc-undirected", "p2p-31/p2p-31"};
-  std::vector<Case> out;
-  for (const char* g : graphs) {
-    const std::string ref = kDir + g + "-" + algo;
-    if (std::ifstream(ref).good()) out.push_back({std::string(g) + ".properties", ref});
-  }
-  return out;
-}
+using Case = testenv::GraphalyticsCase;
+using testenv::graphalytics_cases;
 
 gyre::Cluster tp() { return testenv::cluster(); }
 
 class Graphalytics : public ::testing::TestWithParam<int> {};
 
 TEST_P(Graphalytics, PageRankMatchesReferences) {
-  const auto all = cases("PR");
+  const auto all = graphalytics_cases("PR");
   ASSERT_GE(all.size(), 4u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
     const auto props = gyre::io::read_properties(kDir + c.properties);
@@ -64,24 +44,9 @@ TEST_P(Graphalytics, PageRankMatchesReferences) {
     opts.iterations = std::stoi(props.properties.at("graph." + props.name + ".pr.num-iterations"));
     gyre::graph::LoadOptions in;
     in.path = kDir + c.properties;
-    auto g = gyre::graph::load(in, config(GetParam()), tp());
-    const auto got = gyre::graph::pagerank(*g, opts, config(GetParam()), tp());
-    if (testenv::rank() != 0) {
-      EXPECT_TRUE(got.empty());
-      continue;
-    }
-    const auto want = gyre::io::read_id_values(c.reference);
-    ASSERT_EQ(got.size(), want.size()) << c.properties;
-    auto sorted_want = want;
-    std::sort(sorted_want.begin(), sorted_want.end());
-    int bad = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i].first, sorted_want[i].first) << c.properties;
-      const double w = sorted_want[i].second;
-      if (std::abs(got[i].second - w) > 1e-4 * std::abs(w) && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " PR " << got[i].second << ", reference " << w;
-    }
-    EXPECT_EQ(bad, 0) << c.properties;
+    auto g = gyre::graph::load(in, graph_config(GetParam()), tp());
+    const auto got = gyre::graph::pagerank(*g, opts, graph_config(GetParam()), tp());
+    testenv::expect_matches_reference(got, c, "PR", [](double v, double w) { return std::abs(v - w) <= 1e-4 * std::abs(w); });
   }
 }
 
@@ -102,13 +67,13 @@ void expect_same_partition(const gyre::graph::Components& got, std::vector<std::
 }
 
 TEST_P(Graphalytics, ConnectedComponentsMatchReferences) {
-  const auto all = cases("WCC");
+  const auto all = graphalytics_cases("WCC");
   ASSERT_GE(all.size(), 4u);
   for (const auto& c : all) {
     gyre::graph::LoadOptions in;
     in.path = kDir + c.properties;
     gyre::JobResult m;
-    const auto got = gyre::graph::connected_components(in, config(GetParam()), tp(), &m);
+    const auto got = gyre::graph::connected_components(in, graph_config(GetParam()), tp(), &m);
     EXPECT_TRUE(m.loops.empty());  // union-find: no loop
     if (testenv::rank() != 0) continue;
     expect_same_partition(got, gyre::io::read_id_values(c.reference), c.properties);
@@ -170,11 +135,11 @@ TEST_P(Graphalytics, RandomGraphsMatchSerialReferences) {
 
   gyre::graph::LoadOptions in;
   in.path = path;
-  auto g = gyre::graph::load(in, config(GetParam()), tp());
+  auto g = gyre::graph::load(in, graph_config(GetParam()), tp());
   gyre::graph::PageRankOptions opts;
   opts.iterations = 15;
-  const auto got_pr = gyre::graph::pagerank(*g, opts, config(GetParam()), tp());
-  const auto got_cc = gyre::graph::connected_components(in, config(GetParam()), tp());
+  const auto got_pr = gyre::graph::pagerank(*g, opts, graph_config(GetParam()), tp());
+  const auto got_cc = gyre::graph::connected_components(in, graph_config(GetParam()), tp());
   if (testenv::rank() == 0) {
     ASSERT_EQ(got_pr.size(), N);
     ASSERT_EQ(got_cc.size(), N);
@@ -192,29 +157,29 @@ TEST_P(Graphalytics, RandomGraphsMatchSerialReferences) {
 // read back (each partition reading its slice): the same PageRank bits and components as from
 // the text files.
 TEST_P(Graphalytics, Hdf5InputGivesTheSameResultsAsText) {
-  auto all = cases("PR");
-  for (const auto& c : cases("WCC")) all.push_back(c);
+  auto all = graphalytics_cases("PR");
+  for (const auto& c : graphalytics_cases("WCC")) all.push_back(c);
   for (const auto& c : all) {
     gyre::graph::LoadOptions text;
     text.path = kDir + c.properties;
     const std::string h5 = testenv::temp_path("graph") + ".h5";
-    const auto st = gyre::graph::convert(text, h5, config(GetParam()), tp());
+    const auto st = gyre::graph::convert(text, h5, graph_config(GetParam()), tp());
     testenv::barrier();  // the file is complete on rank 0 before anyone reads it
     gyre::graph::LoadOptions hdf5;
     hdf5.path = h5;
-    auto g_text = gyre::graph::load(text, config(GetParam()), tp());
-    auto g_h5 = gyre::graph::load(hdf5, config(GetParam()), tp());
+    auto g_text = gyre::graph::load(text, graph_config(GetParam()), tp());
+    auto g_h5 = gyre::graph::load(hdf5, graph_config(GetParam()), tp());
     EXPECT_EQ(g_h5->vertices, g_text->vertices) << c.properties;
     EXPECT_EQ(g_h5->edges, g_text->edges) << c.properties;
     EXPECT_EQ(g_h5->directed, g_text->directed) << c.properties;
     if (testenv::rank() == 0) {
       EXPECT_EQ(st.vertices, g_text->vertices) << c.properties;
     }
-    const auto pr_text = gyre::graph::pagerank(*g_text, {}, config(GetParam()), tp());
-    const auto pr_h5 = gyre::graph::pagerank(*g_h5, {}, config(GetParam()), tp());
+    const auto pr_text = gyre::graph::pagerank(*g_text, {}, graph_config(GetParam()), tp());
+    const auto pr_h5 = gyre::graph::pagerank(*g_h5, {}, graph_config(GetParam()), tp());
     EXPECT_EQ(pr_h5, pr_text) << c.properties;
-    const auto cc_text = gyre::graph::connected_components(text, config(GetParam()), tp());
-    const auto cc_h5 = gyre::graph::connected_components(hdf5, config(GetParam()), tp());
+    const auto cc_text = gyre::graph::connected_components(text, graph_config(GetParam()), tp());
+    const auto cc_h5 = gyre::graph::connected_components(hdf5, graph_config(GetParam()), tp());
     EXPECT_EQ(cc_h5, cc_text) << c.properties;
     testenv::barrier();
     if (testenv::rank() == 0) std::remove(h5.c_str());
@@ -228,8 +193,8 @@ TEST(GraphalyticsDeterminism, PageRankBitsDoNotDependOnPartitions) {
   in.path = kDir + "p2p-31/p2p-31.properties";
   gyre::graph::Result first;
   for (int p : {1, 2, 3, 4, 8}) {
-    auto g = gyre::graph::load(in, config(p), tp());
-    const auto got = gyre::graph::pagerank(*g, {}, config(p), tp());
+    auto g = gyre::graph::load(in, graph_config(p), tp());
+    const auto got = gyre::graph::pagerank(*g, {}, graph_config(p), tp());
     if (testenv::rank() != 0) continue;
     if (first.empty()) first = got;
     else EXPECT_EQ(got, first) << "parallelism " << p;

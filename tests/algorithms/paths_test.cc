@@ -17,35 +17,18 @@
 #include "gyre/algorithms/paths.h"
 #include "gyre/core/error.h"
 #include "gyre/io/graph_files.h"
+#include "../support/graphalytics.h"
 #include "../support/test_env.h"
 
 namespace {
 
-const std::string kDir = std::string(GYRE_SHARED_DATASETS) + "/graphalytics/";
+const std::string& kDir = testenv::kGraphalyticsDir;
 
-gyre::JobConfig config(int parallelism) {
-  gyre::JobConfig c;
-  c.slots = 2;
-  c.parallelism = std::max(parallelism, testenv::ranks());
-  return c;
-}
+using testenv::graph_config;
 gyre::Cluster tp() { return testenv::cluster(); }
 
-struct Case {
-  std::string properties;  // relative to kDir
-  std::string reference;
-};
-
-std::vector<Case> cases(const std::string& algo) {
-  const char* graphs[] = {"example-directed",   "example-undirected",  "test-bfs-directed", "test-bfs-undirected",
-                          "test-sssp-directed", "test-sssp-undirected", "p2p-31/p2p-31"};
-  std::vector<Case> out;
-  for (const char* g : graphs) {
-    const std::string ref = kDir + g + "-" + algo;
-    if (std::ifstream(ref).good()) out.push_back({std::string(g) + ".properties", ref});
-  }
-  return out;
-}
+using Case = testenv::GraphalyticsCase;
+using testenv::graphalytics_cases;
 
 gyre::graph::LoadOptions input(const std::string& path, bool weighted) {
   gyre::graph::LoadOptions in;
@@ -58,64 +41,40 @@ gyre::graph::LoadOptions input(const std::string& path, bool weighted) {
 class Paths : public ::testing::TestWithParam<int> {};
 
 TEST_P(Paths, BfsMatchesGraphalyticsReferences) {
-  const auto all = cases("BFS");
+  const auto all = graphalytics_cases("BFS");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
     const auto params = gyre::io::read_graphalytics_parameters(kDir + c.properties);
     ASSERT_TRUE(params.bfs_source_vertex.has_value()) << c.properties;
-    auto g = gyre::graph::load(input(kDir + c.properties, false), config(GetParam()), tp());
+    auto g = gyre::graph::load(input(kDir + c.properties, false), graph_config(GetParam()), tp());
     for (const auto dir : {gyre::graph::Direction::kAuto, gyre::graph::Direction::kPush, gyre::graph::Direction::kPull}) {
       gyre::graph::PathOptions opts;
       opts.source = *params.bfs_source_vertex;
       opts.direction = dir;
-      const auto got = gyre::graph::bfs(*g, opts, config(GetParam()), tp());
-      if (testenv::rank() != 0) {
-        EXPECT_TRUE(got.empty());
-        continue;
-      }
-      auto want = gyre::io::read_id_values(c.reference);
-      std::sort(want.begin(), want.end());
-      ASSERT_EQ(got.size(), want.size()) << c.properties;
-      int bad = 0;
-      for (std::size_t i = 0; i < got.size(); ++i) {
-        ASSERT_EQ(got[i].first, want[i].first) << c.properties;
-        // The reference's 9223372036854775807 read as a double is 2^63.
-        const std::int64_t w = want[i].second >= 9.2e18 ? gyre::graph::kUnreachable
-                                                          : static_cast<std::int64_t>(want[i].second);
-        if (got[i].second != w && bad++ < 5)
-          ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " BFS " << got[i].second << ", reference " << w;
-      }
-      EXPECT_EQ(bad, 0) << c.properties << " direction " << static_cast<int>(dir);
+      const auto got = gyre::graph::bfs(*g, opts, graph_config(GetParam()), tp());
+      // The reference's 9223372036854775807 read as a double is 2^63.
+      testenv::expect_matches_reference(got, c, "BFS (direction " + std::to_string(static_cast<int>(dir)) + ")",
+                                        [](std::int64_t v, double w) {
+                                          return v == (w >= 9.2e18 ? gyre::graph::kUnreachable
+                                                                   : static_cast<std::int64_t>(w));
+                                        });
     }
   }
 }
 
 TEST_P(Paths, SsspMatchesGraphalyticsReferences) {
-  const auto all = cases("SSSP");
+  const auto all = graphalytics_cases("SSSP");
   ASSERT_GE(all.size(), 5u) << "reference outputs missing under " << kDir;
   for (const auto& c : all) {
     const auto params = gyre::io::read_graphalytics_parameters(kDir + c.properties);
     ASSERT_TRUE(params.sssp_source_vertex.has_value()) << c.properties;
-    auto g = gyre::graph::load(input(kDir + c.properties, true), config(GetParam()), tp());
+    auto g = gyre::graph::load(input(kDir + c.properties, true), graph_config(GetParam()), tp());
     gyre::graph::PathOptions opts;
     opts.source = *params.sssp_source_vertex;
-    const auto got = gyre::graph::sssp(*g, opts, config(GetParam()), tp());
-    if (testenv::rank() != 0) {
-      EXPECT_TRUE(got.empty());
-      continue;
-    }
-    auto want = gyre::io::read_id_values(c.reference);
-    std::sort(want.begin(), want.end());
-    ASSERT_EQ(got.size(), want.size()) << c.properties;
-    int bad = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i].first, want[i].first) << c.properties;
-      const double w = want[i].second;
-      const bool ok = std::isinf(w) ? std::isinf(got[i].second) : std::abs(got[i].second - w) <= 1e-4 * std::abs(w);
-      if (!ok && bad++ < 5)
-        ADD_FAILURE() << c.properties << ": vertex " << got[i].first << " SSSP " << got[i].second << ", reference " << w;
-    }
-    EXPECT_EQ(bad, 0) << c.properties;
+    const auto got = gyre::graph::sssp(*g, opts, graph_config(GetParam()), tp());
+    testenv::expect_matches_reference(got, c, "SSSP", [](double v, double w) {
+      return std::isinf(w) ? std::isinf(v) : std::abs(v - w) <= 1e-4 * std::abs(w);
+    });
   }
 }
 
@@ -198,15 +157,15 @@ TEST_P(Paths, RandomGraphsMatchSerialBfsAndDijkstra) {
     }
     auto in = input(r.path, true);
     in.directed = directed;
-    auto g = gyre::graph::load(in, config(GetParam()), tp());
+    auto g = gyre::graph::load(in, graph_config(GetParam()), tp());
     gyre::graph::PathOptions opts;
     opts.source = r.ids[s];
     std::vector<gyre::graph::Levels> levels;
     for (const auto dir : {gyre::graph::Direction::kAuto, gyre::graph::Direction::kPush, gyre::graph::Direction::kPull}) {
       opts.direction = dir;
-      levels.push_back(gyre::graph::bfs(*g, opts, config(GetParam()), tp()));
+      levels.push_back(gyre::graph::bfs(*g, opts, graph_config(GetParam()), tp()));
     }
-    const auto got = gyre::graph::sssp(*g, opts, config(GetParam()), tp());
+    const auto got = gyre::graph::sssp(*g, opts, graph_config(GetParam()), tp());
     if (testenv::rank() == 0) {
       ASSERT_EQ(got.size(), n);
       for (const auto& l : levels) {
@@ -239,11 +198,11 @@ TEST(PathsDeterminism, ResultsDoNotDependOnPartitions) {
   gyre::graph::Levels first_levels;
   gyre::graph::Distances first_dist;
   for (int p : {1, 3, 4}) {
-    auto g = gyre::graph::load(in, config(p), tp());
+    auto g = gyre::graph::load(in, graph_config(p), tp());
     gyre::graph::PathOptions opts;
     opts.source = 6;
-    const auto levels = gyre::graph::bfs(*g, opts, config(p), tp());
-    const auto dist = gyre::graph::sssp(*g, opts, config(p), tp());
+    const auto levels = gyre::graph::bfs(*g, opts, graph_config(p), tp());
+    const auto dist = gyre::graph::sssp(*g, opts, graph_config(p), tp());
     if (testenv::rank() != 0) continue;
     if (first_levels.empty()) {
       first_levels = levels;
@@ -256,20 +215,20 @@ TEST(PathsDeterminism, ResultsDoNotDependOnPartitions) {
 }
 
 TEST(PathsErrors, SourceThatIsNotAVertexIsRefusedOnEveryRank) {
-  auto g = gyre::graph::load(input(kDir + "example-directed.properties", true), config(2), tp());
+  auto g = gyre::graph::load(input(kDir + "example-directed.properties", true), graph_config(2), tp());
   gyre::graph::PathOptions opts;
   opts.source = 12345;
-  EXPECT_THROW(gyre::graph::bfs(*g, opts, config(2), tp()), gyre::PlanError);
-  EXPECT_THROW(gyre::graph::sssp(*g, opts, config(2), tp()), gyre::PlanError);
+  EXPECT_THROW(gyre::graph::bfs(*g, opts, graph_config(2), tp()), gyre::PlanError);
+  EXPECT_THROW(gyre::graph::sssp(*g, opts, graph_config(2), tp()), gyre::PlanError);
 }
 
 // BFS metrics: a direction-optimising run on a graph with a large frontier pulls at least once.
 TEST(PathsMetrics, BfsSwitchesToBottomUpOnALargeFrontier) {
-  auto g = gyre::graph::load(input(kDir + "p2p-31/p2p-31.properties", false), config(2), tp());
+  auto g = gyre::graph::load(input(kDir + "p2p-31/p2p-31.properties", false), graph_config(2), tp());
   gyre::graph::PathOptions opts;
   opts.source = 6;
   gyre::JobResult m;
-  gyre::graph::bfs(*g, opts, config(2), tp(), &m);
+  gyre::graph::bfs(*g, opts, graph_config(2), tp(), &m);
   if (testenv::rank() != 0) return;
   ASSERT_EQ(m.loops.size(), 1u);
   int pulled = 0;

@@ -20,6 +20,8 @@
 //
 // Streaming: the head is an ordinary stream; close_with() connects the feedback; records leave
 // through ordinary operators. With bounded input the loop ends when nothing is left in it.
+// With an event-time extractor, gyre::iterate(numbers, ts), watermarks go through the loop:
+// the loop's watermark never passes a record still in it (see below).
 //
 //   auto loop = gyre::iterate(numbers);
 //   auto next = loop.head().map(step);
@@ -485,6 +487,36 @@ StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}
   hb.factory([ctl](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
                  -> std::unique_ptr<detail::NodeRuntime> {
     return std::make_unique<detail::StreamingHead<T>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]));
+  });
+  return StreamingIteration<T>(&env, hb.id());
+}
+
+// A streaming feedback loop whose records carry event time, read by `ts(const T&) ->
+// gyre::Timestamp`. The loop tracks progress (see TimedStreamingHead in detail/heads.h): the
+// watermark of every stream computed from head() (inside the loop, and on the way out) is
+//   min(the smallest timestamp of any record still in the loop, the input's watermark),
+// in rounds: it follows what circulates with a delay of about one round trip through the body
+// (plus an allreduce over the ranks), and it never passes a record still in the loop on any
+// rank. Idle input partitions do not hold it back (while some partition is live); with bounded
+// input the loop ends when it is empty (then +inf). The body must not give a record a timestamp
+// below that of the record it was computed from (keeping it, as records going round do, is the
+// usual case). Operators in the body see a superstep end per round.
+template <Record T, class TsFn>
+  requires std::invocable<const TsFn&, const T&> &&
+           std::convertible_to<std::invoke_result_t<const TsFn&, const T&>, Timestamp>
+StreamingIteration<T> iterate(const Stream<T>& input, TsFn ts, IterationOptions opts = {}) {
+  Environment& env = input.env();
+  auto ctl = std::make_shared<detail::LoopController>(LoopKind::kStreaming, opts.name, 0);
+  ctl->set_event_time();
+  if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
+  OperatorBuilder hb = detail::head_builder(input, opts, "streaming", ctl);
+  hb.input(input, 0);
+  hb.ports(2);
+  hb.bounded(false);
+  hb.output<T>();
+  hb.factory([ctl, ts](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+                 -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::TimedStreamingHead<T, TsFn>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]), ts);
   });
   return StreamingIteration<T>(&env, hb.id());
 }

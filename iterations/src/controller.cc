@@ -333,7 +333,10 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
     const auto active = static_cast<std::uint64_t>(global[at + 2]);
     const auto idle = static_cast<std::uint64_t>(global[at + 4]);
     const Timestamp input = active > 0 ? value_ts(global[at + 1]) : idle > 0 ? value_ts(global[at + 3]) : kMaxTimestamp;
-    wm = std::max(std::min(frontier, input), loop_wm_);
+    // A watermark t says no record with a timestamp <= t follows (assign_timestamps emits max - 1):
+    // a record still in the loop at `frontier` allows frontier - 1.
+    const Timestamp below = frontier == kMaxTimestamp || frontier == kMinTimestamp ? frontier : frontier - 1;
+    wm = std::max(std::min(below, input), loop_wm_);
     busy = size > 0 || wm != loop_wm_;
     // Nothing was pushed anywhere this round and every input had ended when its head reported:
     // the loop is empty and stays so.

@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "gyre/core/window.h"
 #include "gyre/iterations.h"
 #include "../support/test_env.h"
 
@@ -57,7 +58,8 @@ Timestamp ts_of(const Ev& e) { return e.ts; }
 struct Probe {
   std::array<std::atomic<Timestamp>, 8> seen{};
   std::atomic<std::int64_t> late_after_loop{0};  // records behind the checker's watermark
-  std::atomic<std::int64_t> late_in_window{0};   // records behind the window's watermark
+  std::atomic<std::int64_t> late_in_loop{0};     // records behind the watermark inside the body
+  std::atomic<std::int64_t> late_in_window{0};   // records the window found late (side output)
   std::atomic<std::int64_t> backwards{0};        // watermarks that did not rise
   std::atomic<std::int64_t> gave_up{0};          // a source waited too long (the watermark stalled)
   std::atomic<std::int64_t> finite_watermarks{0};
@@ -67,7 +69,7 @@ struct Probe {
 };
 
 // Partition p emits records p, p + P, ... in ts order, 20 at a time, each batch followed by a
-// watermark (its next record's ts). It waits while its next record is kHorizon ahead of what the
+// watermark (its next record's ts - 1). It waits while its next record is kHorizon ahead of what the
 // checker after the loop saw (a deterministic stand-in for an input that ends late: windows must
 // fire while it runs). Unbounded: after its records, watermark(end) and idle for ever.
 struct PacedSource final : gyre::Source<Ev> {
@@ -111,12 +113,13 @@ struct PacedSource final : gyre::Source<Ev> {
       out.emit(record(next, seed));
       next += stride;
     }
-    if (next < kRecords) out.emit_watermark(next * kSpacing);
+    if (next < kRecords) out.emit_watermark(next * kSpacing - 1);
     return gyre::SourceStatus::kMore;
   }
 };
 
-// After the loop: every record is at or after the last watermark it saw; watermarks rise.
+// After the loop: every record is after the last watermark it saw (a watermark t: nothing at
+// or before t follows); watermarks rise.
 struct Checker final : gyre::OneInputOperator<Ev, Ev> {
   explicit Checker(Probe* p) : probe(p) {}
   Probe* probe;
@@ -125,7 +128,7 @@ struct Checker final : gyre::OneInputOperator<Ev, Ev> {
   void open(gyre::OperatorContext& c) override { ctx = &c; }
   void process(std::span<const Ev> in, gyre::Output<Ev>& out) override {
     for (const Ev& e : in)
-      if (e.ts < last) ++probe->late_after_loop;
+      if (e.ts <= last) ++probe->late_after_loop;
     out.emit(in);
   }
   void on_watermark(Timestamp t, gyre::Output<Ev>&) override {
@@ -138,51 +141,75 @@ struct Checker final : gyre::OneInputOperator<Ev, Ev> {
   }
 };
 
-// A pane of the tumbling window: per key and window, the records and their passes.
+// Inside the body: operators there see the loop's watermark, which no record circulating
+// passes either.
+struct InLoopCheck final : gyre::OneInputOperator<Ev, Ev> {
+  explicit InLoopCheck(Probe* p) : probe(p) {}
+  Probe* probe;
+  Timestamp last = gyre::kMinTimestamp;
+  void process(std::span<const Ev> in, gyre::Output<Ev>& out) override {
+    for (const Ev& e : in)
+      if (e.ts <= last) ++probe->late_in_loop;
+    out.emit(in);
+  }
+  void on_watermark(Timestamp t, gyre::Output<Ev>&) override { last = t; }
+};
+
+// The window's value: the records of a key and window and their passes through the loop.
+struct Acc {
+  std::int64_t count = 0;
+  std::int64_t passes = 0;
+  bool operator==(const Acc&) const = default;
+};
+struct PassesAgg {
+  Acc create() const { return {}; }
+  void add(Acc& a, const Ev& e) const {
+    ++a.count;
+    a.passes += static_cast<std::int64_t>(e.passes);
+  }
+  void merge(Acc& a, const Acc& b) const {
+    a.count += b.count;
+    a.passes += b.passes;
+  }
+  Acc result(const Acc& a) const { return a; }
+};
+using Result = gyre::WindowResult<std::uint64_t, Acc>;
+
+// A pane as the test compares it.
 struct Pane {
   std::uint64_t key;
   Timestamp end;
   std::int64_t count;
   std::int64_t passes;
-  std::int64_t on_time;   // fired when the watermark reached the window's end
-  std::int64_t early;     // fired at a finite watermark (before the input's end)
+  std::int64_t on_time;  // the window's pane timing is ON_TIME (its only pane: the default trigger)
+  std::int64_t early;    // it fired at a finite watermark (before the end of the input)
   bool operator==(const Pane& o) const {
     return std::tie(key, end, count, passes) == std::tie(o.key, o.end, o.count, o.passes);
   }
   bool operator<(const Pane& o) const { return std::tie(key, end) < std::tie(o.key, o.end); }
 };
 
-// The event-time tumbling window (keyed state, an event-time timer at each window's end).
-struct TumblingWindow final : gyre::KeyedOperator<std::uint64_t, Ev, Pane> {
-  explicit TumblingWindow(Probe* p) : probe(p) {}
-  Probe* probe;
-  gyre::MapState<std::uint64_t, std::int64_t, std::int64_t>* counts = nullptr;
-  gyre::MapState<std::uint64_t, std::int64_t, std::int64_t>* passes = nullptr;
-  void open(gyre::OperatorContext& ctx) override {
-    counts = &ctx.state().map<std::uint64_t, std::int64_t, std::int64_t>("counts");
-    passes = &ctx.state().map<std::uint64_t, std::int64_t, std::int64_t>("passes");
+// Right after the window (forward: one channel, in order): a pane fired by watermark w comes
+// before w. A pane is early if a finite watermark >= its end - 1 follows it; the rest go out at
+// the end of the input (+inf).
+struct PaneCheck final : gyre::OneInputOperator<Result, Pane> {
+  std::vector<Pane> pending;
+  void process(std::span<const Result> in, gyre::Output<Pane>&) override {
+    for (const Result& r : in)
+      pending.push_back(Pane{r.key, r.end, r.value.count, r.value.passes,
+                             r.pane.timing == gyre::Timing::kOnTime && r.pane.index == 0 ? 1 : 0, 0});
   }
-  void process(std::span<const Ev> in, gyre::Output<Pane>&) override {
-    for (const Ev& e : in) {
-      if (e.ts < current_watermark()) ++probe->late_in_window;
-      const Timestamp end = (e.ts / kWindow + 1) * kWindow;
-      if (std::int64_t* c = counts->get(e.key, end)) {
-        ++*c;
-        *passes->get(e.key, end) += static_cast<std::int64_t>(e.passes);
-      } else {
-        counts->put(e.key, end, 1);
-        passes->put(e.key, end, static_cast<std::int64_t>(e.passes));
+  void on_watermark(Timestamp t, gyre::Output<Pane>& out) override {
+    std::vector<Pane> keep;
+    for (Pane& p : pending) {
+      if (t < gyre::kMaxTimestamp && p.end - 1 > t) {
+        keep.push_back(p);
+        continue;
       }
-      register_event_time_timer(e.key, end);
+      p.early = t < gyre::kMaxTimestamp ? 1 : 0;
+      out.emit(p);
     }
-  }
-  void on_timer(const std::uint64_t& key, Timestamp time, gyre::TimeDomain domain, gyre::Output<Pane>& out) override {
-    const Timestamp wm = current_watermark();
-    const bool on_time = domain == gyre::TimeDomain::kEventTime && wm >= time;
-    out.emit(Pane{key, time, *counts->get(key, time), *passes->get(key, time), on_time ? 1 : 0,
-                  wm < gyre::kMaxTimestamp ? 1 : 0});
-    counts->erase(key, time);
-    passes->erase(key, time);
+    pending.swap(keep);
   }
 };
 
@@ -222,12 +249,15 @@ gyre::Stream<Pane> build(gyre::Environment& env, Probe* probe, std::uint64_t see
   // Declared unbounded either way (it waits, so it needs the idle polling); bounded = it ends.
   auto input = env.source("paced", PacedSource(probe, seed, unbounded));
   auto loop = gyre::iterate(input, ts_of, "halving");
-  auto next = loop.head().map(step).key_by([](const Ev& e) { return e.id * 31 + e.passes; }).partition();
+  auto next = loop.head().process("in-loop check", InLoopCheck(probe)).map(step).key_by([](const Ev& e) { return e.id * 31 + e.passes; }).partition();
   loop.close_with(next.filter([](const Ev& e) { return e.n != 0; }));
-  return next.filter([](const Ev& e) { return e.n == 0; })
-      .process("check", Checker(probe))
-      .key_by([](const Ev& e) { return e.key; })
-      .process("tumbling window", TumblingWindow(probe));
+  auto left = next.filter([](const Ev& e) { return e.n == 0; }).process("check", Checker(probe));
+  const gyre::OutputTag<Ev> late("late");
+  auto windows = gyre::window(left.key_by([](const Ev& e) { return e.key; }), ts_of, gyre::TumblingWindows{kWindow})
+                     .late_output(late)
+                     .aggregate("passes per window", PassesAgg{});
+  windows.side_output(late).for_each([probe](const Ev&) { ++probe->late_in_window; });
+  return windows.forward().process("pane check", PaneCheck{});
 }
 
 void expect_panes(std::vector<Pane> got, const std::vector<Pane>& want) {
@@ -249,6 +279,7 @@ TEST_P(LoopTimeTest, WindowAfterLoopGetsSerialPanesOnTime) {
   expect_panes(got, serial_panes(seed()));
   EXPECT_EQ(testenv::sum_ranks(probe->late_after_loop.load()), 0) << "a record left the loop behind its watermark";
   EXPECT_EQ(testenv::sum_ranks(probe->late_in_window.load()), 0);
+  EXPECT_EQ(testenv::sum_ranks(probe->late_in_loop.load()), 0) << "a record in the loop behind the body's watermark";
   EXPECT_EQ(testenv::sum_ranks(probe->backwards.load()), 0);
   EXPECT_EQ(testenv::sum_ranks(probe->gave_up.load()), 0) << "the loop's watermark stalled while the input ran";
   // The watermark advanced while the input ran: every window ending well before the input's last
@@ -277,7 +308,7 @@ TEST_P(LoopTimeTest, UnboundedInputThatIdlesStillAdvancesTheWatermark) {
     std::lock_guard lock(*mu);
     return static_cast<long long>(got->size());
   };
-  for (int i = 0; i < 3000 && testenv::sum_ranks(count()) < static_cast<long long>(want.size()); ++i)
+  for (int i = 0; i < 1500 && testenv::sum_ranks(count()) < static_cast<long long>(want.size()); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_FALSE(job.finished() && testenv::rank() < GetParam()) << "an unbounded loop must not end by itself";
   testenv::barrier();  // no rank cancels before every rank looked
@@ -294,6 +325,7 @@ TEST_P(LoopTimeTest, UnboundedInputThatIdlesStillAdvancesTheWatermark) {
   for (const Pane& p : all) EXPECT_EQ(p.early, 1);  // the input never ends: no +inf
   EXPECT_EQ(testenv::sum_ranks(probe->late_after_loop.load()), 0) << "a record left the loop behind its watermark";
   EXPECT_EQ(testenv::sum_ranks(probe->late_in_window.load()), 0);
+  EXPECT_EQ(testenv::sum_ranks(probe->late_in_loop.load()), 0) << "a record in the loop behind the body's watermark";
   EXPECT_EQ(testenv::sum_ranks(probe->backwards.load()), 0);
   EXPECT_EQ(testenv::sum_ranks(probe->gave_up.load()), 0);
 }

@@ -494,7 +494,8 @@ StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}
 // A streaming feedback loop whose records carry event time, read by `ts(const T&) ->
 // gyre::Timestamp`. The loop tracks progress (see TimedStreamingHead in detail/heads.h): the
 // watermark of every stream computed from head() (inside the loop, and on the way out) is
-//   min(the smallest timestamp of any record still in the loop, the input's watermark),
+//   min(the smallest timestamp of any record still in the loop - 1, the input's watermark)
+// (a watermark t: nothing at or before t follows),
 // in rounds: it follows what circulates with a delay of about one round trip through the body
 // (plus an allreduce over the ranks), and it never passes a record still in the loop on any
 // rank. Idle input partitions do not hold it back (while some partition is live); with bounded

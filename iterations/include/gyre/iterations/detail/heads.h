@@ -585,8 +585,8 @@ class StreamingHead final : public HeadBase {
 // the marker and been pushed again in this round (the marker follows them on every channel). So
 // whatever is in the loop after the decision descends from this round's pushes or later ones.
 // If the body never gives a record a timestamp below that of the record it came from (it keeps
-// them, or moves them later), nothing older than
-//   W = min(smallest timestamp pushed this round on any rank, the input watermark)
+// them, or moves them later), nothing at or below
+//   W = min(smallest timestamp pushed this round on any rank - 1, the input watermark)
 // can come out of the loop again, and the head emits watermark(W) into the body: the operators
 // in the loop and every stream leaving it see it. A loop with nothing older inside holds
 // nothing back (W is the input watermark). Records the body derives from others must be emitted

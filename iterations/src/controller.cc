@@ -188,7 +188,6 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
     decided_epoch_ = -1;
     stop_ = false;
     loop_wm_ = kMinTimestamp;
-    round_busy_ = true;
     superstep_.store(0);
     last_decision_ = std::chrono::steady_clock::now();
     last_bytes_ = 0;
@@ -322,7 +321,6 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   std::string why;
   const char* empty = kind_ == LoopKind::kBulk ? kEndedEmptyBulk : kEndedEmptyDelta;
   Timestamp wm = kMinTimestamp;
-  bool busy = true;
   const bool progress = kind_ == LoopKind::kStreaming && event_time_;
   if (progress) {
     // The loop's watermark: below every timestamp pushed into the body this round (what is in
@@ -337,7 +335,6 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
     // a record still in the loop at `frontier` allows frontier - 1.
     const Timestamp below = frontier == kMaxTimestamp || frontier == kMinTimestamp ? frontier : frontier - 1;
     wm = std::max(std::min(below, input), loop_wm_);
-    busy = size > 0 || wm != loop_wm_;
     // Nothing was pushed anywhere this round and every input had ended when its head reported:
     // the loop is empty and stays so.
     if (size == 0 && active + idle == 0) why = kEndedQuiescent;
@@ -364,7 +361,6 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   {
     std::lock_guard lock(mu_);
     loop_wm_ = wm;
-    round_busy_ = busy;
     if (progress) metrics_.supersteps = epoch + 1;
     // Rank 0 commits the entries every rank has written (in order, after its own writes).
     written_everywhere_ = written_everywhere;
@@ -572,7 +568,6 @@ LoopController::Decision LoopController::decision(int epoch) const {
   d.taken = decided_epoch_ == epoch;
   d.stop = stop_;
   d.watermark = loop_wm_;
-  d.busy = round_busy_;
   return d;
 }
 

@@ -143,10 +143,8 @@ class LoopController final : public LoopHook {
     bool taken = false;
     bool stop = false;
     // Streaming loops with event time: the watermark the heads emit into the body (the same on
-    // every rank; never decreasing), and whether the round did anything (else the next one
-    // waits a little).
+    // every rank; never decreasing).
     Timestamp watermark = kMinTimestamp;
-    bool busy = true;
   };
   Decision decision(int epoch) const;
 
@@ -179,7 +177,6 @@ class LoopController final : public LoopHook {
   std::vector<std::shared_ptr<AggregatorState>> aggs_;
   bool event_time_ = false;
   Timestamp loop_wm_ = kMinTimestamp;  // event-time streaming: the last decision's watermark
-  bool round_busy_ = true;
 
   Transport* transport_ = nullptr;
   int channel_ = 0;

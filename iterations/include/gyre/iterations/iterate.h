@@ -33,6 +33,7 @@
 // partitioned and indexed once and kept. Per-superstep figures go to JobResult::loops.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,6 +67,9 @@ struct IterationOptions {
   // Saved with the checkpoints, per partition: what a Rehome needs to place the partition's
   // records elsewhere (e.g. the ids they refer to).
   std::function<std::string(int partition)> checkpoint_context;
+  // Streaming loops with event time: a progress round (the loop's watermark moves once per
+  // round) starts at most this often.
+  std::chrono::microseconds progress_interval{1000};
 };
 
 // A global value per superstep (sum, min or max over all records of a stream in the body). In
@@ -515,9 +519,11 @@ StreamingIteration<T> iterate(const Stream<T>& input, TsFn ts, IterationOptions 
   hb.ports(2);
   hb.bounded(false);
   hb.output<T>();
-  hb.factory([ctl, ts](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
+  hb.factory([ctl, ts, interval = opts.progress_interval](const detail::OpContext& c,
+                                                           const std::vector<detail::PortBase*>& outs)
                  -> std::unique_ptr<detail::NodeRuntime> {
-    return std::make_unique<detail::TimedStreamingHead<T, TsFn>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]), ts);
+    return std::make_unique<detail::TimedStreamingHead<T, TsFn>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]), ts,
+                                                                interval);
   });
   return StreamingIteration<T>(&env, hb.id());
 }

@@ -578,12 +578,14 @@ class StreamingHead final : public HeadBase {
 // A streaming loop whose records carry event time (ts(record)), with progress tracking in the
 // manner of Naiad's, built on the termination detection above. Rounds run from the start: after
 // each decision the head emits a superstep-end event (the round's marker) into the body and
-// reports when it came back over the feedback edge from every producer. Between a decision and
-// its next report the head counts the records it pushes into the body (input and feedback) and
-// their smallest timestamp. When the round's marker is back at every head, every record pushed
-// before it, and everything computed from it, has left the loop or come back to a head before
-// the marker and been pushed again in this round (the marker follows them on every channel). So
-// whatever is in the loop after the decision descends from this round's pushes or later ones.
+// reports when it came back over the feedback edge from every producer. Between one report and
+// the next the head counts the records it pushes into the body (input and feedback) and their
+// smallest timestamp: the round's pushes. It does not hold its inputs while a decision is
+// taken. When the round's marker is back at every head, every record pushed before it, and
+// everything computed from it, has left the loop or come back to a head before the marker and
+// been pushed again in this round (the marker follows them on every channel). So whatever is in
+// the loop after the decision descends from this round's pushes or later ones, and a later push
+// is a new input record (after the input watermark the head reported) or comes from those.
 // If the body never gives a record a timestamp below that of the record it came from (it keeps
 // them, or moves them later), nothing at or below
 //   W = min(smallest timestamp pushed this round on any rank - 1, the input watermark)
@@ -594,14 +596,15 @@ class StreamingHead final : public HeadBase {
 // operator that keeps records in its state to emit later (on a timer) is not tracked.
 // A round in which nothing was pushed anywhere, with every input ended, proves the loop empty:
 // the heads end the body (the stream leaving the loop then gets watermark +inf and its end).
-// A round in which nothing happened is followed by the next one after the job's idle poll
-// interval; otherwise the next starts at once (or when the head pushed something).
+// A round starts at most once per IterationOptions::progress_interval (the watermark's step
+// and an idle loop's cost), or when the previous one was decided, if that is later.
 template <class T, class TsFn>
 class TimedStreamingHead final : public HeadBase {
  public:
-  TimedStreamingHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, Input<T>* body, TsFn ts)
+  TimedStreamingHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, Input<T>* body, TsFn ts,
+                     std::chrono::microseconds interval)
       : HeadBase(ctx, std::move(ctl), 2, 1, HeadLayout{}), body_(body), ts_(std::move(ts)), wake_at_(ctx.wake_at),
-        pause_(ctx.config != nullptr ? ctx.config->idle_poll : std::chrono::milliseconds(1)) {
+        interval_(interval) {
     input_.on_push = [this](std::span<const T> in) {
       records_in += gyre::detail::logical_records(in);
       push(in);
@@ -624,6 +627,8 @@ class TimedStreamingHead final : public HeadBase {
     feedback_.on_superstep_end = [this] { round_ended(); };
   }
   PortBase* port(int i) override { return i == 0 ? static_cast<PortBase*>(&input_) : &feedback_; }
+  // Input and feedback keep flowing while a round's decision is taken (see above).
+  bool accepts_input() override { return true; }
   void on_processing_time(std::chrono::steady_clock::time_point /*now*/) override {}
   SourceStatus produce(std::size_t /*max_batches*/) override {
     if (done_) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
@@ -633,8 +638,8 @@ class TimedStreamingHead final : public HeadBase {
       return SourceStatus::kMore;
     }
     if (pause_until_) {
-      // Nothing happened last round: the next starts after a pause, or once something came in.
-      if (pushed_ == 0 && std::chrono::steady_clock::now() < *pause_until_) {
+      // A round starts at most once per interval.
+      if (std::chrono::steady_clock::now() < *pause_until_) {
         if (!wake_asked_) {
           wake_asked_ = true;
           if (wake_at_) wake_at_(*pause_until_);
@@ -659,12 +664,11 @@ class TimedStreamingHead final : public HeadBase {
       body_->on_event(Event::watermark(d.watermark));
     }
     ++epoch_;
-    pushed_ = 0;
-    min_ts_ = kMaxTimestamp;
-    if (d.busy) {
+    const auto next = last_start_ + interval_;
+    if (std::chrono::steady_clock::now() >= next) {
       start_round();
     } else {
-      pause_until_ = std::chrono::steady_clock::now() + pause_;
+      pause_until_ = next;
       wake_asked_ = false;
     }
     return SourceStatus::kMore;
@@ -680,9 +684,12 @@ class TimedStreamingHead final : public HeadBase {
     records_out += n;
     body_->push(in);
   }
-  void start_round() { body_->on_event(Event::superstep_end()); }
-  // The marker came back from every producer: reports the round and holds further input and
-  // feedback until the decision.
+  void start_round() {
+    last_start_ = std::chrono::steady_clock::now();
+    body_->on_event(Event::superstep_end());
+  }
+  // The marker came back from every producer: reports the round; what the head pushes from now
+  // on counts in the next one.
   void round_ended() {
     LocalReport r;
     r.size = pushed_;
@@ -696,6 +703,8 @@ class TimedStreamingHead final : public HeadBase {
         r.active_wm = input_wm_;
       }
     }
+    pushed_ = 0;
+    min_ts_ = kMaxTimestamp;
     report(epoch_, r);
   }
   std::uint64_t next_size() const override { return pushed_; }
@@ -703,10 +712,11 @@ class TimedStreamingHead final : public HeadBase {
   Input<T>* body_;
   TsFn ts_;
   std::function<void(std::chrono::steady_clock::time_point)> wake_at_;
-  std::chrono::milliseconds pause_;
+  std::chrono::microseconds interval_;  // between the starts of two rounds, at least
+  std::chrono::steady_clock::time_point last_start_{};
   HeadPort<T> input_;
   HeadPort<T> feedback_;
-  std::uint64_t pushed_ = 0;          // records pushed into the body since the last decision
+  std::uint64_t pushed_ = 0;          // records pushed into the body since the last report
   Timestamp min_ts_ = kMaxTimestamp;  // ... their smallest timestamp
   Timestamp input_wm_ = kMinTimestamp;
   bool input_idle_ = false;

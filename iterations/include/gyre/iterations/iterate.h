@@ -505,7 +505,8 @@ StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}
 // rank. Idle input partitions do not hold it back (while some partition is live); with bounded
 // input the loop ends when it is empty (then +inf). The body must not give a record a timestamp
 // below that of the record it was computed from (keeping it, as records going round do, is the
-// usual case). Operators in the body see a superstep end per round.
+// usual case). Operators in the body see a superstep end per round. Rounds are counted in
+// JobResult::loops (supersteps) but not listed one by one, and on_superstep is not called.
 template <Record T, class TsFn>
   requires std::invocable<const TsFn&, const T&> &&
            std::convertible_to<std::invoke_result_t<const TsFn&, const T&>, Timestamp>

@@ -37,6 +37,19 @@ double fold(ReduceOp op, double a, double b) {
 // aggregator.
 constexpr std::size_t kFixed = kMaxReduceValues - kMaxAggregators;
 
+// Event-time streaming loops append their round's progress after the aggregators (see submit).
+constexpr std::size_t kProgressValues = 5;
+double ts_value(Timestamp t) {
+  if (t == kMaxTimestamp) return std::numeric_limits<double>::infinity();
+  if (t == kMinTimestamp) return -std::numeric_limits<double>::infinity();
+  return static_cast<double>(t);  // exact below 2^53 (ms of event time: ~285,000 years)
+}
+Timestamp value_ts(double v) {
+  if (v == std::numeric_limits<double>::infinity()) return kMaxTimestamp;
+  if (v == -std::numeric_limits<double>::infinity()) return kMinTimestamp;
+  return static_cast<Timestamp>(v);
+}
+
 std::mutex g_inject_mu;
 std::optional<InjectedFailure> g_inject;
 bool g_inject_fired = false;
@@ -174,6 +187,7 @@ void LoopController::attach(Transport* transport, int channel, int local_heads,
     acc_ = LocalReport{};
     decided_epoch_ = -1;
     stop_ = false;
+    loop_wm_ = kMinTimestamp;
     superstep_.store(0);
     last_decision_ = std::chrono::steady_clock::now();
     last_bytes_ = 0;
@@ -249,6 +263,11 @@ void LoopController::report(int epoch, const LocalReport& r) {
     }
     for (std::size_t i = 0; i < aggs_.size() && i < r.aggregates.size(); ++i)
       acc_.aggregates[i] = fold(aggs_[i]->op, acc_.aggregates[i], r.aggregates[i]);
+    acc_.min_ts = std::min(acc_.min_ts, r.min_ts);
+    acc_.active_wm = std::min(acc_.active_wm, r.active_wm);
+    acc_.idle_wm = std::min(acc_.idle_wm, r.idle_wm);
+    acc_.active += r.active;
+    acc_.idle += r.idle;
     if (++reported_ < local_heads_) return;
     reported_ = 0;
     all = std::move(acc_);
@@ -258,7 +277,8 @@ void LoopController::report(int epoch, const LocalReport& r) {
 }
 
 void LoopController::submit(int epoch, const LocalReport& r) {
-  std::vector<double> values(kFixed + aggs_.size());
+  const bool progress = kind_ == LoopKind::kStreaming && event_time_;
+  std::vector<double> values(kFixed + aggs_.size() + (progress ? kProgressValues : 0));
   std::vector<ReduceOp> ops(values.size(), ReduceOp::kSum);
   values[0] = static_cast<double>(r.size);
   values[1] = static_cast<double>(r.criterion);
@@ -272,6 +292,17 @@ void LoopController::submit(int epoch, const LocalReport& r) {
   for (std::size_t i = 0; i < aggs_.size(); ++i) {
     values[kFixed + i] = i < r.aggregates.size() ? r.aggregates[i] : aggs_[i]->identity();
     ops[kFixed + i] = aggs_[i]->op;
+  }
+  if (progress) {
+    const std::size_t at = kFixed + aggs_.size();
+    values[at] = ts_value(r.min_ts);
+    ops[at] = ReduceOp::kMin;
+    values[at + 1] = ts_value(r.active_wm);
+    ops[at + 1] = ReduceOp::kMin;
+    values[at + 2] = static_cast<double>(r.active);
+    values[at + 3] = ts_value(r.idle_wm);
+    ops[at + 3] = ReduceOp::kMin;
+    values[at + 4] = static_cast<double>(r.idle);
   }
   transport_->allreduce_async(channel_, std::move(values), std::move(ops),
                               [this, epoch](std::vector<double> global) { decide(epoch, global); });
@@ -289,7 +320,25 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   // Every rank decides from the same global values, so all take the same path.
   std::string why;
   const char* empty = kind_ == LoopKind::kBulk ? kEndedEmptyBulk : kEndedEmptyDelta;
-  if (kind_ == LoopKind::kStreaming) {
+  Timestamp wm = kMinTimestamp;
+  const bool progress = kind_ == LoopKind::kStreaming && event_time_;
+  if (progress) {
+    // The loop's watermark: below every timestamp pushed into the body this round (what is in
+    // the loop now descends from those, see TimedStreamingHead) and below the input's watermark
+    // (over live inputs; if every input that has not ended is idle, over their last ones).
+    const std::size_t at = kFixed + aggs_.size();
+    const Timestamp frontier = value_ts(global[at]);
+    const auto active = static_cast<std::uint64_t>(global[at + 2]);
+    const auto idle = static_cast<std::uint64_t>(global[at + 4]);
+    const Timestamp input = active > 0 ? value_ts(global[at + 1]) : idle > 0 ? value_ts(global[at + 3]) : kMaxTimestamp;
+    // A watermark t says no record with a timestamp <= t follows (assign_timestamps emits max - 1):
+    // a record still in the loop at `frontier` allows frontier - 1.
+    const Timestamp below = frontier == kMaxTimestamp || frontier == kMinTimestamp ? frontier : frontier - 1;
+    wm = std::max(std::min(below, input), loop_wm_);
+    // Nothing was pushed anywhere this round and every input had ended when its head reported:
+    // the loop is empty and stays so.
+    if (size == 0 && active + idle == 0) why = kEndedQuiescent;
+  } else if (kind_ == LoopKind::kStreaming) {
     if (epoch > 0 && size == 0) why = kEndedQuiescent;
   } else if (epoch == first) {
     if (size == 0) why = empty;
@@ -307,9 +356,12 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
 
   std::vector<Notifiable*> wake;
   SuperstepMetrics step;
-  const bool record = epoch > first;
+  // Event-time rounds run for as long as the loop does: they are counted, not recorded one by one.
+  const bool record = epoch > first && !progress;
   {
     std::lock_guard lock(mu_);
+    loop_wm_ = wm;
+    if (progress) metrics_.supersteps = epoch + 1;
     // Rank 0 commits the entries every rank has written (in order, after its own writes).
     written_everywhere_ = written_everywhere;
     while (rank_ == 0 && !to_commit_.empty() && to_commit_.front().superstep <= written_everywhere) {
@@ -515,6 +567,7 @@ LoopController::Decision LoopController::decision(int epoch) const {
   Decision d;
   d.taken = decided_epoch_ == epoch;
   d.stop = stop_;
+  d.watermark = loop_wm_;
   return d;
 }
 

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "gyre/core/event.h"
 #include "gyre/core/plan.h"
 #include "gyre/core/runtime.h"
 #include "gyre/iterations/checkpoint.h"
@@ -71,6 +72,13 @@ struct LocalReport {
   std::uint64_t size = 0;       // next partial solution / next workset / records forwarded
   std::uint64_t criterion = 0;  // records of the termination criterion stream
   std::vector<double> aggregates;
+  // Streaming loops with event time (TimedStreamingHead): the round's progress. `size` is then
+  // every record the head pushed into the body during the round (input and feedback).
+  Timestamp min_ts = kMaxTimestamp;     // the smallest timestamp among them
+  Timestamp active_wm = kMaxTimestamp;  // input watermark, min over heads whose input is live
+  Timestamp idle_wm = kMaxTimestamp;    // last input watermark, min over heads whose input is idle
+  std::uint64_t active = 0;             // heads whose input is live (neither idle nor ended)
+  std::uint64_t idle = 0;               // heads whose input is idle (not ended)
 };
 
 // Fault injection: kills this process if a kill is injected for (rank, superstep); true (once)
@@ -96,6 +104,9 @@ class LoopController final : public LoopHook {
   void set_criterion() { has_criterion_ = true; }
   void set_convergence(std::function<bool()> converged) { converged_ = std::move(converged); }
   void set_on_superstep(std::function<void(const SuperstepMetrics&)> f) { on_superstep_ = std::move(f); }
+  // Streaming loops: records carry event time; rounds run from the start and track progress.
+  void set_event_time() { event_time_ = true; }
+  bool event_time() const { return event_time_; }
   const std::vector<std::shared_ptr<AggregatorState>>& aggregators() const { return aggs_; }
   LoopKind kind() const { return kind_; }
   int rank() const { return rank_; }
@@ -131,6 +142,9 @@ class LoopController final : public LoopHook {
   struct Decision {
     bool taken = false;
     bool stop = false;
+    // Streaming loops with event time: the watermark the heads emit into the body (the same on
+    // every rank; never decreasing).
+    Timestamp watermark = kMinTimestamp;
   };
   Decision decision(int epoch) const;
 
@@ -161,6 +175,8 @@ class LoopController final : public LoopHook {
   std::function<bool()> converged_;
   std::function<void(const SuperstepMetrics&)> on_superstep_;
   std::vector<std::shared_ptr<AggregatorState>> aggs_;
+  bool event_time_ = false;
+  Timestamp loop_wm_ = kMinTimestamp;  // event-time streaming: the last decision's watermark
 
   Transport* transport_ = nullptr;
   int channel_ = 0;

@@ -20,6 +20,8 @@
 //
 // Streaming: the head is an ordinary stream; close_with() connects the feedback; records leave
 // through ordinary operators. With bounded input the loop ends when nothing is left in it.
+// With an event-time extractor, gyre::iterate(numbers, ts), watermarks go through the loop:
+// the loop's watermark never passes a record still in it (see below).
 //
 //   auto loop = gyre::iterate(numbers);
 //   auto next = loop.head().map(step);
@@ -31,6 +33,7 @@
 // partitioned and indexed once and kept. Per-superstep figures go to JobResult::loops.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,6 +67,9 @@ struct IterationOptions {
   // Saved with the checkpoints, per partition: what a Rehome needs to place the partition's
   // records elsewhere (e.g. the ids they refer to).
   std::function<std::string(int partition)> checkpoint_context;
+  // Streaming loops with event time: a progress round (the loop's watermark moves once per
+  // round) starts at most this often.
+  std::chrono::microseconds progress_interval{1000};
 };
 
 // A global value per superstep (sum, min or max over all records of a stream in the body). In
@@ -485,6 +491,40 @@ StreamingIteration<T> iterate(const Stream<T>& input, IterationOptions opts = {}
   hb.factory([ctl](const detail::OpContext& c, const std::vector<detail::PortBase*>& outs)
                  -> std::unique_ptr<detail::NodeRuntime> {
     return std::make_unique<detail::StreamingHead<T>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]));
+  });
+  return StreamingIteration<T>(&env, hb.id());
+}
+
+// A streaming feedback loop whose records carry event time, read by `ts(const T&) ->
+// gyre::Timestamp`. The loop tracks progress (see TimedStreamingHead in detail/heads.h): the
+// watermark of every stream computed from head() (inside the loop, and on the way out) is
+//   min(the smallest timestamp of any record still in the loop - 1, the input's watermark)
+// (a watermark t: nothing at or before t follows),
+// in rounds: it follows what circulates with a delay of about one round trip through the body
+// (plus an allreduce over the ranks), and it never passes a record still in the loop on any
+// rank. Idle input partitions do not hold it back (while some partition is live); with bounded
+// input the loop ends when it is empty (then +inf). The body must not give a record a timestamp
+// below that of the record it was computed from (keeping it, as records going round do, is the
+// usual case). Operators in the body see a superstep end per round. Rounds are counted in
+// JobResult::loops (supersteps) but not listed one by one, and on_superstep is not called.
+template <Record T, class TsFn>
+  requires std::invocable<const TsFn&, const T&> &&
+           std::convertible_to<std::invoke_result_t<const TsFn&, const T&>, Timestamp>
+StreamingIteration<T> iterate(const Stream<T>& input, TsFn ts, IterationOptions opts = {}) {
+  Environment& env = input.env();
+  auto ctl = std::make_shared<detail::LoopController>(LoopKind::kStreaming, opts.name, 0);
+  ctl->set_event_time();
+  if (opts.on_superstep) ctl->set_on_superstep(opts.on_superstep);
+  OperatorBuilder hb = detail::head_builder(input, opts, "streaming", ctl);
+  hb.input(input, 0);
+  hb.ports(2);
+  hb.bounded(false);
+  hb.output<T>();
+  hb.factory([ctl, ts, interval = opts.progress_interval](const detail::OpContext& c,
+                                                           const std::vector<detail::PortBase*>& outs)
+                 -> std::unique_ptr<detail::NodeRuntime> {
+    return std::make_unique<detail::TimedStreamingHead<T, TsFn>>(c, ctl, static_cast<detail::Input<T>*>(outs[0]), ts,
+                                                                interval);
   });
   return StreamingIteration<T>(&env, hb.id());
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -30,11 +31,23 @@ class HeadPort final : public Input<T> {
   std::function<void(std::span<const T>)> on_push;
   std::function<void()> on_end;
   std::function<void()> on_superstep_end;
+  // Event-time streaming loops only (TimedStreamingHead's input); other heads drop watermarks
+  // and idleness. Barriers do not enter loops.
+  std::function<void(Timestamp)> on_watermark;
+  std::function<void()> on_idle;
   void push(std::span<const T> in) override { on_push(in); }
-  // Watermarks and barriers do not enter loops yet (event time through loops is its own issue).
   void on_event(const Event& event) override {
-    if (event.kind == EventKind::kEnd) on_end();
-    else if (event.kind == EventKind::kSuperstepEnd) on_superstep_end();
+    switch (event.kind) {
+      case EventKind::kEnd: on_end(); break;
+      case EventKind::kSuperstepEnd: on_superstep_end(); break;
+      case EventKind::kWatermark:
+        if (on_watermark) on_watermark(event.value);
+        break;
+      case EventKind::kIdle:
+        if (on_idle) on_idle();
+        break;
+      case EventKind::kBarrier: break;
+    }
   }
 };
 
@@ -559,6 +572,159 @@ class StreamingHead final : public HeadBase {
   HeadPort<T> input_;
   HeadPort<T> feedback_;
   std::uint64_t forwarded_ = 0;
+  bool done_ = false;
+};
+
+// A streaming loop whose records carry event time (ts(record)), with progress tracking in the
+// manner of Naiad's, built on the termination detection above. Rounds run from the start: after
+// each decision the head emits a superstep-end event (the round's marker) into the body and
+// reports when it came back over the feedback edge from every producer. Between one report and
+// the next the head counts the records it pushes into the body (input and feedback) and their
+// smallest timestamp: the round's pushes. It does not hold its inputs while a decision is
+// taken. When the round's marker is back at every head, every record pushed before it, and
+// everything computed from it, has left the loop or come back to a head before the marker and
+// been pushed again in this round (the marker follows them on every channel). So whatever is in
+// the loop after the decision descends from this round's pushes or later ones, and a later push
+// is a new input record (after the input watermark the head reported) or comes from those.
+// If the body never gives a record a timestamp below that of the record it came from (it keeps
+// them, or moves them later), nothing at or below
+//   W = min(smallest timestamp pushed this round on any rank - 1, the input watermark)
+// can come out of the loop again, and the head emits watermark(W) into the body: the operators
+// in the loop and every stream leaving it see it. A loop with nothing older inside holds
+// nothing back (W is the input watermark). Records the body derives from others must be emitted
+// before the operator passes the marker on (as every built-in operator does); a keyed
+// operator that keeps records in its state to emit later (on a timer) is not tracked.
+// A round in which nothing was pushed anywhere, with every input ended, proves the loop empty:
+// the heads end the body (the stream leaving the loop then gets watermark +inf and its end).
+// A round starts at most once per IterationOptions::progress_interval (the watermark's step
+// and an idle loop's cost), or when the previous one was decided, if that is later.
+template <class T, class TsFn>
+class TimedStreamingHead final : public HeadBase {
+ public:
+  TimedStreamingHead(const OpContext& ctx, std::shared_ptr<LoopController> ctl, Input<T>* body, TsFn ts,
+                     std::chrono::microseconds interval)
+      : HeadBase(ctx, std::move(ctl), 2, 1, HeadLayout{}), body_(body), ts_(std::move(ts)), wake_at_(ctx.wake_at),
+        interval_(interval) {
+    input_.on_push = [this](std::span<const T> in) {
+      records_in += gyre::detail::logical_records(in);
+      push(in);
+    };
+    input_.on_end = [this] {
+      port_ended();
+      input_ended_ = true;
+    };
+    input_.on_superstep_end = [] {};
+    input_.on_watermark = [this](Timestamp t) {
+      input_idle_ = false;
+      input_wm_ = std::max(input_wm_, t);
+    };
+    input_.on_idle = [this] { input_idle_ = true; };
+    feedback_.on_push = [this](std::span<const T> in) {
+      records_in += gyre::detail::logical_records(in);
+      push(in);
+    };
+    feedback_.on_end = [this] { port_ended(); };
+    feedback_.on_superstep_end = [this] { round_ended(); };
+  }
+  PortBase* port(int i) override { return i == 0 ? static_cast<PortBase*>(&input_) : &feedback_; }
+  // Input and feedback keep flowing while a round's decision is taken (see above).
+  bool accepts_input() override { return true; }
+  void on_processing_time(std::chrono::steady_clock::time_point /*now*/) override {}
+  SourceStatus produce(std::size_t /*max_batches*/) override {
+    if (done_) return all_ports_ended() ? SourceStatus::kDone : SourceStatus::kIdle;
+    if (!started_) {  // the first round starts at once
+      started_ = true;
+      start_round();
+      return SourceStatus::kMore;
+    }
+    if (pause_until_) {
+      // A round starts at most once per interval.
+      if (std::chrono::steady_clock::now() < *pause_until_) {
+        if (!wake_asked_) {
+          wake_asked_ = true;
+          if (wake_at_) wake_at_(*pause_until_);
+        }
+        return SourceStatus::kIdle;
+      }
+      pause_until_.reset();
+      start_round();
+      return SourceStatus::kMore;
+    }
+    if (!waiting_) return SourceStatus::kIdle;
+    const auto d = ctl_->decision(reported_);
+    if (!d.taken) return SourceStatus::kIdle;
+    waiting_ = false;
+    if (d.stop) {
+      body_->on_event(Event::end());
+      done_ = true;
+      return SourceStatus::kMore;
+    }
+    if (d.watermark > emitted_wm_) {
+      emitted_wm_ = d.watermark;
+      body_->on_event(Event::watermark(d.watermark));
+    }
+    ++epoch_;
+    const auto next = last_start_ + interval_;
+    if (std::chrono::steady_clock::now() >= next) {
+      start_round();
+    } else {
+      pause_until_ = next;
+      wake_asked_ = false;
+    }
+    return SourceStatus::kMore;
+  }
+
+ private:
+  void push(std::span<const T> in) {
+    Timestamp lo = min_ts_;
+    for (const T& r : in) lo = std::min(lo, static_cast<Timestamp>(ts_(r)));
+    min_ts_ = lo;
+    const std::uint64_t n = gyre::detail::logical_records(in);
+    pushed_ += n;
+    records_out += n;
+    body_->push(in);
+  }
+  void start_round() {
+    last_start_ = std::chrono::steady_clock::now();
+    body_->on_event(Event::superstep_end());
+  }
+  // The marker came back from every producer: reports the round; what the head pushes from now
+  // on counts in the next one.
+  void round_ended() {
+    LocalReport r;
+    r.size = pushed_;
+    r.min_ts = min_ts_;
+    if (!input_ended_) {
+      if (input_idle_) {
+        r.idle = 1;
+        r.idle_wm = input_wm_;
+      } else {
+        r.active = 1;
+        r.active_wm = input_wm_;
+      }
+    }
+    pushed_ = 0;
+    min_ts_ = kMaxTimestamp;
+    report(epoch_, r);
+  }
+  std::uint64_t next_size() const override { return pushed_; }
+
+  Input<T>* body_;
+  TsFn ts_;
+  std::function<void(std::chrono::steady_clock::time_point)> wake_at_;
+  std::chrono::microseconds interval_;  // between the starts of two rounds, at least
+  std::chrono::steady_clock::time_point last_start_{};
+  HeadPort<T> input_;
+  HeadPort<T> feedback_;
+  std::uint64_t pushed_ = 0;          // records pushed into the body since the last report
+  Timestamp min_ts_ = kMaxTimestamp;  // ... their smallest timestamp
+  Timestamp input_wm_ = kMinTimestamp;
+  bool input_idle_ = false;
+  bool input_ended_ = false;
+  Timestamp emitted_wm_ = kMinTimestamp;
+  std::optional<std::chrono::steady_clock::time_point> pause_until_;
+  bool wake_asked_ = false;
+  bool started_ = false;
   bool done_ = false;
 };
 

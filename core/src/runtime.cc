@@ -851,6 +851,7 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
     const int t = jg.task_of_node[static_cast<std::size_t>(n.id)];
     for (int p = 0; p < n.parallelism; ++p)
       if (eg.subtasks[static_cast<std::size_t>(eg.subtask_id(t, p))].rank == rank) ++ref.local_heads;
+    hooks.collective_values.push_back(ref.hook->collective_values());
     loops_.push_back(std::move(ref));
   }
   hooks.collective_channels = static_cast<int>(loops_.size());

@@ -155,6 +155,30 @@ LoopController::LoopController(LoopKind kind, std::string name, int max_superste
   metrics_.kind = kind_name(kind_);
 }
 
+std::shared_ptr<VectorAggregatorState> LoopController::add_vector_aggregator(std::string name, std::size_t length,
+                                                                           int partitions) {
+  for (const auto& a : vaggs_)
+    if (a->name == name) throw PlanError("iteration '" + name_ + "' has two vector aggregators named '" + name + "'");
+  if (length == 0) throw PlanError("iteration '" + name_ + "': vector aggregator '" + name + "' has length 0");
+  if (length > (std::size_t{1} << 28) / static_cast<std::size_t>(std::max(1, partitions)))
+    throw PlanError("iteration '" + name_ + "': vector aggregator '" + name + "' is too long (" +
+                    std::to_string(length) + " values x " + std::to_string(partitions) +
+                    " partitions; at most 2^28 values in all)");
+  auto a = std::make_shared<VectorAggregatorState>();
+  a->name = std::move(name);
+  a->length = length;
+  a->partitions = partitions;
+  a->value.assign(length, 0.0);
+  vaggs_.push_back(a);
+  return a;
+}
+
+std::size_t LoopController::collective_values() const {
+  std::size_t n = kFixed + aggs_.size() + kProgressValues;
+  for (const auto& v : vaggs_) n += v->length * static_cast<std::size_t>(v->partitions);
+  return n;
+}
+
 std::shared_ptr<AggregatorState> LoopController::add_aggregator(std::string name, ReduceOp op) {
   for (const auto& a : aggs_)
     if (a->name == name) throw PlanError("iteration '" + name_ + "' has two aggregators named '" + name + "'");
@@ -263,6 +287,16 @@ void LoopController::report(int epoch, const LocalReport& r) {
     }
     for (std::size_t i = 0; i < aggs_.size() && i < r.aggregates.size(); ++i)
       acc_.aggregates[i] = fold(aggs_[i]->op, acc_.aggregates[i], r.aggregates[i]);
+    if (!vaggs_.empty() && r.partition >= 0) {
+      vacc_.resize(vaggs_.size());
+      for (std::size_t k = 0; k < vaggs_.size() && k < r.vectors.size(); ++k) {
+        const std::size_t n = vaggs_[k]->length;
+        auto& slots = vacc_[k];
+        if (slots.empty()) slots.assign(n * static_cast<std::size_t>(vaggs_[k]->partitions), 0.0);
+        std::copy(r.vectors[k].begin(), r.vectors[k].begin() + static_cast<std::ptrdiff_t>(std::min(n, r.vectors[k].size())),
+                  slots.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r.partition) * n));
+      }
+    }
     acc_.min_ts = std::min(acc_.min_ts, r.min_ts);
     acc_.active_wm = std::min(acc_.active_wm, r.active_wm);
     acc_.idle_wm = std::min(acc_.idle_wm, r.idle_wm);
@@ -272,13 +306,18 @@ void LoopController::report(int epoch, const LocalReport& r) {
     reported_ = 0;
     all = std::move(acc_);
     acc_ = LocalReport{};
+    all.vectors = std::move(vacc_);
+    vacc_.clear();
   }
   submit(epoch, all);
 }
 
 void LoopController::submit(int epoch, const LocalReport& r) {
   const bool progress = kind_ == LoopKind::kStreaming && event_time_;
-  std::vector<double> values(kFixed + aggs_.size() + (progress ? kProgressValues : 0));
+  const std::size_t vector_at = kFixed + aggs_.size() + (progress ? kProgressValues : 0);
+  std::size_t vector_values = 0;
+  for (const auto& v : vaggs_) vector_values += v->length * static_cast<std::size_t>(v->partitions);
+  std::vector<double> values(vector_at + vector_values);
   std::vector<ReduceOp> ops(values.size(), ReduceOp::kSum);
   values[0] = static_cast<double>(r.size);
   values[1] = static_cast<double>(r.criterion);
@@ -304,6 +343,14 @@ void LoopController::submit(int epoch, const LocalReport& r) {
     ops[at + 3] = ReduceOp::kMin;
     values[at + 4] = static_cast<double>(r.idle);
   }
+  // Vector aggregates: every partition's vector in its own slots (zeros from the ranks that do
+  // not run it), so the sum over ranks is exact and decide() adds the partitions in order.
+  for (std::size_t k = 0, at = vector_at; k < vaggs_.size(); ++k) {
+    const std::size_t n = vaggs_[k]->length * static_cast<std::size_t>(vaggs_[k]->partitions);
+    if (k < r.vectors.size() && r.vectors[k].size() == n)
+      std::copy(r.vectors[k].begin(), r.vectors[k].end(), values.begin() + static_cast<std::ptrdiff_t>(at));
+    at += n;
+  }
   transport_->allreduce_async(channel_, std::move(values), std::move(ops),
                               [this, epoch](std::vector<double> global) { decide(epoch, global); });
 }
@@ -316,6 +363,16 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   const int first = recovery_.superstep;
   if (epoch > first || kind_ == LoopKind::kStreaming)
     for (std::size_t i = 0; i < aggs_.size(); ++i) aggs_[i]->value.store(global[kFixed + i]);
+  if (epoch > first && !vaggs_.empty()) {
+    std::size_t at = kFixed + aggs_.size() + (kind_ == LoopKind::kStreaming && event_time_ ? kProgressValues : 0);
+    for (const auto& v : vaggs_) {
+      std::vector<double> sum(v->length, 0.0);
+      for (int p = 0; p < v->partitions; ++p)
+        for (std::size_t j = 0; j < v->length; ++j) sum[j] += global[at + static_cast<std::size_t>(p) * v->length + j];
+      v->value = std::move(sum);
+      at += v->length * static_cast<std::size_t>(v->partitions);
+    }
+  }
 
   // Every rank decides from the same global values, so all take the same path.
   std::string why;

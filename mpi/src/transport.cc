@@ -63,8 +63,9 @@ namespace {
 constexpr int kTag = 0x6779;
 enum Kind : std::uint32_t { kData = 1, kEvent = 2, kCredit = 3, kAbort = 4, kCancel = 5 };
 
-// Superstep allreduces carry (op, value) pairs, padded to a fixed length so that a rank can
-// match another's call without knowing what it carried (see MpiTransport::finish).
+// Superstep allreduces carry (op, value) pairs, padded to a fixed length per loop (at least
+// kReduceSlots; Hooks::collective_values) so that a rank can match another's call without knowing
+// what it carried (see MpiTransport::finish).
 constexpr std::size_t kReduceSlots = 64;
 struct ReducePair {
   double op;
@@ -216,18 +217,21 @@ class MpiTransport final : public detail::Transport {
     for (auto& c : colls_)
       if (c.comm != MPI_COMM_NULL) MPI_Comm_free(&c.comm);
     colls_.assign(static_cast<std::size_t>(hooks_.collective_channels), Collective{});
+    for (std::size_t c = 0; c < colls_.size() && c < hooks_.collective_values.size(); ++c)
+      colls_[c].slots = std::max(kReduceSlots, hooks_.collective_values[c]);
     if (!colls_.empty()) reduce_types();
     for (auto& c : colls_) check(MPI_Comm_dup(MPI_COMM_WORLD, &c.comm), "MPI_Comm_dup");
   }
 
   void allreduce_async(int channel, std::vector<double> values, std::vector<ReduceOp> ops,
                        std::function<void(std::vector<double>)> done) override {
-    GYRE_CHECK(values.size() <= kReduceSlots && ops.size() == values.size(),
-               "superstep allreduce: more than " + std::to_string(kReduceSlots) + " values");
+    const std::size_t slots = colls_.at(static_cast<std::size_t>(channel)).slots;
+    GYRE_CHECK(values.size() <= slots && ops.size() == values.size(),
+               "superstep allreduce: more than " + std::to_string(slots) + " values");
     Pending p;
     p.channel = channel;
     p.n = values.size();
-    p.buf.assign(kReduceSlots, ReducePair{0, 0});
+    p.buf.assign(slots, ReducePair{0, 0});
     for (std::size_t i = 0; i < values.size(); ++i)
       p.buf[i] = {static_cast<double>(static_cast<int>(ops[i])), values[i]};
     p.done = std::move(done);
@@ -356,9 +360,9 @@ class MpiTransport final : public detail::Transport {
     std::vector<MPI_Request> reqs;
     for (std::size_t c = 0; c < colls_.size(); ++c) {
       for (long long k = posted[c]; k < most[c]; ++k) {
-        dummies.emplace_back(kReduceSlots, ReducePair{0, 0});
+        dummies.emplace_back(colls_[c].slots, ReducePair{0, 0});
         reqs.push_back(MPI_REQUEST_NULL);
-        check(MPI_Iallreduce(MPI_IN_PLACE, dummies.back().data(), static_cast<int>(kReduceSlots), rt.type, rt.op,
+        check(MPI_Iallreduce(MPI_IN_PLACE, dummies.back().data(), static_cast<int>(colls_[c].slots), rt.type, rt.op,
                              colls_[c].comm, &reqs.back()),
               "MPI_Iallreduce");
       }
@@ -419,12 +423,13 @@ class MpiTransport final : public detail::Transport {
   struct Collective {
     MPI_Comm comm = MPI_COMM_NULL;
     long long posted = 0;
+    std::size_t slots = kReduceSlots;  // values of every allreduce on it
   };
 
   void post(Pending& p) {
     const ReduceTypes& rt = reduce_types();
     auto& c = colls_.at(static_cast<std::size_t>(p.channel));
-    check(MPI_Iallreduce(MPI_IN_PLACE, p.buf.data(), static_cast<int>(kReduceSlots), rt.type, rt.op, c.comm, &p.req),
+    check(MPI_Iallreduce(MPI_IN_PLACE, p.buf.data(), static_cast<int>(c.slots), rt.type, rt.op, c.comm, &p.req),
           "MPI_Iallreduce");
     ++c.posted;
   }

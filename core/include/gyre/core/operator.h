@@ -415,6 +415,9 @@ class KeyedOperator : public OneInputOperator<In, Out> {
 // reaches it once both inputs delivered it: end when both ended; superstep end when both ended
 // the superstep (a loop-invariant input counts once it ended); the watermark is the minimum of
 // the two inputs' (an idle input does not hold it back); a barrier once both ports delivered it.
+// Inside a loop body, an input from outside the loop is loop-invariant: its records arrive once,
+// in the first superstep, and the operator keeps what it needs of them (ctx.input_in_loop(i)
+// says which input is which); examples/kmeans.cc keeps its points that way.
 template <class In1, class In2, class Out>
 class TwoInputOperator {
  public:

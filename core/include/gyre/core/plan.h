@@ -139,6 +139,9 @@ class LoopHook {
   // head partitions on this rank, and the job's count of bytes sent over exchanges.
   virtual void attach(Transport* transport, int channel, int local_heads,
                       const std::atomic<std::uint64_t>* exchanged_bytes) = 0;
+  // The most values one of this loop's superstep allreduces carries (the same on every rank:
+  // it follows from the plan).
+  virtual std::size_t collective_values() const { return 64; }
   // After a successful job: values summed over ranks (same length on every rank) ...
   virtual std::vector<double> local_counters() = 0;
   // ... and the sums, to complete this loop's metrics.

@@ -159,8 +159,10 @@ class Transport {
     // Batches a producer may have sent to one remote consumer and not yet seen consumed
     // (JobConfig::remote_window_bytes / batch_bytes, at least channel_capacity).
     std::size_t channel_capacity = 4;
-    // Iterations in the plan: each gets its own channel for allreduce_async.
+    // Iterations in the plan: each gets its own channel for allreduce_async, which carries at
+    // most collective_values[channel] values.
     int collective_channels = 0;
+    std::vector<std::size_t> collective_values;
   };
   // Before a job starts: the gates of this rank's subtasks, indexed by global subtask id
   // (nullptr for subtasks that run elsewhere).

@@ -592,6 +592,7 @@ class ConnectedStreams {
     using Out = typename detail::made_by_t<P>::output_type;
     OperatorBuilder b(*env_, "operator");
     b.name(std::move(name)).keyed(keyed_);
+    b.accepts_loop_invariant_input();  // in a loop: an input from outside arrives once (see TwoInputOperator)
     b.add_input(a_, 0, false);
     b.add_input(b_, 1, false);
     b.two_input(std::move(p));

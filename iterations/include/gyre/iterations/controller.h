@@ -26,6 +26,12 @@ namespace gyre {
 
 enum class LoopKind { kBulk, kDelta, kStreaming };
 
+// One value of a vector aggregate (LoopContext::sum_vector): add `value` at `index`.
+struct VectorEntry {
+  std::uint64_t index = 0;
+  double value = 0;
+};
+
 namespace detail {
 
 using ReduceOp = Transport::ReduceOp;
@@ -36,6 +42,16 @@ struct AggregatorState {
   ReduceOp op = ReduceOp::kSum;
   std::atomic<double> value{0};  // after the last completed superstep
   double identity() const;
+};
+
+// A dense vector per superstep: summed over every record of a stream of (index, value) entries in
+// the body, per partition in arrival order, then over the partitions in partition order (the
+// same bits at any number of ranks).
+struct VectorAggregatorState {
+  std::string name;
+  std::size_t length = 0;
+  int partitions = 0;
+  std::vector<double> value;  // after the last completed superstep (zeros before the first)
 };
 
 // One rank's checkpoint writer: a background thread that writes the rank's file of each entry
@@ -72,6 +88,9 @@ struct LocalReport {
   std::uint64_t size = 0;       // next partial solution / next workset / records forwarded
   std::uint64_t criterion = 0;  // records of the termination criterion stream
   std::vector<double> aggregates;
+  // A head partition's vector aggregates (one dense vector each) and its partition.
+  int partition = -1;
+  std::vector<std::vector<double>> vectors;
   // Streaming loops with event time (TimedStreamingHead): the round's progress. `size` is then
   // every record the head pushed into the body during the round (input and feedback).
   Timestamp min_ts = kMaxTimestamp;     // the smallest timestamp among them
@@ -101,6 +120,8 @@ class LoopController final : public LoopHook {
 
   // ---- set up while the plan is built ----
   std::shared_ptr<AggregatorState> add_aggregator(std::string name, ReduceOp op);
+  // A vector aggregator of `length` values over a head of `partitions` partitions.
+  std::shared_ptr<VectorAggregatorState> add_vector_aggregator(std::string name, std::size_t length, int partitions);
   void set_criterion() { has_criterion_ = true; }
   void set_convergence(std::function<bool()> converged) { converged_ = std::move(converged); }
   void set_on_superstep(std::function<void(const SuperstepMetrics&)> f) { on_superstep_ = std::move(f); }
@@ -108,6 +129,7 @@ class LoopController final : public LoopHook {
   void set_event_time() { event_time_ = true; }
   bool event_time() const { return event_time_; }
   const std::vector<std::shared_ptr<AggregatorState>>& aggregators() const { return aggs_; }
+  const std::vector<std::shared_ptr<VectorAggregatorState>>& vector_aggregators() const { return vaggs_; }
   LoopKind kind() const { return kind_; }
   int rank() const { return rank_; }
   const std::string& name() const { return name_; }
@@ -152,6 +174,7 @@ class LoopController final : public LoopHook {
   void attach(Transport* transport, int channel, int local_heads,
               const std::atomic<std::uint64_t>* exchanged_bytes) override;
   std::vector<double> local_counters() override;
+  std::size_t collective_values() const override;
   void finish(const std::vector<double>& global_counters, JobResult& result) override;
 
  private:
@@ -175,6 +198,10 @@ class LoopController final : public LoopHook {
   std::function<bool()> converged_;
   std::function<void(const SuperstepMetrics&)> on_superstep_;
   std::vector<std::shared_ptr<AggregatorState>> aggs_;
+  std::vector<std::shared_ptr<VectorAggregatorState>> vaggs_;
+  // The vector aggregates of this rank's head partitions reported so far, each in its partition's
+  // slot of a partitions x length array (zeros in the other ranks' slots).
+  std::vector<std::vector<double>> vacc_;
   bool event_time_ = false;
   Timestamp loop_wm_ = kMinTimestamp;  // event-time streaming: the last decision's watermark
 

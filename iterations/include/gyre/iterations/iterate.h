@@ -95,6 +95,27 @@ class SuperstepNumber {
   std::shared_ptr<detail::LoopController> c_;
 };
 
+// A dense vector summed over the whole loop every superstep (gradients, Hessian-vector products,
+// centroid sums), of any length: LoopContext::sum_vector. In user functions, value() is the sum
+// after the previous superstep (zeros before the first), the same on every rank: the loop body
+// reads it as a broadcast value (the current model, the centroids) without joining records
+// with it. After the job, the sum of the last superstep.
+//
+// The sum has a fixed order: inside a head partition, entries are added in the order they arrive
+// from the body's partition of the same index (a forward edge); then the partitions' vectors are
+// added in partition order. So the bits are the same at any number of ranks, for a given
+// parallelism and body. Cost per superstep: one allreduce of partitions x length values.
+class VectorAggregator {
+ public:
+  explicit VectorAggregator(std::shared_ptr<detail::VectorAggregatorState> s) : s_(std::move(s)) {}
+  const std::vector<double>& value() const { return s_->value; }
+  std::size_t size() const { return s_->length; }
+  const std::string& name() const { return s_->name; }
+
+ private:
+  std::shared_ptr<detail::VectorAggregatorState> s_;
+};
+
 // Given to bulk and delta bodies: termination criterion, aggregators, convergence.
 class LoopContext {
  public:
@@ -121,6 +142,22 @@ class LoopContext {
   Aggregator sum(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kSum); }
   Aggregator min(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kMin); }
   Aggregator max(std::string name, const Stream<double>& s) { return aggregate(std::move(name), s, detail::ReduceOp::kMax); }
+
+  // A vector of `length` values summed over the entries (index < length) of `entries`, a stream
+  // in the body with the loop's parallelism (see VectorAggregator). A body operator typically
+  // adds its partition's records into a local vector and emits it once, at superstep end.
+  VectorAggregator sum_vector(std::string name, std::size_t length, const Stream<VectorEntry>& entries) {
+    const int partitions = OperatorBuilder(*env_, head_).parallelism();
+    const int given = OperatorBuilder(*env_, entries.node()).parallelism();
+    if (given != partitions)
+      throw PlanError("iteration '" + ctl_->name() + "': vector aggregator '" + name + "' reads a stream of " +
+                      std::to_string(given) + " partitions; the loop has " +
+                      std::to_string(partitions) + " (the sum's order needs a forward edge)");
+    auto state = ctl_->add_vector_aggregator(std::move(name), length, partitions);
+    layout_->vec_ports.push_back(next_port_);
+    connect(entries.forward());
+    return VectorAggregator(state);
+  }
 
   // Evaluated after every superstep on the global aggregator values (every rank gets the same
   // values, so every rank decides the same): true ends the loop.

@@ -55,6 +55,7 @@ class HeadPort final : public Input<T> {
 struct HeadLayout {
   int criterion_port = -1;     // bulk: counts of the termination criterion stream
   std::vector<int> agg_ports;  // one per aggregator, in the controller's order
+  std::vector<int> vec_ports;  // one per vector aggregator, in the controller's order
 };
 
 // What all heads share: ports ended, feedback inputs marked, the decision protocol.
@@ -76,6 +77,23 @@ class HeadBase : public NodeRuntime, public SourceBase {
       p.on_end = [this] { port_ended(); };
       p.on_superstep_end = [this] { superstep_ended(); };
     }
+    vec_ports_.resize(layout_.vec_ports.size());
+    for (std::size_t i = 0; i < vec_ports_.size(); ++i) {
+      auto& p = vec_ports_[i];
+      const auto& state = ctl_->vector_aggregators().at(i);
+      p.on_push = [this, i, state](std::span<const VectorEntry> in) {
+        records_in += gyre::detail::logical_records(in);
+        auto& v = vecs_[i];
+        for (const VectorEntry& e : in) {
+          if (e.index >= v.size())
+            throw Error("iteration '" + ctl_->name() + "': vector aggregator '" + state->name + "' got index " +
+                        std::to_string(e.index) + ", its length is " + std::to_string(v.size()));
+          v[e.index] += e.value;
+        }
+      };
+      p.on_end = [this] { port_ended(); };
+      p.on_superstep_end = [this] { superstep_ended(); };
+    }
     crit_port_.on_push = [this](std::span<const std::uint64_t> in) {
       records_in += gyre::detail::logical_records(in);
       criterion_ += in.size();
@@ -93,6 +111,8 @@ class HeadBase : public NodeRuntime, public SourceBase {
     if (i == layout_.criterion_port) return &crit_port_;
     for (std::size_t k = 0; k < layout_.agg_ports.size(); ++k)
       if (layout_.agg_ports[k] == i) return &agg_ports_[k];
+    for (std::size_t k = 0; k < layout_.vec_ports.size(); ++k)
+      if (layout_.vec_ports[k] == i) return &vec_ports_[k];
     return nullptr;
   }
   static double fold(ReduceOp op, double a, double b) {
@@ -101,6 +121,8 @@ class HeadBase : public NodeRuntime, public SourceBase {
   void reset_aggregates() {
     aggs_.clear();
     for (const auto& a : ctl_->aggregators()) aggs_.push_back(a->identity());
+    vecs_.resize(ctl_->vector_aggregators().size());
+    for (std::size_t k = 0; k < vecs_.size(); ++k) vecs_[k].assign(ctl_->vector_aggregators()[k]->length, 0.0);
     criterion_ = 0;
   }
   void port_ended() { ++ports_ended_; }
@@ -112,6 +134,8 @@ class HeadBase : public NodeRuntime, public SourceBase {
     r.size = next_size();
     r.criterion = criterion_;
     r.aggregates = aggs_;
+    r.partition = partition_;
+    r.vectors = vecs_;
     report(epoch_, r);
   }
   // Sets the waiting state first: with one rank the decision may come back inside report().
@@ -146,6 +170,8 @@ class HeadBase : public NodeRuntime, public SourceBase {
   std::uint64_t criterion_ = 0;
   HeadPort<std::uint64_t> crit_port_;
   std::vector<HeadPort<double>> agg_ports_;
+  std::vector<std::vector<double>> vecs_;  // this superstep's vector aggregates, per aggregator
+  std::vector<HeadPort<VectorEntry>> vec_ports_;
 };
 
 // Emits a vector in batches, one batch per call.

@@ -940,8 +940,10 @@ void JobRuntime::build(const StreamGraph& g, const JobGraph& jg, const Execution
 
 void JobRuntime::start() {
   t0_ = std::chrono::steady_clock::now();
-  transport_.start();
+  // Loops first: once the transport runs, records from other ranks may wake a head, which must
+  // find its coordinator attached (attach resets it).
   for (auto& l : loops_) l.hook->attach(&transport_, l.channel, l.local_heads, &exchanged_bytes_);
+  transport_.start();
   {
     std::lock_guard lock(mu_);
     started_ = true;

@@ -48,9 +48,11 @@ std::string JobResult::summary() const {
   o << "job: " << seconds << " s on " << ranks << " rank(s)" << (cancelled ? ", cancelled" : "");
   if (ranks > 1) o << ", " << wire_bytes << " bytes between ranks";
   o << "\n";
-  for (const auto& m : operators)
-    o << "  [" << m.node << "] " << m.name << ": " << m.records_in << " records in, " << m.records_out
-      << " out\n";
+  for (const auto& m : operators) {
+    o << "  [" << m.node << "] " << m.name << ": " << m.records_in << " records in, " << m.records_out << " out";
+    if (m.records_late > 0) o << ", " << m.records_late << " late";
+    o << "\n";
+  }
   for (const auto& t : tasks) {
     const double total = t.busy_seconds + t.backpressured_seconds + t.idle_seconds;
     auto pct = [&](double x) { return total > 0 ? 100.0 * x / total : 0.0; };
@@ -86,8 +88,9 @@ void job_fields(std::ostringstream& o, const JobResult& r, const std::string& in
   for (std::size_t i = 0; i < r.operators.size(); ++i) {
     const auto& m = r.operators[i];
     o << (i ? "," : "") << "\n" << in << "  {\"node\": " << m.node << ", \"name\": " << json_string(m.name)
-      << ", \"records_in\": " << m.records_in << ", \"records_out\": " << m.records_out
-      << ", \"bytes_in\": " << m.bytes_in << ", \"bytes_out\": " << m.bytes_out << "}";
+      << ", \"records_in\": " << m.records_in << ", \"records_out\": " << m.records_out;
+    if (m.records_late > 0) o << ", \"records_late\": " << m.records_late;
+    o << ", \"bytes_in\": " << m.bytes_in << ", \"bytes_out\": " << m.bytes_out << "}";
   }
   o << "\n" << in << "],\n" << in << "\"tasks\": [";
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {

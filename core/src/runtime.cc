@@ -1124,17 +1124,18 @@ JobResult JobRuntime::wait() {
   // Local sums, then summed over ranks: per node records in/out, per task busy/backpressured.
   const std::size_t nn = names_.size();
   const std::size_t nt = task_names_.size();
-  std::vector<double> counters(2 * nn + 2 * nt + 1, 0.0);
+  std::vector<double> counters(2 * nn + 2 * nt + 1 + nn, 0.0);  // the last nn: records late
   for (auto& s : subtasks_) {
     for (std::size_t i = 0; i < s->ops_.size(); ++i) {
       const auto node = static_cast<std::size_t>(s->op_nodes_[i]);
       counters[node] += static_cast<double>(s->ops_[i]->records_in);
       counters[nn + node] += static_cast<double>(s->ops_[i]->records_out);
+      counters[2 * nn + 2 * nt + 1 + node] += static_cast<double>(s->ops_[i]->records_late);
     }
     counters[2 * nn + static_cast<std::size_t>(s->task_)] += s->busy_s_;
     counters[2 * nn + nt + static_cast<std::size_t>(s->task_)] += s->backpressured_s_;
   }
-  counters.back() = static_cast<double>(transport_.wire_bytes());
+  counters[2 * nn + 2 * nt] = static_cast<double>(transport_.wire_bytes());
 
   Transport::Outcome local;
   {
@@ -1196,6 +1197,7 @@ JobResult JobRuntime::wait() {
     m.name = names_[i];
     m.records_in = static_cast<std::uint64_t>(counters[i]);
     m.records_out = static_cast<std::uint64_t>(counters[nn + i]);
+    m.records_late = static_cast<std::uint64_t>(counters[2 * nn + 2 * nt + 1 + i]);
     m.bytes_in = m.records_in * in_bytes_[i];
     m.bytes_out = m.records_out * out_bytes_[i];
     result.operators.push_back(m);
@@ -1210,7 +1212,7 @@ JobResult JobRuntime::wait() {
     m.idle_seconds = std::max(0.0, seconds * m.subtasks - m.busy_seconds - m.backpressured_seconds);
     result.tasks.push_back(m);
   }
-  result.wire_bytes = static_cast<std::uint64_t>(counters.back());
+  result.wire_bytes = static_cast<std::uint64_t>(counters[2 * nn + 2 * nt]);
   for (auto& s : subtasks_)
     if (s->gate_) result.max_queued_batches = std::max(result.max_queued_batches, s->gate_->max_queued());
   return result;

@@ -63,6 +63,7 @@ struct OperatorMetrics {
   std::string name;
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
+  std::uint64_t records_late = 0;  // records an event-time operator found late (window.h)
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
 };

@@ -269,6 +269,12 @@ class OperatorContext {
     if (c_.wake_at) c_.wake_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(t)));
   }
 
+  // Counts n records the operator found late (dropped or sent to a late-data side output): the
+  // job metrics' OperatorMetrics::records_late.
+  void count_late(std::uint64_t n) {
+    if (late_ != nullptr) *late_ += n;
+  }
+
   // For gyre's adapters.
   const detail::OpContext& internal() const { return c_; }
 
@@ -302,6 +308,7 @@ class OperatorContext {
 
   detail::OpContext c_;
   std::uint64_t* counter_;
+  std::uint64_t* late_ = nullptr;
   std::vector<std::unique_ptr<detail::OutputBase>> outputs_;
   std::vector<std::string> tags_;  // per output: its tag (side outputs)
   std::vector<std::pair<std::string, std::unique_ptr<detail::OutputBase>>> unread_;
@@ -499,6 +506,7 @@ class OneInputAdapterBase : public NodeRuntime {
     auto main = std::make_unique<Output<Out>>(outs.empty() ? nullptr : outs[0], c.batch_bytes, &records_out);
     out_ = main.get();
     ctx_.set_main(std::move(main));
+    ctx_.late_ = &records_late;
   }
   OperatorContext ctx_;
   Output<Out>* out_;

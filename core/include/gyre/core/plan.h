@@ -116,6 +116,7 @@ class NodeRuntime {
   virtual void restore(std::span<const StateSnapshot> /*from_all_old_partitions*/) {}
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
+  std::uint64_t records_late = 0;  // found late by an event-time operator (OperatorContext::count_late)
 };
 
 // The sending side of an exchange: buffers records per destination channel.

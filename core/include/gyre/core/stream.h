@@ -613,6 +613,10 @@ class KeyedStream {
 
   KeyedStream(Stream<T> in, KF key) : in_(std::move(in)), key_(std::move(key)) {}
 
+  // The stream being keyed and its key function (for operators built on keyed streams).
+  const Stream<T>& input() const { return in_; }
+  const KF& key_function() const { return key_; }
+
   // A OneInputOperator<T, Out> on the records hash-partitioned by the key: every record of a
   // key reaches the same instance.
   template <class P>

@@ -33,6 +33,13 @@ double peak_mb() {
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
+// CPU time of this process (user + system), seconds.
+double cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 long long steady_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -102,7 +109,9 @@ int main(int argc, char** argv) {
     };
   }
 
+  const double cpu0 = cpu_seconds();
   const gyre::JobResult r = gyre::nexmark::run_query(q, sink, cfg, mpi.cluster());
+  const double cpu = static_cast<double>(mpi.allreduce_sum(static_cast<long long>((cpu_seconds() - cpu0) * 1e6))) / 1e6;
   const long long results = mpi.allreduce_sum(static_cast<long long>(sink.count->load()));
   const double peak = mpi.allreduce_max(peak_mb());
   double p50 = -1, p99 = -1, pmax = -1;
@@ -135,9 +144,9 @@ int main(int argc, char** argv) {
     const int cores = threads * mpi.size();
     std::printf(
         "{\"query\": \"%s\", \"events\": %llu, \"ranks\": %d, \"threads\": %d, \"seconds\": %.3f, \"results\": %lld, "
-        "\"events_per_s_per_core\": %.0f, \"peak_rss_mb\": %.1f",
+        "\"events_per_s_per_core\": %.0f, \"cpu_seconds\": %.3f, \"events_per_cpu_s\": %.0f, \"peak_rss_mb\": %.1f",
         query.c_str(), static_cast<unsigned long long>(events), mpi.size(), threads, r.seconds, results,
-        static_cast<double>(events) / r.seconds / cores, peak);
+        static_cast<double>(events) / r.seconds / cores, cpu, static_cast<double>(events) / cpu, peak);
     if (latency)
       std::printf(", \"rate\": %.0f, \"buffer_timeout_ms\": %lld, \"windows_measured\": %zu, \"latency_p50_ms\": %.3f, "
                   "\"latency_p99_ms\": %.3f, \"latency_max_ms\": %.3f",

@@ -47,18 +47,49 @@ void put(char* dst, std::size_t cap, std::string_view s) {
   dst[n] = '\0';
 }
 
-// A random string of 3 .. max_len-1 characters, letters and (about 1 in 13) spaces, trimmed.
-void next_string(Rng& r, int max_len, char* dst, std::size_t cap) {
+// A random string of 3 .. max_len-1 characters, letters and (about 1 in 13) spaces, trimmed;
+// 16 random bits per character (8 for the space, 8 for the letter). Returns its length.
+std::size_t next_string(Rng& r, int max_len, char* dst, std::size_t cap) {
   const int len = 3 + static_cast<int>(r.below(static_cast<std::uint64_t>(max_len - 3)));
   char buf[128];
-  for (int k = 0; k < len; ++k) buf[k] = r.below(13) == 0 ? ' ' : static_cast<char>('a' + r.below(26));
+  std::uint64_t x = 0;
+  for (int k = 0; k < len; ++k) {
+    if ((k & 3) == 0) x = r.next();
+    const auto bits = static_cast<std::uint32_t>(x & 0xFFFFu);
+    x >>= 16;
+    buf[k] = (((bits & 0xFFu) * 13) >> 8) == 0 ? ' ' : static_cast<char>('a' + (((bits >> 8) * 26) >> 8));
+  }
   int b = 0, e = len;
   while (b < e && buf[b] == ' ') ++b;
   while (e > b && buf[e - 1] == ' ') --e;
   put(dst, cap, std::string_view(buf + b, static_cast<std::size_t>(e - b)));
+  return std::min(static_cast<std::size_t>(e - b), cap - 1);
 }
 
-std::int64_t next_price(Rng& r) { return std::llround(std::pow(10.0, r.unit() * 6.0) * 100.0); }
+// Appends to a fixed buffer (cut to fit, NUL-terminated).
+struct Appender {
+  char* p;
+  char* end;  // the last byte (kept for the NUL)
+  Appender(char* dst, std::size_t cap) : p(dst), end(dst + cap - 1) { *p = '\0'; }
+  Appender& operator<<(std::string_view s) {
+    const std::size_t n = std::min(s.size(), static_cast<std::size_t>(end - p));
+    std::memcpy(p, s.data(), n);
+    p += n;
+    *p = '\0';
+    return *this;
+  }
+  Appender& operator<<(unsigned v) {
+    char buf[12];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return *this << std::string_view(buf, static_cast<std::size_t>(r.ptr - buf));
+  }
+};
+
+// 10^(6u) * 100, rounded.
+std::int64_t next_price(Rng& r) {
+  constexpr double kLog2Of10 = 3.321928094887362347870319429489;
+  return static_cast<std::int64_t>(std::exp2(r.unit() * 6.0 * kLog2Of10) * 100.0 + 0.5);
+}
 
 std::int64_t last_base0_person(std::uint64_t i) { return static_cast<std::int64_t>(i / kProportionDenominator); }
 std::int64_t last_base0_auction(std::uint64_t i) {
@@ -89,6 +120,8 @@ std::int64_t next_base0_auction(const GeneratorConfig& c, std::uint64_t i, Rng& 
 }
 
 Timestamp nominal_time(const GeneratorConfig& c, std::uint64_t i) {
+  const auto d = static_cast<std::uint64_t>(c.inter_event_delay_us);
+  if (i < (1ULL << 40) && d < (1ULL << 20)) return static_cast<Timestamp>(i * d / 1000);
   return static_cast<Timestamp>((static_cast<u128>(i) * static_cast<std::uint64_t>(c.inter_event_delay_us)) / 1000);
 }
 
@@ -171,24 +204,22 @@ Bid make_bid(const GeneratorConfig& c, std::uint64_t i) {
   b.price = next_price(r);
   // Channel and url (Nexmark's Flink variant adds them): mostly one of four named channels.
   char a1[8], a2[8], a3[8];
-  next_string(r, 5, a1, sizeof a1);
-  next_string(r, 5, a2, sizeof a2);
-  next_string(r, 5, a3, sizeof a3);
+  const std::size_t n1 = next_string(r, 5, a1, sizeof a1);
+  const std::size_t n2 = next_string(r, 5, a2, sizeof a2);
+  const std::size_t n3 = next_string(r, 5, a3, sizeof a3);
   for (char* s : {a1, a2, a3})
     for (char* q = s; *q; ++q)
       if (*q == ' ') *q = '_';
-  char buf[128];
-  int n = 0;
+  Appender url(b.url, sizeof b.url);
+  url << "https://www.nexmark.com/" << std::string_view(a1, n1) << "/" << std::string_view(a2, n2) << "/";
   if (r.below(10) > 0) {
     put(b.channel, sizeof b.channel, kChannels[r.below(4)]);
-    n = std::snprintf(buf, sizeof buf, "https://www.nexmark.com/%s/%s/%s/item.htm?query=1", a1, a2, a3);
+    url << std::string_view(a3, n3) << "/item.htm?query=1";
   } else {
     const auto id = static_cast<unsigned>(r.below(10000));
-    n = std::snprintf(buf, sizeof buf, "channel-%u", id);
-    put(b.channel, sizeof b.channel, std::string_view(buf, static_cast<std::size_t>(n)));
-    n = std::snprintf(buf, sizeof buf, "https://www.nexmark.com/%s/%s/item.htm?channel_id=%u", a1, a2, id);
+    Appender(b.channel, sizeof b.channel) << "channel-" << id;
+    url << "item.htm?channel_id=" << id;
   }
-  put(b.url, sizeof b.url, std::string_view(buf, static_cast<std::size_t>(n)));
   return b;
 }
 

@@ -67,7 +67,12 @@ Stream<Item> top_per_window(const Stream<Item>& s, const std::string& name, Scor
 
 }  // namespace
 
-// q5: sliding windows of 10 s every 2 s; per window the auction(s) with the most bids.
+// q5: sliding windows of 10 s every 2 s; per window the auction(s) with the most bids. A bid is
+// counted once, not in each of its five windows: bids per auction in tumbling 2 s panes (the
+// window API), then each pane's count goes to the five windows that contain the pane, keyed by
+// window start, where the counts are summed per auction and the top one(s) emitted when the
+// watermark passes the window's end. The window operator emits a pane's count before it passes
+// on the watermark that closed the pane, so every count of a window is in before its end fires.
 namespace {
 struct Q5Item {
   Timestamp start = 0;
@@ -75,14 +80,42 @@ struct Q5Item {
   std::int64_t auction = 0;
   std::int64_t count = 0;
 };
+class Q5Hottest final : public KeyedOperator<Timestamp, Q5Item, Q5Item> {
+ public:
+  void open(OperatorContext& ctx) override {
+    counts_ = &ctx.state().map<Timestamp, std::int64_t, std::int64_t>("bids per window and auction");
+  }
+  void process(std::span<const Q5Item> in, Output<Q5Item>& /*out*/) override {
+    for (const Q5Item& x : in) {
+      if (std::int64_t* n = counts_->get(x.start, x.auction)) {
+        *n += x.count;
+      } else {
+        counts_->put(x.start, x.auction, x.count);
+        register_event_time_timer(x.start, x.end - 1);
+      }
+    }
+  }
+  void on_timer(const Timestamp& start, Timestamp /*t*/, TimeDomain /*d*/, Output<Q5Item>& out) override {
+    std::int64_t top = 0;
+    counts_->for_each(start, [&](const std::int64_t& /*a*/, std::int64_t& n) { top = std::max(top, n); });
+    counts_->for_each(start, [&](const std::int64_t& a, std::int64_t& n) {
+      if (n == top) out.emit(Q5Item{start, start + kSize, a, n});
+    });
+    counts_->erase(start);
+  }
+
+ private:
+  MapState<Timestamp, std::int64_t, std::int64_t>* counts_ = nullptr;
+};
 }  // namespace
 void add_q5(const Inputs& in, const QueryOptions& /*q*/, const ResultSink& sink) {
-  auto counts = window(in.bids.key_by([](const Bid& b) { return b.auction; }), bid_time, SlidingWindows{kSize, 2'000})
-                    .aggregate("q5 bids per auction and window", CountAgg{});
-  auto items = counts.map([](const WindowResult<std::int64_t, std::int64_t>& r) {
-    return Q5Item{r.start, r.end, r.key, r.value};
+  constexpr Timestamp kSlide = 2'000;
+  auto panes = window(in.bids.key_by([](const Bid& b) { return b.auction; }), bid_time, TumblingWindows{kSlide})
+                   .aggregate("q5 bids per auction and 2 s pane", CountAgg{});
+  auto per_window = panes.flat_map<Q5Item>([](const WindowResult<std::int64_t, std::int64_t>& p, auto& emit) {
+    for (Timestamp s = p.start; s > p.start - kSize; s -= kSlide) emit(Q5Item{s, s + kSize, p.key, p.value});
   });
-  auto hot = top_per_window(Stream<Q5Item>(items), "q5 hottest auctions", [](const Q5Item& x) { return x.count; });
+  auto hot = per_window.key_by([](const Q5Item& x) { return x.start; }).process("q5 hottest auctions", Q5Hottest{});
   deliver(
       hot, sink,
       [](const Q5Item& r, std::string& l) {

@@ -48,6 +48,7 @@
 #include "gyre/io/hdf5_graph.h"
 #include "gyre/iterations/checkpoint.h"
 #include "gyre/mpi/session.h"
+#include "nexmark.h"
 
 namespace {
 
@@ -666,6 +667,8 @@ int main(int argc, char** argv) {
   add_paths_command(app, sssp_cmd);
   CommunityCommands community;  // cdlp, lcc
   add_community_commands(app, community);
+  NexmarkCommand nexmark;  // nexmark (cli/nexmark.cc)
+  add_nexmark_command(app, nexmark);
 
   // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
@@ -693,6 +696,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+
+  if (nexmark.cmd->parsed()) return nexmark.run(mpi);  // nexmark (cli/nexmark.cc)
 
   if (generate->parsed()) {
     // Rank 0 writes the file; edge i depends only on the seed and i, so the file is the same

@@ -1,15 +1,11 @@
-// Online logistic regression learners (see online.h): FTRL-Proximal, adaptive SGD, metrics and
-// the LIBSVM row parser of the stream.
+// Online logistic regression learners (see online.h): FTRL-Proximal, adaptive SGD, metrics.
 #include "gyre/algorithms/online.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
-#include <string_view>
 
-#include "gyre/core/hash.h"
 
 namespace gyre::algo {
 
@@ -32,6 +28,7 @@ inline double sigmoid(double m) {
 OnlineLogreg::OnlineLogreg(OnlineOptions o, std::size_t dimension) : o_(o) {
   if (o_.hash_bits > 0) dimension = std::size_t{1} << o_.hash_bits;
   grow(dimension);
+  seen_ = dimension;
 }
 
 void OnlineLogreg::grow(std::size_t dimension) {
@@ -64,12 +61,12 @@ void OnlineLogreg::grow(std::size_t dimension) {
 }
 
 std::uint32_t OnlineLogreg::coord_of(std::uint32_t index) {
-  if (index == 0) throw std::invalid_argument("feature index 0 (LIBSVM indices start at 1)");
-  if (index > dimension_) {
+  if (index >= dimension_) {
     if (o_.hash_bits > 0) throw std::invalid_argument("hashed index out of range");
-    grow(std::max<std::size_t>(index, dimension_ + dimension_ / 2));
+    grow(std::max<std::size_t>(std::size_t{index} + 1, dimension_ + dimension_ / 2));
   }
-  return index - 1;
+  seen_ = std::max<std::size_t>(seen_, std::size_t{index} + 1);
+  return index;
 }
 
 double OnlineLogreg::weight(const Coord& c, std::size_t /*j*/) const {
@@ -84,8 +81,8 @@ double OnlineLogreg::margin(const SparseRowView& row) const {
   double m = 0;
   for (std::size_t k = 0; k < row.index.size(); ++k) {
     const std::uint32_t i = row.index[k];
-    if (i == 0 || i > dimension_) continue;  // unseen feature: weight 0
-    m += weight(c_[i - 1], i - 1) * row.value[k];
+    if (i >= dimension_) continue;  // unseen feature: weight 0
+    m += weight(c_[i], i) * row.value[k];
   }
   if (o_.bias > 0) m += weight(c_.back(), dimension_) * o_.bias;
   return m;
@@ -189,23 +186,23 @@ double OnlineLogreg::learn(const SparseRowView& row) {
 }
 
 std::vector<double> OnlineLogreg::weights() const {
-  std::vector<double> w(dimension_ + (o_.bias > 0 ? 1 : 0));
-  for (std::size_t j = 0; j < dimension_; ++j) w[j] = weight(c_[j], j);
-  if (o_.bias > 0) w[dimension_] = weight(c_.back(), dimension_);
+  std::vector<double> w(seen_ + (o_.bias > 0 ? 1 : 0));
+  for (std::size_t j = 0; j < seen_; ++j) w[j] = weight(c_[j], j);
+  if (o_.bias > 0) w[seen_] = weight(c_.back(), dimension_);
   return w;
 }
 
 std::vector<std::pair<std::string, std::vector<double>>> OnlineLogreg::state() const {
-  const std::size_t len = dimension_ + (o_.bias > 0 ? 1 : 0);
+  const std::size_t len = seen_ + (o_.bias > 0 ? 1 : 0);
   std::vector<double> a(len), b(len);
   for (std::size_t j = 0; j < len; ++j) {
-    const Coord& c = j < dimension_ ? c_[j] : c_.back();
+    const Coord& c = j < seen_ ? c_[j] : c_.back();
     a[j] = c.a;
     b[j] = c.b;
   }
   if (o_.algorithm == OnlineAlgorithm::kFtrl) return {{"z", std::move(a)}, {"n", std::move(b)}};
   std::vector<double> s(len);
-  for (std::size_t j = 0; j < len; ++j) s[j] = j < dimension_ ? scale_[j] : scale_.back();
+  for (std::size_t j = 0; j < len; ++j) s[j] = j < seen_ ? scale_[j] : scale_.back();
   return {{"w", std::move(a)}, {"g2", std::move(b)}, {"scale", std::move(s)}};
 }
 
@@ -220,6 +217,7 @@ void OnlineLogreg::warm_start(std::size_t dimension, const std::vector<double>& 
   scale_.clear();
   dimension_ = 0;
   grow(dimension);
+  seen_ = dimension;
   auto find = [&](const char* name) -> const std::vector<double>* {
     for (const auto& [k, v] : state)
       if (k == name && v.size() == len) return &v;
@@ -286,6 +284,7 @@ void OnlineLogreg::apply_delta(const ModelDelta& d) {
     } else if (j >= dimension_) {
       grow(std::max<std::size_t>(std::size_t{j} + 1, dimension_ + dimension_ / 2));
     }
+    if (d.coord[k] != 0xffffffffu) seen_ = std::max<std::size_t>(seen_, std::size_t{j} + 1);
     c_[j].a += d.d0[k];
     c_[j].b += d.d1[k];
   }
@@ -317,44 +316,6 @@ double log_loss(std::span<const double> prob, std::span<const double> label) {
     s -= label[i] > 0 ? std::log(p) : std::log(1.0 - p);
   }
   return prob.empty() ? 0.0 : s / static_cast<double>(prob.size());
-}
-
-bool parse_libsvm_row(std::string_view line, double& label, std::vector<std::uint32_t>& index,
-                      std::vector<float>& value, int hash_bits) {
-  index.clear();
-  value.clear();
-  if (const auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-  const char* p = line.data();
-  const char* end = p + line.size();
-  auto skip = [&] {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) ++p;
-  };
-  skip();
-  if (p == end) return false;
-  if (*p == '+') ++p;
-  auto r = std::from_chars(p, end, label);
-  if (r.ec != std::errc() || (r.ptr < end && *r.ptr != ' ' && *r.ptr != '\t' && *r.ptr != '\r'))
-    throw std::invalid_argument("bad label");
-  p = r.ptr;
-  const std::uint64_t mask = hash_bits > 0 ? (std::uint64_t{1} << hash_bits) - 1 : 0;
-  for (;;) {
-    skip();
-    if (p == end) break;
-    std::uint64_t i = 0;
-    auto ri = std::from_chars(p, end, i);
-    if (ri.ec != std::errc() || ri.ptr == end || *ri.ptr != ':') throw std::invalid_argument("bad feature (want idx:val)");
-    p = ri.ptr + 1;
-    float v = 0;
-    auto rv = std::from_chars(p, end, v);
-    if (rv.ec != std::errc()) throw std::invalid_argument("bad feature value");
-    p = rv.ptr;
-    if (i == 0) throw std::invalid_argument("feature index 0 (indices start at 1)");
-    if (hash_bits > 0) i = (mix64(i) & mask) + 1;
-    else if (i > 0xfffffffeu) throw std::invalid_argument("feature index too large (use --hash-bits)");
-    index.push_back(static_cast<std::uint32_t>(i));
-    value.push_back(v);
-  }
-  return true;
 }
 
 }  // namespace gyre::algo

@@ -1,9 +1,11 @@
 // Internal to the ML learners: the fixed-order vector sum over chunks and ranks (see ml.h).
 #pragma once
 
+#include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -13,7 +15,13 @@
 
 namespace gyre::ml::detail {
 
-inline int arena_threads(int threads) { return threads > 0 ? threads : tbb::this_task_arena::max_concurrency(); }
+// Threads of a rank's arena: `threads`, or all the rank may use (never more than a
+// tbb::global_control allows).
+inline int arena_threads(int threads) {
+  const int allowed = static_cast<int>(tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+  const int want = threads > 0 ? threads : tbb::this_task_arena::max_concurrency();
+  return std::max(1, std::min(want, allowed));
+}
 
 // Sums one dense vector per chunk over all chunks of all ranks, in chunk order: the same bits
 // whatever the number of ranks and threads.

@@ -13,6 +13,7 @@
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
 //   gyre explain  pagerank|cc --input FILE [--directed|--undirected]
+//   gyre train    logreg|linreg|kmeans ..., gyre predict ..., gyre evaluate ...   (ML: see cli/ml.cc)
 //
 // FILE: an edge list (SNAP / Graphalytics .e, plain or gzip), a Graphalytics .properties file,
 // or a gyre HDF5 graph (.h5, made by convert). OUT: one "id value" line per vertex, sorted by
@@ -48,6 +49,7 @@
 #include "gyre/io/hdf5_graph.h"
 #include "gyre/iterations/checkpoint.h"
 #include "gyre/mpi/session.h"
+#include "ml.h"
 
 namespace {
 
@@ -666,6 +668,8 @@ int main(int argc, char** argv) {
   add_paths_command(app, sssp_cmd);
   CommunityCommands community;  // cdlp, lcc
   add_community_commands(app, community);
+  MlCommands ml;  // train, predict, evaluate
+  add_ml_commands(app, ml);
 
   // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
@@ -736,6 +740,7 @@ int main(int argc, char** argv) {
   }
 
   if (community.parsed() != nullptr) return run_community(community, mpi);
+  if (ml.parsed()) return ml.run(mpi);
 
   if (explain->parsed()) {
     try {

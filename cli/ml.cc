@@ -3,7 +3,9 @@
 //   gyre train logreg|linreg --input TRAIN [--test TEST] [--l2 C] [--tolerance T] [--no-bias]
 //                            [--max-iterations N] --output MODEL.h5
 //   gyre train kmeans --k K --input DATA [--seed S] [--iterations N] --output MODEL.h5
-//   gyre predict  --model MODEL.h5 --input DATA --output OUT      (lines "score version")
+//   gyre train logreg --online --input STREAM [--warm-start MODEL.h5] [--algorithm ftrl|adaptive]
+//                     --model-dir DIR [--publish-every N] [--publish-ms T] [--metrics FILE]
+//   gyre predict  --model MODEL.h5|DIR --input DATA --output OUT  (lines "score version"; DIR: newest)
 //   gyre evaluate --model MODEL.h5 --input DATA [--metrics FILE]
 //   all: [--hash-bits B] (train) [--label-column J] (CSV) [--threads N] [--metrics FILE] [--no-progress]
 //
@@ -24,6 +26,9 @@
 #include <nlohmann/json.hpp>
 
 #include "gyre/algorithms/ml.h"
+#include "gyre/algorithms/online.h"
+#include "gyre/core.h"
+#include "gyre/io/model_store.h"
 #include "gyre/core/error.h"
 #include "gyre/core/text_io.h"
 #include "gyre/io/model_file.h"
@@ -104,9 +109,80 @@ json map_json(const std::map<std::string, double>& m) {
 // Every rank agrees whether the command failed (rank 0 writes the outputs), so all exit alike.
 int finish(gyre::mpi::Session& mpi, bool failed) { return mpi.allreduce_sum(failed ? 1 : 0) != 0 ? 1 : 0; }
 
-// The model a prediction uses. (A model store directory, with the newest version, is where the
-// online branch adds its case.)
-gyre::io::ModelFile load_model(const std::string& path) { return gyre::io::read_model(path); }
+// The model a prediction uses: a model file, or the newest version of a model store directory.
+gyre::io::ModelFile load_model(const std::string& path) { return gyre::io::read_model_or_latest(path); }
+
+// gyre train logreg --online: the streaming job (online.h) publishing versions to --model-dir.
+// Without --warm-start it continues from the newest version in --model-dir if there is one (a
+// restart), else starts from zero.
+int run_online(MlCommands& c, gyre::mpi::Session& mpi) {
+  const bool root = mpi.rank() == 0;
+  try {
+    if (c.model_dir.empty()) throw gyre::Error("train logreg --online needs --model-dir DIR");
+    if (!c.metrics.empty()) check_output(c.metrics, "--metrics", {c.input});
+    gyre::algo::OnlineStreamOptions o;
+    o.learner.algorithm = gyre::algo::online_algorithm_from_string(c.algorithm);
+    o.learner.hash_bits = c.hash_bits;
+    o.learner.bias = c.no_bias ? 0.0 : 1.0;
+    o.input = c.input;
+    o.model_dir = c.model_dir;
+    o.warm_start = c.warm_start;
+    o.publish_every = c.publish_every;
+    o.publish_ms = c.publish_ms;
+    if (o.warm_start.empty()) {
+      if (auto v = gyre::io::latest(c.model_dir)) {
+        o.warm_start = v->path;
+        if (root) std::fprintf(stderr, "train logreg --online: continuing from %s (version %llu)\n", v->path.c_str(),
+                               static_cast<unsigned long long>(v->version));
+      }
+    }
+    gyre::JobConfig config;
+    if (c.threads > 0) config.parallelism = c.threads * mpi.size();
+    gyre::Environment env = mpi.size() > 1 ? gyre::Environment(config, mpi.cluster()) : gyre::Environment(config);
+    auto job = gyre::algo::add_online_training(env, o);
+    env.run();
+    const auto& r = job.finish();
+    bool failed = false;
+    if (root) {
+      try {
+        for (const auto& v : r.versions)
+          std::printf("version %llu parent %llu examples %llu-%llu progressive_auc %.4f log_loss %.4f\n",
+                      static_cast<unsigned long long>(v.version), static_cast<unsigned long long>(v.parent_version),
+                      static_cast<unsigned long long>(v.examples_from), static_cast<unsigned long long>(v.examples_to),
+                      v.auc, v.log_loss);
+        std::fflush(stdout);
+        if (!c.metrics.empty()) {
+          json j;
+          j["command"] = "train logreg --online";
+          j["algorithm"] = c.algorithm;
+          j["input"] = c.input;
+          j["model_dir"] = c.model_dir;
+          j["ranks"] = mpi.size();
+          j["examples"] = r.examples;
+          j["progressive_auc"] = r.progressive_auc;
+          j["progressive_log_loss"] = r.progressive_log_loss;
+          j["versions"] = json::array();
+          for (const auto& v : r.versions)
+            j["versions"].push_back({{"version", v.version}, {"parent_version", v.parent_version},
+                                     {"examples_from", v.examples_from}, {"examples_to", v.examples_to},
+                                     {"examples", v.examples_to - v.examples_from}, {"progressive_auc", v.auc},
+                                     {"progressive_log_loss", v.log_loss}, {"path", v.path}});
+          write_json(c.metrics, j);
+        }
+        std::fprintf(stderr, "train logreg --online (%s): %llu examples, progressive AUC %.4f, log loss %.4f, %zu version(s) in %s\n",
+                     c.algorithm.c_str(), static_cast<unsigned long long>(r.examples), r.progressive_auc,
+                     r.progressive_log_loss, r.versions.size(), c.model_dir.c_str());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "gyre: error: %s\n", e.what());
+        failed = true;
+      }
+    }
+    return finish(mpi, failed);
+  } catch (const std::exception& e) {
+    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+    return 1;
+  }
+}
 
 class Progress {
  public:
@@ -128,10 +204,12 @@ class Progress {
 };
 
 int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
+  if (c.online) return run_online(c, mpi);
   const bool root = mpi.rank() == 0;
   const auto ranks = ranks_of(mpi);
   Progress progress(root && !c.no_progress && ::isatty(STDERR_FILENO) != 0);
   try {
+    if (c.output.empty()) throw gyre::Error("train " + kind + " needs --output MODEL.h5");
     std::vector<std::string> inputs{c.input};
     if (!c.test.empty()) inputs.push_back(c.test);
     check_output(c.output, "--output", inputs);
@@ -320,13 +398,20 @@ void add_ml_commands(CLI::App& app, MlCommands& c) {
     t->add_flag("--no-bias", c.no_bias, "no bias feature (default: one, as liblinear -B 1)");
     t->add_option("--max-iterations", c.max_iterations, "Newton iterations at most (default 1000)")->check(CLI::PositiveNumber);
     t->add_option("--hash-bits", c.hash_bits, "hash feature indices into 2^B (default: no hashing)")->check(CLI::Range(0, 31));
-    t->add_option("--output", c.output, "model file to write (HDF5)")->required();
-    t->add_option("--metrics", c.metrics, "per-superstep figures as JSON");
+    t->add_option("--output", c.output, "model file to write (HDF5; offline training)");
+    t->add_option("--metrics", c.metrics, "per-superstep (online: per-version) figures as JSON");
     t->add_flag("--no-progress", c.no_progress, "no progress line on a terminal");
     common_options(t, c);
     return t;
   };
   c.train_logreg = linear("logreg", "L2-regularised logistic regression (trust-region Newton, as liblinear -s 0)");
+  CLI::App* lr = c.train_logreg;
+  lr->add_flag("--online", c.online, "online training on a stream (FTRL or adaptive SGD), publishing versions to --model-dir");
+  lr->add_option("--warm-start", c.warm_start, "--online: continue from this model file (default: the newest in --model-dir)");
+  lr->add_option("--algorithm", c.algorithm, "--online: ftrl (default) or adaptive")->check(CLI::IsMember({"ftrl", "adaptive"}));
+  lr->add_option("--model-dir", c.model_dir, "--online: the model store (a directory of versions)");
+  lr->add_option("--publish-every", c.publish_every, "--online: publish a version every N examples (default: at the end)");
+  lr->add_option("--publish-ms", c.publish_ms, "--online: and every T milliseconds");
   c.train_linreg = linear("linreg", "L2-regularised least squares (trust-region Newton)");
   c.train_kmeans = c.train->add_subcommand("kmeans", "k-means (k-means++ initialisation, Lloyd steps)");
   CLI::App* km = c.train_kmeans;
@@ -341,13 +426,13 @@ void add_ml_commands(CLI::App& app, MlCommands& c) {
   common_options(km, c);
 
   c.predict = app.add_subcommand("predict", "score every row of a data set with a model: lines \"score version\"");
-  c.predict->add_option("--model", c.model, "model file (HDF5, from gyre train)")->required();
+  c.predict->add_option("--model", c.model, "model file (HDF5, from gyre train), or a model store directory (its newest version)")->required();
   c.predict->add_option("--input", c.input, "data to score (LIBSVM or CSV)")->required();
   c.predict->add_option("--output", c.output, "one line per input row, in input order")->required();
   common_options(c.predict, c);
 
   c.evaluate = app.add_subcommand("evaluate", "a model's metrics on a data set (AUC, log loss, accuracy / RMSE / inertia)");
-  c.evaluate->add_option("--model", c.model, "model file (HDF5, from gyre train)")->required();
+  c.evaluate->add_option("--model", c.model, "model file (HDF5, from gyre train), or a model store directory (its newest version)")->required();
   c.evaluate->add_option("--input", c.input, "labelled data (LIBSVM or CSV)")->required();
   c.evaluate->add_option("--metrics", c.metrics, "the metrics as JSON");
   common_options(c.evaluate, c);

@@ -32,6 +32,13 @@ struct MlCommands {
   double tolerance = 0.01;
   bool no_bias = false;
   int max_iterations = 1000;
+  // train logreg --online
+  bool online = false;
+  std::string warm_start;
+  std::string algorithm = "ftrl";
+  std::string model_dir;
+  std::uint64_t publish_every = 0;
+  std::int64_t publish_ms = 0;
   // train kmeans
   std::uint32_t k = 0;
   std::uint64_t seed = 1;

@@ -209,10 +209,12 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
   const auto ranks = ranks_of(mpi);
   Progress progress(root && !c.no_progress && ::isatty(STDERR_FILENO) != 0);
   try {
-    if (c.output.empty()) throw gyre::Error("train " + kind + " needs --output MODEL.h5");
+    if (c.output.empty() && c.model_dir.empty())
+      throw gyre::Error("train " + kind + " needs --output MODEL.h5 (or --model-dir DIR: publish into a model store)");
+    if (!c.output.empty() && !c.model_dir.empty()) throw gyre::Error("train " + kind + ": --output or --model-dir, not both");
     std::vector<std::string> inputs{c.input};
     if (!c.test.empty()) inputs.push_back(c.test);
-    check_output(c.output, "--output", inputs);
+    if (!c.output.empty()) check_output(c.output, "--output", inputs);
     if (!c.metrics.empty()) check_output(c.metrics, "--metrics", inputs);
     const gyre::ml::Dataset train = gyre::ml::load(c.input, load_options(c, c.input, c.hash_bits), ranks);
     gyre::ml::Dataset test;
@@ -269,13 +271,23 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
           j["model"] = map_json(res.model.metrics);
           write_json(c.metrics, j);
         }
-        gyre::io::write_model(c.output, res.model);
+        std::string wrote = c.output;
+        if (!c.model_dir.empty()) {
+          // A batch version supersedes what is in the store: above every version, its parent the
+          // newest (the online version it replaces).
+          res.model.parent_version = gyre::io::latest_version(c.model_dir);
+          const std::uint64_t v = gyre::io::publish(c.model_dir, res.model);
+          wrote = gyre::io::version_path(c.model_dir, v) + " (version " + std::to_string(v) + ", parent " +
+                  std::to_string(res.model.parent_version) + ")";
+        } else {
+          gyre::io::write_model(c.output, res.model);
+        }
         const auto& last = res.iterations.back();
         std::fprintf(stderr, "train %s: %llu rows, %llu features, %zu %s (%s), %s %.10g, %.3f s on %d rank(s); wrote %s\n",
                      kind.c_str(), static_cast<unsigned long long>(train.rows),
                      static_cast<unsigned long long>(train.dimension), res.iterations.size() - (kmeans ? 0 : 1),
                      kmeans ? "Lloyd steps" : "iterations", res.ended_by.c_str(), kmeans ? "inertia" : "objective",
-                     last.objective, res.seconds, mpi.size(), c.output.c_str());
+                     last.objective, res.seconds, mpi.size(), wrote.c_str());
       } catch (const std::exception& e) {
         std::fprintf(stderr, "gyre: error: %s\n", e.what());
         failed = true;
@@ -409,7 +421,7 @@ void add_ml_commands(CLI::App& app, MlCommands& c) {
   lr->add_flag("--online", c.online, "online training on a stream (FTRL or adaptive SGD), publishing versions to --model-dir");
   lr->add_option("--warm-start", c.warm_start, "--online: continue from this model file (default: the newest in --model-dir)");
   lr->add_option("--algorithm", c.algorithm, "--online: ftrl (default) or adaptive")->check(CLI::IsMember({"ftrl", "adaptive"}));
-  lr->add_option("--model-dir", c.model_dir, "--online: the model store (a directory of versions)");
+  lr->add_option("--model-dir", c.model_dir, "the model store (a directory of versions): --online publishes there; offline, the model is published there as a new (batch) version instead of --output");
   lr->add_option("--publish-every", c.publish_every, "--online: publish a version every N examples (default: at the end)");
   lr->add_option("--publish-ms", c.publish_ms, "--online: and every T milliseconds");
   c.train_linreg = linear("linreg", "L2-regularised least squares (trust-region Newton)");

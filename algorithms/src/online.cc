@@ -276,7 +276,7 @@ ModelDelta OnlineLogreg::take_delta() {
   return d;
 }
 
-void OnlineLogreg::apply_delta(const ModelDelta& d) {
+void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
   for (std::size_t k = 0; k < d.coord.size(); ++k) {
     std::uint32_t j = d.coord[k];
     if (j == 0xffffffffu) {
@@ -285,8 +285,8 @@ void OnlineLogreg::apply_delta(const ModelDelta& d) {
       grow(std::max<std::size_t>(std::size_t{j} + 1, dimension_ + dimension_ / 2));
     }
     if (d.coord[k] != 0xffffffffu) seen_ = std::max<std::size_t>(seen_, std::size_t{j} + 1);
-    c_[j].a += d.d0[k];
-    c_[j].b += d.d1[k];
+    c_[j].a += scale * d.d0[k];
+    c_[j].b += scale * d.d1[k];
   }
 }
 

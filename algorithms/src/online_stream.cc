@@ -156,6 +156,9 @@ OnlineLogreg learner_from(const io::ModelFile& f, OnlineOptions o) {
 
 namespace {
 
+// Parameter mixing: every replica's delta counts 1/P.
+double mix_of(int parallelism) { return 1.0 / static_cast<double>(parallelism); }
+
 bool is_online(const io::ModelFile& f) { return f.algorithm == "ftrl" || f.algorithm == "adaptive"; }
 
 // ---------------------------------------------------------------- the source
@@ -309,6 +312,7 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
 
   void open(OperatorContext& ctx) override {
     part_ = ctx.partition();
+    mix_ = mix_of(ctx.parallelism());
     model_ = s_->warm ? learner_from(*s_->warm, s_->o.learner) : OnlineLogreg(s_->o.learner);
     model_.track_deltas(true);
     known_ = s_->o.model_dir.empty() ? 0 : io::latest_version(s_->o.model_dir);
@@ -317,7 +321,7 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
   void process(std::span<const OnlineMsg> in, Output<OnlineMsg>& out) override {
     for (const OnlineMsg& m : in) {
       if (m.kind == MsgKind::kDelta) {
-        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta);
+        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta, mix_);
         continue;
       }
       const io::SparseRows& r = m.rows;
@@ -343,6 +347,8 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
     d.base = base_;
     d.delta = model_.take_delta();
     d.delta.examples = since_;
+    // This replica keeps 1/P of its own delta, as every other replica adds 1/P of it.
+    if (mix_ != 1.0) model_.apply_delta(d.delta, mix_ - 1.0);
     d.pred = std::move(pred_);
     pred_.clear();
     since_ = 0;
@@ -363,6 +369,7 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
   OnlineLogreg model_;
   std::uint64_t since_ = 0;
   std::vector<float> pred_;
+  double mix_ = 1.0;         // 1/P
   std::uint64_t base_ = 0;   // the batch version this replica descends from (0: the start model)
   std::uint64_t known_ = 0;  // the newest store version looked at
 };
@@ -376,6 +383,7 @@ struct OnlineStreamJob::Impl {
   std::mutex mu;
   OnlineLogreg merged;
   std::uint64_t base = 0;       // the batch version `merged` descends from
+  double mix = 1.0;             // 1/P
   std::uint64_t last_version = 0;  // the last version published (or the warm start's)
   std::uint64_t known = 0;      // the newest store version looked at
   std::set<std::uint64_t> own;  // versions this job published
@@ -390,7 +398,7 @@ struct OnlineStreamJob::Impl {
   void on_delta(const OnlineMsg& m) {
     std::lock_guard<std::mutex> lock(mu);
     if (m.base != base) return;  // learned on a model a batch version replaced
-    merged.apply_delta(m.delta);
+    merged.apply_delta(m.delta, mix);
     examples += m.delta.examples;
     for (std::size_t i = 0; i + 1 < m.pred.size(); i += 2) {
       win_p.push_back(m.pred[i]), win_y.push_back(m.pred[i + 1]);
@@ -481,6 +489,7 @@ OnlineStreamJob add_online_training(Environment& env, const OnlineStreamOptions&
   impl.known = o.model_dir.empty() ? 0 : io::latest_version(o.model_dir);
 
   const int par = o.parallelism > 0 ? o.parallelism : env.default_parallelism();
+  impl.mix = mix_of(par);
   auto src = env.source("libsvm stream", LibsvmStream(o.input, o.learner.hash_bits, o.block_rows, blocks));
   src.parallelism(par);
   auto loop = gyre::iterate(o.input == "-" && !blocks ? src.rebalance() : src.forward(),

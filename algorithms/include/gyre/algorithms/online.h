@@ -16,16 +16,21 @@
 // bias feature (value OnlineOptions::bias, 1 as liblinear's -B 1). Unhashed,
 // the dimension grows with the largest index seen; hashed (hash_bits > 0) it is 2^hash_bits.
 //
-// Parallel design (OnlineTrainer / train_online_stream): DATA PARALLEL with a periodic merge of
-// model deltas through the streaming loop's feedback edge. Every partition learns on its share of
-// the stream with its own replica and, every `merge_every` examples, sends the change of its
-// additive state (FTRL: z and n; adaptive: w and G) since its last send, sparse (touched
-// coordinates only), broadcast over the feedback edge; the other replicas add it. The rejected
-// alternative, the model partitioned by feature, needs two exchanges per example (partial margins
-// to the example's owner, the gradient back): measured in bench/README.md ("online"), the
-// round trips cost more than the whole update, while the merged deltas of a block of examples
-// are a few hundred KiB. FTRL's z and n are sums of per-example terms, so the merge of deltas is
-// exact up to staleness (each replica sees the others' examples up to merge_every late).
+// Parallel design (add_online_training): DATA PARALLEL with a periodic merge of model deltas
+// through the streaming loop's feedback edge. Every partition learns on its share of the stream
+// with its own replica and, every `merge_every` examples (4096), sends the change of its state
+// (FTRL: z and n; adaptive: w and G) since its last send, sparse (touched coordinates only),
+// broadcast over the feedback edge. The merge is PARAMETER MIXING: every replica adds 1/P of each
+// delta (its own included: it keeps 1/P of what it learned), so all replicas and the publisher
+// (which adds 1/P of every delta to the start model) hold base + the mean of the replicas' moves.
+// Adding the deltas whole (asynchronous sums) was measured first: the replicas run up to
+// 4096 x P examples apart, each corrects the same errors, and the sum overshoots: a warm restart
+// from a good model at 4 partitions fell from AUC 0.9017 to 0.868 on a9a; mixed, 0.902 (bench/
+// README.md). The alternative, the model partitioned by feature across partitions, needs two
+// exchanges per example (partial margins to the example's owner, the gradient back to the
+// features' owners): at ~12 non-zeros an example, the round trips of a dataflow channel cost
+// far more than the update itself (about 100 ns), while a delta of 4096 examples is a few
+// hundred KiB sent once; it was not built (reasoned, not measured: see bench/README.md).
 #pragma once
 
 #include <cstddef>
@@ -109,7 +114,8 @@ class OnlineLogreg {
   // Delta tracking (data-parallel merge): changes since the last take_delta().
   void track_deltas(bool on);
   ModelDelta take_delta();
-  void apply_delta(const ModelDelta& d);
+  // Adds scale x the delta (the merge: scale 1/P, see the top of this file).
+  void apply_delta(const ModelDelta& d, double scale = 1.0);
 
  private:
   struct Coord {

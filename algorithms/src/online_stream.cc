@@ -392,7 +392,7 @@ struct OnlineStreamJob::Impl {
   std::vector<double> all_p, all_y;
   std::chrono::steady_clock::time_point last_publish = std::chrono::steady_clock::now();
   bool finished = false;
-  bool ran = false;
+  bool root = false;
   OnlineStreamResult result;
 
   void on_delta(const OnlineMsg& m) {
@@ -463,7 +463,8 @@ const OnlineStreamResult& OnlineStreamJob::finish() {
   std::lock_guard<std::mutex> lock(j.mu);
   if (!j.finished) {
     j.finished = true;
-    if (j.ran && (j.examples > j.last_examples || !j.result.has_model)) j.publish();
+    // The publisher (parallelism 1) runs on rank 0: only there is anything merged or published.
+    if (j.root && (j.examples > j.last_examples || !j.result.has_model)) j.publish();
     j.result.examples = j.examples;
     j.result.progressive_auc = auc(j.all_p, j.all_y);
     j.result.progressive_log_loss = log_loss(j.all_p, j.all_y);
@@ -502,7 +503,7 @@ OnlineStreamJob add_online_training(Environment& env, const OnlineStreamOptions&
   loop.close_with(trained.filter([](const OnlineMsg& m) { return m.kind == MsgKind::kDelta; }).broadcast());
   std::shared_ptr<OnlineStreamJob::Impl> handle = job.impl;
   trained.gather().for_each([handle](const OnlineMsg& m) { handle->on_delta(m); }, 1);
-  impl.ran = true;
+  impl.root = env.rank() == 0;
   return job;
 }
 

@@ -117,18 +117,27 @@ double OnlineLogreg::learn(const SparseRowView& row) {
   ++examples_;
 
   if (o_.algorithm == OnlineAlgorithm::kFtrl) {
+    // w and sqrt(n) per coordinate once (the update needs both; one sqrt saved per coordinate).
     w_.resize(n);
+    sq_.resize(n);
     double m = 0;
+    const double inv_alpha = 1.0 / o_.alpha;
     for (std::size_t k = 0; k < n; ++k) {
-      w_[k] = weight(c_[j_[k]], j_[k]);
-      m += w_[k] * x_[k];
+      const Coord& c = c_[j_[k]];
+      const double sq = std::sqrt(c.b);
+      sq_[k] = sq;
+      const double z = c.a;
+      double w = 0;
+      if (std::abs(z) > o_.l1) w = -(z - (z < 0 ? -o_.l1 : o_.l1)) / ((o_.beta + sq) * inv_alpha + o_.l2);
+      w_[k] = w;
+      m += w * x_[k];
     }
     const double p = sigmoid(m);
     const double g0 = p - y;
     for (std::size_t k = 0; k < n; ++k) {
       Coord& c = c_[j_[k]];
       const double g = g0 * x_[k];
-      const double sigma = (std::sqrt(c.b + g * g) - std::sqrt(c.b)) / o_.alpha;
+      const double sigma = (std::sqrt(c.b + g * g) - sq_[k]) * inv_alpha;
       const double dz = g - sigma * w_[k];
       c.a += dz;
       c.b += g * g;

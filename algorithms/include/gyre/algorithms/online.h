@@ -136,7 +136,7 @@ class OnlineLogreg {
   std::uint64_t examples_ = 0;
   // Scratch (no allocation per example).
   std::vector<std::uint32_t> j_;
-  std::vector<double> x_, w_;
+  std::vector<double> x_, w_, sq_;
   // Delta tracking.
   bool track_ = false;
   std::vector<Coord> delta_;

@@ -3,7 +3,7 @@
 //
 //   online_bench learn DATA.svm [--hash-bits B] [--algorithm ftrl|adaptive]
 //       parse once, then one pass of the serial learner: rows/s of each step
-//   online_bench latency [--versions N] [--interval-ms T] [--poll-ms P]
+//   online_bench latency [--versions N] [--interval-ms T] [--poll-ms P] [--buffer-timeout-ms B]
 //       a serving job (store watcher -> broadcast -> scoring partitions) while a thread
 //       publishes N versions T ms apart into a temporary store; prints the latency from the
 //       start of each publish (write + link) to the first prediction carrying that version
@@ -62,12 +62,13 @@ int learn(int argc, char** argv) {
 }
 
 int latency(int argc, char** argv) {
-  int versions = 10, interval_ms = 100, poll_ms = 2;
+  int versions = 10, interval_ms = 100, poll_ms = 2, buffer_ms = 100;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--versions") versions = std::atoi(argv[i + 1]);
     else if (a == "--interval-ms") interval_ms = std::atoi(argv[i + 1]);
     else if (a == "--poll-ms") poll_ms = std::atoi(argv[i + 1]);
+    else if (a == "--buffer-timeout-ms") buffer_ms = std::atoi(argv[i + 1]);
   }
   const std::string dir = (std::filesystem::temp_directory_path() / ("online-bench-" + std::to_string(::getpid()))).string();
   std::filesystem::remove_all(dir);
@@ -101,6 +102,7 @@ int latency(int argc, char** argv) {
     }
   });
   gyre::JobConfig c;
+  c.buffer_timeout = std::chrono::milliseconds(buffer_ms);
   gyre::Environment env(c);
   gyre::algo::ServeOptions so;
   so.model_dir = dir;
@@ -123,8 +125,8 @@ int latency(int argc, char** argv) {
     return 1;
   }
   std::printf("%zu versions (2^16 weights) published %d ms apart, watcher polling every %d ms, %d partitions: "
-              "publish -> first prediction median %.2f ms, max %.2f ms\n",
-              lat.size(), interval_ms, poll_ms, env.default_parallelism(), lat[lat.size() / 2], lat.back());
+              "buffer timeout %d ms: publish -> first prediction median %.2f ms, max %.2f ms\n",
+              lat.size(), interval_ms, poll_ms, env.default_parallelism(), buffer_ms, lat[lat.size() / 2], lat.back());
   std::filesystem::remove_all(dir);
   return 0;
 }

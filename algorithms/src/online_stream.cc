@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <set>
 
@@ -486,7 +487,14 @@ OnlineStreamJob add_online_training(Environment& env, const OnlineStreamOptions&
   auto& impl = *job.impl;
   impl.s = shared;
   impl.merged = shared->warm ? learner_from(*shared->warm, o.learner) : OnlineLogreg(o.learner);
-  impl.last_version = shared->warm ? shared->warm->version : 0;
+  // The parent of the first version: the warm start's version if it is one of this store's
+  // (a restart), else none (a model file from elsewhere, e.g. an offline model).
+  impl.last_version = 0;
+  if (shared->warm && !o.model_dir.empty()) {
+    std::error_code ec;
+    if (std::filesystem::equivalent(std::filesystem::path(o.warm_start).parent_path(), o.model_dir, ec))
+      impl.last_version = shared->warm->version;
+  }
   impl.known = o.model_dir.empty() ? 0 : io::latest_version(o.model_dir);
 
   const int par = o.parallelism > 0 ? o.parallelism : env.default_parallelism();

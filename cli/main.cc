@@ -13,6 +13,7 @@
 //   gyre generate --kind kronecker|uniform --scale S [--edge-factor F] [--seed N] --output OUT
 //   gyre convert  --input FILE [--directed|--undirected] --output OUT.h5
 //   gyre explain  pagerank|cc --input FILE [--directed|--undirected]
+//   gyre train    logreg|linreg|kmeans ..., gyre predict ..., gyre evaluate ...   (ML: see cli/ml.cc)
 //
 // FILE: an edge list (SNAP / Graphalytics .e, plain or gzip), a Graphalytics .properties file,
 // or a gyre HDF5 graph (.h5, made by convert). OUT: one "id value" line per vertex, sorted by
@@ -49,6 +50,7 @@
 #include "gyre/iterations/checkpoint.h"
 #include "gyre/mpi/session.h"
 #include "nexmark.h"
+#include "ml.h"
 
 namespace {
 
@@ -669,12 +671,16 @@ int main(int argc, char** argv) {
   add_community_commands(app, community);
   NexmarkCommand nexmark;  // nexmark (cli/nexmark.cc)
   add_nexmark_command(app, nexmark);
+  MlCommands ml;  // train, predict, evaluate
+  add_ml_commands(app, ml);
 
   // Arguments first: --help and usage errors need no MPI (and no 0.3 s of MPI start-up).
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return launcher_rank() == 0 ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
+    // --help and --version exit 0; every usage error exits 2 (CLI11's own codes are 100-120).
+    const int code = launcher_rank() == 0 ? app.exit(e) : e.get_exit_code();
+    return code == 0 ? 0 : 2;
   }
   gyre::mpi::Session mpi(&argc, &argv);
   const bool root = mpi.rank() == 0;
@@ -741,6 +747,7 @@ int main(int argc, char** argv) {
   }
 
   if (community.parsed() != nullptr) return run_community(community, mpi);
+  if (ml.parsed()) return ml.run(mpi);
 
   if (explain->parsed()) {
     try {

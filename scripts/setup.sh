@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev
   python3-matplotlib  # scripts/plot-metrics.py and its test
+  liblinear-tools  # bench/ml_bench.py: liblinear-train beside gyre train logreg
 )
 
 missing=()

@@ -222,6 +222,7 @@ class Reader {
   }
 
   const std::string& path() const { return path_; }
+  hid_t file() const { return file_.get(); }
 
   bool has_attribute(const char* name) const { return H5Aexists(file_.get(), name) > 0; }
 

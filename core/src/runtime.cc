@@ -394,10 +394,15 @@ class InputAligner {
       port.idle = true;
       return;
     }
+    const bool resumed = port.idle;
     port.idle = false;
     if (low > port.watermark) {
       port.watermark = low;
       out.push_back({p, Event::watermark(low)});
+    } else if (resumed) {
+      // Active again without advancing: the consumer (which passed the idleness on) needs a
+      // watermark to make its own outputs active again.
+      out.push_back({p, Event::watermark(port.watermark)});
     }
   }
 

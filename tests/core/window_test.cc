@@ -776,12 +776,52 @@ TEST(Triggers, WatermarkEarlyAndLate) {
   EXPECT_TRUE(d.element());
   EXPECT_TRUE(d.element());
   EXPECT_EQ(Trigger::after_watermark().with_late_firings(Trigger::never()).describe(), "after_watermark.late(never)");
+  EXPECT_EQ(Trigger::after_watermark()
+                .with_late_firings(Trigger::after_count(1))
+                .with_early_firings(Trigger::repeatedly(Trigger::after_processing_time(5)))
+                .describe(),
+            "after_watermark.early(repeatedly(after_processing_time(5))).late(after_count(1))");
 }
 
 TEST(Triggers, TooManyNodesIsAPlanError) {
   std::vector<Trigger> many(8, Trigger::after_count(1));
   EXPECT_THROW(Trigger::first_of(many), gyre::PlanError);
   EXPECT_THROW(gyre::WindowAssigner(gyre::SlidingWindows{10, 0}).check(), gyre::PlanError);
+}
+
+// Window state is keyed state: it snapshots per key group and restores (here into a backend
+// owning every key group), trigger state and retraction values included.
+TEST(WindowState, SnapshotRoundTrip) {
+  using Slot = gyre::detail::WindowSlot<CS, CS>;
+  gyre::KeyedStateBackend a;
+  auto& m = a.map<std::int64_t, gyre::detail::WindowKey, Slot>("windows");
+  for (std::int64_t k = 0; k < 100; ++k) {
+    Slot s;
+    s.acc = {k, 2 * k};
+    s.pending = static_cast<std::uint64_t>(k % 3);
+    s.trigger.v[1] = k;
+    s.trigger.finished = 2;
+    s.panes = static_cast<std::uint32_t>(k % 5);
+    s.on_time_done = k % 2 == 0;
+    s.last = {CS{k, k}};
+    m.put(k, {k * 10, k * 10 + 10}, s);
+  }
+  const auto snap = a.snapshot();
+  gyre::KeyedStateBackend b;
+  b.restore(snap);
+  auto& r = b.map<std::int64_t, gyre::detail::WindowKey, Slot>("windows");
+  ASSERT_EQ(r.size(), 100u);
+  for (std::int64_t k = 0; k < 100; ++k) {
+    const Slot* s = r.get(k, {k * 10, k * 10 + 10});
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->acc, (CS{k, 2 * k}));
+    EXPECT_EQ(s->pending, static_cast<std::uint64_t>(k % 3));
+    EXPECT_EQ(s->trigger.v[1], k);
+    EXPECT_EQ(s->trigger.finished, 2u);
+    EXPECT_EQ(s->panes, static_cast<std::uint32_t>(k % 5));
+    EXPECT_EQ(s->on_time_done, k % 2 == 0);
+    EXPECT_EQ(s->last, (std::vector<CS>{CS{k, k}}));
+  }
 }
 
 TEST(RowKinds, Names) {

@@ -243,7 +243,9 @@ namespace {
 //   watermark: per channel (never backwards); the port's is the minimum over its channels that
 //     are neither idle nor ended, delivered when it advances;
 //   idle: the channel does not hold the watermark back until its next watermark; when every
-//     channel of the port that has not ended is idle, the port gets idle() once;
+//     channel of the port that has not ended is idle, the port gets idle() once; when a channel
+//     of an idle port resumes, the port gets a watermark even if it does not advance (the same
+//     as before), which ends the idleness downstream too;
 //   an ended channel counts as +inf; when all ended, the port gets watermark(+inf) (unless it
 //     had it) and then end;
 //   barrier(id): operator-wide. Its channel is blocked (its later items stay queued) until the
@@ -394,10 +396,15 @@ class InputAligner {
       port.idle = true;
       return;
     }
+    const bool resumed = port.idle;
     port.idle = false;
     if (low > port.watermark) {
       port.watermark = low;
       out.push_back({p, Event::watermark(low)});
+    } else if (resumed) {
+      // Active again without advancing: the consumer (which passed the idleness on) needs a
+      // watermark to make its own outputs active again.
+      out.push_back({p, Event::watermark(port.watermark)});
     }
   }
 

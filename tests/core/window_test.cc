@@ -308,6 +308,530 @@ TEST_P(WindowTest, KindsTriggersAccumulations) {
   }
 }
 
+// ---------------------------------------------------------------- scripted sources
+
+// A bounded source: each partition runs its own list of steps (records, then a watermark).
+struct Step {
+  std::vector<Ev> recs;
+  Timestamp wm = gyre::kMinTimestamp;  // none
+};
+class StepSource final : public gyre::Source<Ev> {
+ public:
+  explicit StepSource(std::shared_ptr<const std::vector<std::vector<Step>>> plan) : plan_(std::move(plan)) {}
+  void open(gyre::OperatorContext& ctx) override { part_ = static_cast<std::size_t>(ctx.partition()); }
+  gyre::SourceStatus produce(gyre::SourceOutput<Ev>& out) override {
+    if (part_ >= plan_->size() || i_ >= (*plan_)[part_].size()) return gyre::SourceStatus::kDone;
+    const Step& st = (*plan_)[part_][i_++];
+    for (const Ev& e : st.recs) out.emit(e);
+    if (st.wm != gyre::kMinTimestamp) out.emit_watermark(st.wm);
+    return gyre::SourceStatus::kMore;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<std::vector<Step>>> plan_;
+  std::size_t part_ = 0;
+  std::size_t i_ = 0;
+};
+
+// An unbounded source: partition p emits its slice of `data` (records p, p + n, ...; none in
+// the partitions listed in `silent`) after `delay` ms, in batches of 32, then watermark `final_wm`
+// (kMinTimestamp: none), then nothing until *stop (or `timeout` ms after its data).
+struct LiveShared {
+  std::vector<Ev> data;
+  Timestamp delay = 0;
+  Timestamp final_wm = gyre::kMinTimestamp;
+  Timestamp timeout = 20'000;
+  bool source_watermarks = false;  // after every batch: max ts - disorder - 1
+  Timestamp disorder = 0;
+  std::set<int> silent;
+  std::atomic<bool> stop{false};
+};
+class LiveSource final : public gyre::Source<Ev> {
+ public:
+  explicit LiveSource(std::shared_ptr<LiveShared> s) : s_(std::move(s)) {}
+  void open(gyre::OperatorContext& ctx) override {
+    part_ = ctx.partition();
+    n_ = ctx.parallelism();
+    start_ = gyre::OperatorContext::processing_time();
+    if (s_->silent.count(part_) == 0) {
+      for (std::size_t i = static_cast<std::size_t>(part_); i < s_->data.size(); i += static_cast<std::size_t>(n_))
+        mine_.push_back(s_->data[i]);
+    }
+  }
+  gyre::SourceStatus produce(gyre::SourceOutput<Ev>& out) override {
+    const Timestamp now = gyre::OperatorContext::processing_time();
+    if (s_->stop.load()) return gyre::SourceStatus::kDone;
+    if (now < start_ + s_->delay) return gyre::SourceStatus::kIdle;
+    if (at_ < mine_.size()) {
+      const std::size_t end = std::min(mine_.size(), at_ + 32);
+      for (; at_ < end; ++at_) {
+        out.emit(mine_[at_]);
+        max_ = std::max(max_, mine_[at_].ts);
+      }
+      if (s_->source_watermarks) out.emit_watermark(max_ - s_->disorder - 1);
+      if (at_ == mine_.size()) {
+        if (s_->final_wm != gyre::kMinTimestamp) out.emit_watermark(s_->final_wm);
+        done_at_ = now;
+      }
+      return gyre::SourceStatus::kMore;
+    }
+    if (done_at_ == 0) done_at_ = now;
+    if (now - done_at_ > s_->timeout) return gyre::SourceStatus::kDone;
+    return gyre::SourceStatus::kIdle;
+  }
+
+ private:
+  std::shared_ptr<LiveShared> s_;
+  int part_ = 0, n_ = 1;
+  Timestamp start_ = 0, done_at_ = 0;
+  Timestamp max_ = gyre::kMinTimestamp;
+  std::vector<Ev> mine_;
+  std::size_t at_ = 0;
+};
+
+// Results gathered by a for_each sink; sets stop once `expect` came (if expect > 0).
+struct Gathered {
+  std::mutex mu;
+  std::vector<Result> rs;
+  std::size_t expect = 0;
+  std::shared_ptr<LiveShared> live;
+  void add(const Result& r) {
+    std::lock_guard lock(mu);
+    rs.push_back(r);
+    if (expect > 0 && rs.size() >= expect && live) live->stop = true;
+  }
+};
+
+// ---------------------------------------------------------------- more tests
+
+// Late records (behind the watermark by more than the allowed lateness) go to the side output
+// and into the metrics; records within the lateness make LATE panes; the exact panes.
+TEST_P(WindowTest, LateDataToSideOutput) {
+  auto plan = std::make_shared<std::vector<std::vector<Step>>>();
+  plan->push_back({Step{{{1, 10, 1}, {1, 20, 2}, {1, 150, 3}, {1, 160, 4}}, 250},
+                   Step{{{1, 50, 5}, {1, 170, 6}, {2, 5, 7}}, gyre::kMinTimestamp},
+                   Step{{}, 400},
+                   Step{{{1, 180, 8}}, gyre::kMinTimestamp}});
+  auto env = testenv::make_env(config());
+  auto src = env.source("steps", StepSource(plan), true);
+  src.parallelism(1);
+  gyre::OutputTag<Ev> late_tag("late");
+  auto out = gyre::window(src.key_by(key_of), ts_of, gyre::TumblingWindows{100})
+                 .allowed_lateness(100)
+                 .accumulate(Accumulation::kAccumulating)
+                 .late_output(late_tag)
+                 .aggregate("late test", CountSum{});
+  auto got = out.collect();
+  auto late = out.side_output(late_tag).collect();
+  const gyre::JobResult jr = env.run();
+  auto rs = testenv::values(got);
+  auto lr = testenv::values(late);
+  std::sort(rs.begin(), rs.end(), [](const Result& a, const Result& b) {
+    return std::tie(a.key, a.start, a.pane.index) < std::tie(b.key, b.start, b.pane.index);
+  });
+  const std::vector<Result> expect = {
+      {1, 0, 100, {2, 3}, RowKind::kInsert, {Timing::kOnTime, 0, true, true}},
+      {1, 100, 200, {2, 7}, RowKind::kInsert, {Timing::kOnTime, 0, true, false}},
+      {1, 100, 200, {3, 13}, RowKind::kInsert, {Timing::kLate, 1, false, false}},
+  };
+  EXPECT_EQ(rs, expect);
+  std::vector<Timestamp> late_ts;
+  for (const Ev& e : lr) late_ts.push_back(e.ts);
+  std::sort(late_ts.begin(), late_ts.end());
+  EXPECT_EQ(late_ts, (std::vector<Timestamp>{5, 50, 180}));
+  std::uint64_t late_metric = 0;
+  for (const auto& m : jr.operators)
+    if (m.name == "late test") late_metric += m.records_late;
+  EXPECT_EQ(late_metric, 3u);
+}
+
+// Session windows: records of one session that reach the window operator from different source
+// partitions, in any order, merge into one session (also bridging two sessions).
+TEST_P(WindowTest, SessionMergeAcrossPartitions) {
+  const int parts = std::max(2, GetParam());
+  auto plan = std::make_shared<std::vector<std::vector<Step>>>(static_cast<std::size_t>(parts));
+  for (std::int64_t k = 0; k < 50; ++k) {
+    (*plan)[0].push_back(Step{{{k, 0, 1}, {k, 100, 2}}, gyre::kMinTimestamp});
+    (*plan)[1].push_back(Step{{{k, 50, 4}}, gyre::kMinTimestamp});  // bridges [0,60) and [100,160)
+    (*plan)[static_cast<std::size_t>(parts - 1)].push_back(Step{{{k, 500, 8}}, gyre::kMinTimestamp});
+  }
+  for (Accumulation acc : {Accumulation::kDiscarding, Accumulation::kRetracting}) {
+    for (const Trigger& t : {Trigger::after_watermark(),
+                             Trigger::after_watermark().with_early_firings(Trigger::after_count(1))}) {
+      SCOPED_TRACE(t.describe());
+      auto env = testenv::make_env(config());
+      auto src = env.source("steps", StepSource(plan), true);
+      src.parallelism(parts);
+      auto out = gyre::window(src.key_by(key_of), ts_of, gyre::SessionWindows{60})
+                     .trigger(t)
+                     .accumulate(acc)
+                     .aggregate("sessions", CountSum{});
+      auto got = out.collect();
+      env.run();
+      const auto rs = testenv::values(got);
+      std::map<WKey, CS> want;
+      for (std::int64_t k = 0; k < 50; ++k) {
+        want[{k, 0, 160}] = CS{3, 7};
+        want[{k, 500, 560}] = CS{1, 8};
+      }
+      EXPECT_EQ(finals(rs, acc, want, true), want);
+    }
+  }
+}
+
+// A partition without records does not hold the watermark back once it is idle: windows fire
+// while the job still runs (the test then stops the sources).
+TEST_P(WindowTest, IdlePartitionDoesNotHoldWatermarkBack) {
+  if (testenv::mpi()) GTEST_SKIP() << "stops its sources from the sink: one process only";
+  const int parts = std::max(2, GetParam());
+  const Timestamp disorder = 20;
+  auto live = std::make_shared<LiveShared>();
+  live->data = random_events(5, 800, 4, 2, disorder);
+  live->silent = {0};
+  live->delay = 300;  // the silent partition is idle before any data comes
+  gyre::JobConfig cfg = config();
+  cfg.parallelism = parts;
+  // The windows that must fire: ends <= the smallest final watermark of the data partitions.
+  Timestamp wm = gyre::kMaxTimestamp;
+  for (int p = 1; p < parts; ++p) {
+    Timestamp m = gyre::kMinTimestamp;
+    for (std::size_t i = static_cast<std::size_t>(p); i < live->data.size(); i += static_cast<std::size_t>(parts))
+      m = std::max(m, live->data[i].ts);
+    wm = std::min(wm, m - disorder - 1);
+  }
+  const gyre::WindowAssigner a = gyre::TumblingWindows{100};
+  std::map<WKey, CS> want;
+  std::vector<Ev> data_parts;
+  for (std::size_t i = 0; i < live->data.size(); ++i)
+    if (i % static_cast<std::size_t>(parts) != 0) data_parts.push_back(live->data[i]);
+  for (const auto& [w, v] : reference(data_parts, a))
+    if (std::get<2>(w) - 1 <= wm) want[w] = v;
+  auto g = std::make_shared<Gathered>();
+  g->expect = want.size();
+  g->live = live;
+  auto env = testenv::make_env(cfg);
+  auto timed = gyre::assign_timestamps(env.source("live", LiveSource(live)), ts_of,
+                                       gyre::WatermarkStrategy::bounded_out_of_orderness(disorder)
+                                           .with_interval(10)
+                                           .with_idleness(50));
+  gyre::window(timed.key_by(key_of), ts_of, a).aggregate("idle test", CountSum{}).for_each([g](const Result& r) {
+    g->add(r);
+  }, 1);
+  env.run();
+  EXPECT_TRUE(live->stop.load()) << "the job ended without the sink seeing every pane";
+  std::map<WKey, CS> got;
+  for (const Result& r : g->rs)
+    if (std::get<2>(WKey{r.key, r.start, r.end}) - 1 <= wm) got[{r.key, r.start, r.end}] = r.value;
+  EXPECT_EQ(got, want);
+}
+
+// The same events as a bounded collection and as an unbounded source (which the test stops once
+// the panes came): the same final panes.
+TEST_P(WindowTest, BoundedAndUnboundedGiveSamePanes) {
+  const Timestamp disorder = 25;
+  const auto evs = random_events(77, 1200, 6, 2, disorder);
+  const gyre::WindowAssigner a = gyre::SlidingWindows{60, 20};
+  const auto ref = reference(evs, a);
+  const std::vector<Trigger> triggers = {
+      Trigger::after_watermark(),
+      Trigger::after_watermark().with_early_firings(Trigger::after_count(3))};
+  for (const Trigger& t : triggers) {
+    SCOPED_TRACE(t.describe());
+    const auto bounded = run_windows(config(), evs, a, t, Accumulation::kAccumulating, disorder);
+    auto live = std::make_shared<LiveShared>();
+    live->data = evs;
+    live->source_watermarks = true;
+    live->disorder = disorder;
+    live->final_wm = 1'000'000;  // event time moves on after the data
+    if (testenv::mpi()) live->timeout = 1'500;
+    auto g = std::make_shared<Gathered>();
+    g->live = live;
+    // Every window's final (ON_TIME) pane; early panes come before it.
+    auto env = testenv::make_env(config());
+    auto src = env.source("live", LiveSource(live));
+    gyre::window(src.key_by(key_of), ts_of, a)
+        .trigger(t)
+        .accumulate(Accumulation::kAccumulating)
+        .aggregate("unbounded", CountSum{})
+        .for_each([g, want = std::make_shared<const std::map<WKey, CS>>(ref)](const Result& r) {
+          // Stops the sources once every window's accumulated value is complete.
+          std::lock_guard lock(g->mu);
+          g->rs.push_back(r);
+          auto it = want->find(WKey{r.key, r.start, r.end});
+          if (it != want->end() && it->second == r.value && ++g->expect == want->size()) g->live->stop = true;
+        }, 1);
+    env.run();
+    const auto unbounded = testenv::gather(g->rs);
+    EXPECT_EQ(finals(unbounded, Accumulation::kAccumulating, ref, false), ref);
+    EXPECT_EQ(finals(bounded, Accumulation::kAccumulating, ref, false), ref);
+    if (t.describe() == "after_watermark") {
+      auto sorted = [](std::vector<Result> v) {
+        std::sort(v.begin(), v.end(), [](const Result& x, const Result& y) {
+          return std::tie(x.key, x.start, x.pane.index) < std::tie(y.key, y.start, y.pane.index);
+        });
+        return v;
+      };
+      EXPECT_EQ(sorted(unbounded), sorted(bounded));
+    }
+  }
+}
+
+// A long run at a constant number of keys: window state and timers are purged as the watermark
+// passes end + lateness, so the state's memory stays flat.
+TEST_P(WindowTest, StateStaysFlatOnLongRun) {
+  struct Probe {
+    std::mutex mu;
+    std::map<int, std::vector<std::pair<std::size_t, std::size_t>>> seen;  // partition: (bytes, windows)
+  };
+  auto probe = std::make_shared<Probe>();
+  const std::uint64_t n = 200'000;
+  const int keys = 40;
+  auto env = testenv::make_env(config());
+  // One source partition: one timeline of event time (with several, the watermark is the
+  // slowest partition's and the others' windows wait for it).
+  auto src = env.generate(n, [](std::uint64_t i) {
+    return Ev{static_cast<std::int64_t>(i % 40), static_cast<Timestamp>(i / 4), 1};
+  });
+  src.parallelism(1);
+  auto timed = gyre::assign_timestamps(src, ts_of, gyre::WatermarkStrategy::monotonous().with_record_interval(256));
+  auto out = gyre::window(timed.key_by(key_of), ts_of, gyre::TumblingWindows{100})
+                 .allowed_lateness(50)
+                 .observe_state([probe](int p, std::size_t bytes, std::size_t windows) {
+                   std::lock_guard lock(probe->mu);
+                   probe->seen[p].emplace_back(bytes, windows);
+                 })
+                 .aggregate("flat", CountSum{});
+  std::atomic<std::uint64_t> counted{0};
+  out.for_each([&counted](const Result& r) { counted += static_cast<std::uint64_t>(r.value.count); });
+  env.run();
+  EXPECT_EQ(testenv::sum_ranks(static_cast<long long>(counted.load())), static_cast<long long>(n));
+  for (const auto& [p, v] : probe->seen) {
+    ASSERT_GT(v.size(), 20u);
+    std::size_t first = 0, second = 0, windows = 0;
+    for (std::size_t i = 0; i + 1 < v.size(); ++i) {  // the last: after +inf, everything purged
+      (i < v.size() / 2 ? first : second) = std::max(i < v.size() / 2 ? first : second, v[i].first);
+      windows = std::max(windows, v[i].second);
+    }
+    EXPECT_LE(second, first) << "partition " << p << ": state grew";
+    EXPECT_LE(windows, static_cast<std::size_t>(keys) * 3) << "partition " << p;
+    EXPECT_EQ(v.back().second, 0u);
+  }
+}
+
+// Non-keyed windows (parallelism 1), reduce and a full window function.
+TEST_P(WindowTest, WindowAllReduceAndApply) {
+  const Timestamp disorder = 30;
+  const auto evs = random_events(31, 2000, 3, 2, disorder);
+  auto env = testenv::make_env(config());
+  auto timed = gyre::assign_timestamps(env.from_collection(evs), ts_of,
+                                       gyre::WatermarkStrategy::bounded_out_of_orderness(disorder));
+  auto sums = gyre::window_all(timed, ts_of, gyre::TumblingWindows{50})
+                  .reduce("sum", [](const Ev& a, const Ev& b) { return Ev{a.key, std::max(a.ts, b.ts), a.v + b.v}; })
+                  .collect();
+  using Info = std::tuple<Timestamp, Timestamp, std::int64_t>;  // start, end, records
+  auto infos = gyre::window(timed.key_by(key_of), ts_of, gyre::TumblingWindows{50})
+                   .apply<Info>("info", [](const std::int64_t&, const gyre::WindowInfo& w, std::span<const Ev> rs,
+                                           gyre::WindowOutput<Info>& o) {
+                     o.emit(Info{w.start, w.end, static_cast<std::int64_t>(rs.size())});
+                   })
+                   .collect();
+  env.run();
+  std::map<Timestamp, std::int64_t> want_sum;
+  std::map<std::pair<std::int64_t, Timestamp>, std::int64_t> want_n;
+  for (const Ev& e : evs) {
+    const Timestamp s = e.ts - floor_mod(e.ts, 50);
+    want_sum[s] += e.v;
+    ++want_n[{e.key, s}];
+  }
+  std::map<Timestamp, std::int64_t> got_sum;
+  for (const auto& r : testenv::values(sums)) {
+    EXPECT_EQ(r.end, r.start + 50);
+    got_sum[r.start] += r.value.v;
+  }
+  EXPECT_EQ(got_sum, want_sum);
+  std::map<std::pair<std::int64_t, Timestamp>, std::int64_t> got_n;
+  for (const auto& r : testenv::values(infos)) {
+    EXPECT_EQ(std::get<0>(r.value), r.start);
+    EXPECT_EQ(std::get<1>(r.value), r.end);
+    got_n[{r.key, r.start}] += std::get<2>(r.value);
+  }
+  EXPECT_EQ(got_n, want_n);
+}
+
+// A user-defined watermark generator gives the same panes as the built-in strategy it mimics.
+TEST_P(WindowTest, CustomWatermarkGenerator) {
+  struct Lagging final : gyre::WatermarkGenerator {
+    Timestamp max = gyre::kMinTimestamp;
+    void on_timestamps(std::span<const Timestamp> ts) override {
+      for (Timestamp t : ts) max = std::max(max, t);
+    }
+    Timestamp current_watermark() const override { return max == gyre::kMinTimestamp ? max : max - 41; }
+  };
+  const auto evs = random_events(3, 1500, 4, 2, 40);
+  auto env = testenv::make_env(config());
+  auto timed = gyre::assign_timestamps(
+      env.from_collection(evs), ts_of,
+      gyre::WatermarkStrategy::custom([] { return std::make_unique<Lagging>(); }).with_record_interval(8));
+  gyre::OutputTag<Ev> late("late");
+  auto out = gyre::window(timed.key_by(key_of), ts_of, gyre::TumblingWindows{100}).late_output(late).aggregate("w", CountSum{});
+  auto got = out.collect();
+  auto lost = out.side_output(late).collect();
+  env.run();
+  EXPECT_TRUE(testenv::values(lost).empty());
+  EXPECT_EQ(finals(testenv::values(got), Accumulation::kDiscarding, {}, false), reference(evs, gyre::TumblingWindows{100}));
+}
+
+// ---------------------------------------------------------------- triggers alone
+
+struct Sim {
+  Trigger t;
+  gyre::detail::TriggerState s;
+  gyre::detail::TriggerContext c{gyre::kMinTimestamp, 99, 0, 0};
+  explicit Sim(Trigger tr) : t(std::move(tr)) { t.init(s); }
+  // A record; true if the trigger fired.
+  bool element() {
+    ++c.pending;
+    t.on_element(s, c);
+    return check();
+  }
+  bool check() {
+    if (!t.ready(s, c)) return false;
+    t.on_fire(s, c);
+    c.pending = 0;
+    return true;
+  }
+};
+
+TEST(Triggers, CountOnceFinishes) {
+  Sim m(Trigger::after_count(2));
+  EXPECT_FALSE(m.element());
+  EXPECT_TRUE(m.element());
+  EXPECT_TRUE(m.t.finished(m.s));
+  EXPECT_FALSE(m.element());
+}
+
+TEST(Triggers, RepeatedlyResets) {
+  Sim m(Trigger::repeatedly(Trigger::after_count(2)));
+  std::string fired;
+  for (int i = 0; i < 6; ++i) fired += m.element() ? 'F' : '.';
+  EXPECT_EQ(fired, ".F.F.F");
+  EXPECT_FALSE(m.t.finished(m.s));
+}
+
+TEST(Triggers, FirstOfAllOfSequenceOrFinally) {
+  {
+    Sim m(Trigger::first_of({Trigger::after_count(3), Trigger::after_processing_time(10)}));
+    m.c.now = 100;
+    EXPECT_FALSE(m.element());  // deadline 110
+    EXPECT_EQ(m.t.deadline(m.s), 110);
+    m.c.now = 110;
+    EXPECT_TRUE(m.check());
+    EXPECT_TRUE(m.t.finished(m.s));
+  }
+  {
+    Sim m(Trigger::all_of({Trigger::after_count(3), Trigger::after_processing_time(10)}));
+    m.c.now = 100;
+    EXPECT_FALSE(m.element());
+    m.c.now = 200;
+    EXPECT_FALSE(m.check());  // the count is not there yet
+    EXPECT_FALSE(m.element());
+    EXPECT_TRUE(m.element());
+    EXPECT_TRUE(m.t.finished(m.s));
+  }
+  {
+    Sim m(Trigger::sequence({Trigger::after_count(1), Trigger::after_count(2), Trigger::repeatedly(Trigger::after_count(3))}));
+    std::string fired;
+    for (int i = 0; i < 9; ++i) fired += m.element() ? 'F' : '.';
+    EXPECT_EQ(fired, "F.F..F..F");
+  }
+  {
+    Sim m(Trigger::repeatedly(Trigger::after_count(2)).or_finally(Trigger::after_count(5)));
+    std::string fired;
+    for (int i = 0; i < 7; ++i) fired += m.element() ? 'F' : '.';
+    EXPECT_EQ(fired, ".F.FF..");  // the 5th record: until fires (with main), then finished
+    EXPECT_TRUE(m.t.finished(m.s));
+  }
+  {
+    Sim m(Trigger::never());
+    for (int i = 0; i < 5; ++i) EXPECT_FALSE(m.element());
+  }
+}
+
+TEST(Triggers, WatermarkEarlyAndLate) {
+  Sim m(Trigger::after_watermark().with_early_firings(Trigger::after_count(2)).with_late_firings(Trigger::after_count(3)));
+  std::string fired;
+  for (int i = 0; i < 5; ++i) fired += m.element() ? 'F' : '.';
+  EXPECT_EQ(fired, ".F.F.");
+  m.c.watermark = 99;  // the end passed
+  EXPECT_TRUE(m.check());
+  fired.clear();
+  for (int i = 0; i < 7; ++i) fired += m.element() ? 'F' : '.';
+  EXPECT_EQ(fired, "..F..F.");
+  // The default: on time, then every late record.
+  Sim d(Trigger::after_watermark());
+  EXPECT_FALSE(d.element());
+  d.c.watermark = 100;
+  EXPECT_TRUE(d.check());
+  EXPECT_FALSE(d.check());
+  EXPECT_TRUE(d.element());
+  EXPECT_TRUE(d.element());
+  EXPECT_EQ(Trigger::after_watermark().with_late_firings(Trigger::never()).describe(), "after_watermark.late(never)");
+  EXPECT_EQ(Trigger::after_watermark()
+                .with_late_firings(Trigger::after_count(1))
+                .with_early_firings(Trigger::repeatedly(Trigger::after_processing_time(5)))
+                .describe(),
+            "after_watermark.early(repeatedly(after_processing_time(5))).late(after_count(1))");
+}
+
+TEST(Triggers, TooManyNodesIsAPlanError) {
+  std::vector<Trigger> many(8, Trigger::after_count(1));
+  EXPECT_THROW(Trigger::first_of(many), gyre::PlanError);
+  EXPECT_THROW(gyre::WindowAssigner(gyre::SlidingWindows{10, 0}).check(), gyre::PlanError);
+}
+
+// Window state is keyed state: it snapshots per key group and restores (here into a backend
+// owning every key group), trigger state and retraction values included.
+TEST(WindowState, SnapshotRoundTrip) {
+  using Slot = gyre::detail::WindowSlot<CS, CS>;
+  gyre::KeyedStateBackend a;
+  auto& m = a.map<std::int64_t, gyre::detail::WindowKey, Slot>("windows");
+  for (std::int64_t k = 0; k < 100; ++k) {
+    Slot s;
+    s.acc = {k, 2 * k};
+    s.pending = static_cast<std::uint64_t>(k % 3);
+    s.trigger.v[1] = k;
+    s.trigger.finished = 2;
+    s.panes = static_cast<std::uint32_t>(k % 5);
+    s.on_time_done = k % 2 == 0;
+    s.last = {CS{k, k}};
+    m.put(k, {k * 10, k * 10 + 10}, s);
+  }
+  const auto snap = a.snapshot();
+  gyre::KeyedStateBackend b;
+  b.restore(snap);
+  auto& r = b.map<std::int64_t, gyre::detail::WindowKey, Slot>("windows");
+  ASSERT_EQ(r.size(), 100u);
+  for (std::int64_t k = 0; k < 100; ++k) {
+    const Slot* s = r.get(k, {k * 10, k * 10 + 10});
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->acc, (CS{k, 2 * k}));
+    EXPECT_EQ(s->pending, static_cast<std::uint64_t>(k % 3));
+    EXPECT_EQ(s->trigger.v[1], k);
+    EXPECT_EQ(s->trigger.finished, 2u);
+    EXPECT_EQ(s->panes, static_cast<std::uint32_t>(k % 5));
+    EXPECT_EQ(s->on_time_done, k % 2 == 0);
+    EXPECT_EQ(s->last, (std::vector<CS>{CS{k, k}}));
+  }
+}
+
+TEST(RowKinds, Names) {
+  EXPECT_STREQ(gyre::to_string(RowKind::kInsert), "+I");
+  EXPECT_STREQ(gyre::to_string(RowKind::kUpdateBefore), "-U");
+  EXPECT_STREQ(gyre::to_string(RowKind::kUpdateAfter), "+U");
+  EXPECT_STREQ(gyre::to_string(RowKind::kDelete), "-D");
+  EXPECT_STREQ(gyre::to_string(Timing::kOnTime), "ON_TIME");
+}
+
 }  // namespace
 
 INSTANTIATE_TEST_SUITE_P(Parallelism, WindowTest, ::testing::Values(1, 2, 4));

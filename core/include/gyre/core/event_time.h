@@ -108,15 +108,16 @@ class TimestampAssigner final : public OneInputOperator<T, T> {
       for (const T& x : in) m = std::max<Timestamp>(m, ts_(x));
       max_ts_ = m;
     }
-    out.emit(in);
-    records_ += in.size();
     const Timestamp now = OperatorContext::processing_time();
     last_record_ = now;
-    if (idle_) {  // resume: a watermark makes the channels active again
+    if (idle_) {  // resume: a watermark (before the records) makes the channels active again
       idle_ = false;
-      emit(out, now, true);
+      out.forward(Event::watermark(emitted_));
       schedule(now);
-    } else if (records_ >= s_.interval_records || now - last_emit_ >= s_.interval) {
+    }
+    out.emit(in);
+    records_ += in.size();
+    if (records_ >= s_.interval_records || now - last_emit_ >= s_.interval) {
       emit(out, now, false);
     }
   }

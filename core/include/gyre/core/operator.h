@@ -640,8 +640,12 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
       case EventKind::kIdle:
         idle_[u] = true;
         // Idle downstream once every input that has not ended is idle.
-        if ((ended_[0] || idle_[0]) && (ended_[1] || idle_[1])) ctx.forward(e);
-        else advance_watermark();
+        if ((ended_[0] || idle_[0]) && (ended_[1] || idle_[1])) {
+          if (!idle_out_) ctx.forward(e);
+          idle_out_ = true;
+        } else {
+          advance_watermark();
+        }
         break;
       case EventKind::kSuperstepEnd:
         superstep_[u] = true;
@@ -686,7 +690,13 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
         live = true;
       }
     if (!live && !(ended_[0] && ended_[1])) return;
-    if (wm <= ctx.watermark_) return;
+    if (wm <= ctx.watermark_) {
+      // Active again after idleness without advancing: downstream needs a watermark to resume.
+      if (idle_out_) ctx.forward(Event::watermark(ctx.watermark_));
+      idle_out_ = false;
+      return;
+    }
+    idle_out_ = false;
     ctx.watermark_ = wm;
     guarded(ctx.name(), [&] { op_->on_watermark(wm, *this->out_); });
     ctx.forward(Event::watermark(wm));
@@ -708,6 +718,7 @@ class TwoInputAdapter final : public OneInputAdapterBase<typename Op::output_typ
   bool ended_[2] = {false, false};
   bool superstep_[2] = {false, false};
   bool idle_[2] = {false, false};
+  bool idle_out_ = false;  // idleness passed on downstream (a watermark ends it)
   int barriers_ = 0;
   std::int64_t barrier_ = 0;
 };

@@ -71,7 +71,8 @@
 //   t.or_finally(u)                            as t, and finishes when u fires
 //   Trigger::never()                           never (only the final pane at end + lateness)
 // A firing with no new record since the previous firing emits nothing. A trigger that finished
-// closes its window: later records of that window are dropped (counted, see below). At end +
+// closes its window: later records of that window are dropped (as Beam does; they are not late
+// and not counted in records_late). At end +
 // allowed lateness a window whose trigger has not finished emits what came since its last
 // firing as its final pane, then its state and timers are purged (memory stays flat on an
 // unbounded stream). Processing-time triggers use processing-time timers (the runtime's timer

@@ -113,8 +113,9 @@ TrainResult kmeans_lloyd(const Dataset& train, std::vector<double> centroids, co
                          const Ranks& ranks);
 
 // The model's score of every row of this rank, in row order: logreg P(label > 0), linreg the
-// value, kmeans the nearest centroid's index. Throws gyre::Error if the data has features the
-// model does not know (a larger dimension, when not hashing) or another hashing.
+// value, kmeans the nearest centroid's index. Features the model does not know (indices beyond
+// its dimension, when not hashing) count as zero, as in liblinear; data hashed otherwise than
+// the model is refused (gyre::Error).
 std::vector<double> score(const io::ModelFile& model, const Dataset& data, int threads = 0);
 // The scores of every rank's rows, in file order, on rank 0 (collective; empty elsewhere).
 std::vector<double> gather_scores(const std::vector<double>& local, const Ranks& ranks);

@@ -272,6 +272,15 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
           write_json(c.metrics, j);
         }
         std::string wrote = c.output;
+        // The metrics are in place first (a model in place means the whole command succeeded);
+        // if the model cannot be written, they go again.
+        struct DropMetrics {
+          const std::string& path;
+          bool armed = true;
+          ~DropMetrics() {
+            if (armed && !path.empty()) std::remove(path.c_str());
+          }
+        } drop{c.metrics};
         if (!c.model_dir.empty()) {
           // A batch version supersedes what is in the store: above every version, its parent the
           // newest (the online version it replaces).
@@ -282,6 +291,7 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
         } else {
           gyre::io::write_model(c.output, res.model);
         }
+        drop.armed = false;
         const auto& last = res.iterations.back();
         std::fprintf(stderr, "train %s: %llu rows, %llu features, %zu %s (%s), %s %.10g, %.3f s on %d rank(s); wrote %s\n",
                      kind.c_str(), static_cast<unsigned long long>(train.rows),
@@ -403,14 +413,19 @@ void add_ml_commands(CLI::App& app, MlCommands& c) {
   auto linear = [&](const char* name, const char* what) {
     CLI::App* t = c.train->add_subcommand(name, what);
     t->add_option("--input", c.input, "training data (LIBSVM, or CSV named *.csv)")->required();
-    t->add_option("--test", c.test, "test data: AUC / RMSE after every iteration (in --metrics)");
-    t->add_option("--l2", c.l2, "C: the loss weight against 0.5 w'w, as liblinear (default 1)")->check(CLI::PositiveNumber);
+    t->add_option("--test", c.test, "test data: AUC / RMSE after every iteration (in --metrics)")->group("offline");
+    t->add_option("--l2", c.l2, "C: the loss weight against 0.5 w'w, as liblinear (default 1)")
+        ->check(CLI::PositiveNumber)
+        ->group("offline");
     t->add_option("--tolerance", c.tolerance, "stop when |grad| <= T x (liblinear's scale) |grad(0)| (default 0.01)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::PositiveNumber)
+        ->group("offline");
     t->add_flag("--no-bias", c.no_bias, "no bias feature (default: one, as liblinear -B 1)");
-    t->add_option("--max-iterations", c.max_iterations, "Newton iterations at most (default 1000)")->check(CLI::PositiveNumber);
+    t->add_option("--max-iterations", c.max_iterations, "Newton iterations at most (default 1000)")
+        ->check(CLI::PositiveNumber)
+        ->group("offline");
     t->add_option("--hash-bits", c.hash_bits, "hash feature indices into 2^B (default: no hashing)")->check(CLI::Range(0, 31));
-    t->add_option("--output", c.output, "model file to write (HDF5; offline training)");
+    t->add_option("--output", c.output, "model file to write (HDF5; offline training)")->group("offline");
     t->add_option("--metrics", c.metrics, "per-superstep (online: per-version) figures as JSON");
     t->add_flag("--no-progress", c.no_progress, "no progress line on a terminal");
     common_options(t, c);
@@ -418,12 +433,20 @@ void add_ml_commands(CLI::App& app, MlCommands& c) {
   };
   c.train_logreg = linear("logreg", "L2-regularised logistic regression (trust-region Newton, as liblinear -s 0)");
   CLI::App* lr = c.train_logreg;
-  lr->add_flag("--online", c.online, "online training on a stream (FTRL or adaptive SGD), publishing versions to --model-dir");
-  lr->add_option("--warm-start", c.warm_start, "--online: continue from this model file (default: the newest in --model-dir)");
-  lr->add_option("--algorithm", c.algorithm, "--online: ftrl (default) or adaptive")->check(CLI::IsMember({"ftrl", "adaptive"}));
+  auto* online = lr->add_flag("--online", c.online,
+                              "online training on a stream (FTRL or adaptive SGD), publishing versions to --model-dir");
+  // Offline options mean nothing to the online trainer: refused, not ignored.
+  for (const char* name : {"--output", "--test", "--l2", "--tolerance", "--max-iterations"})
+    online->excludes(lr->get_option(name));
+  lr->add_option("--warm-start", c.warm_start, "--online: continue from this model file (default: the newest in --model-dir)")
+      ->needs(online);
+  lr->add_option("--algorithm", c.algorithm, "--online: ftrl (default) or adaptive")
+      ->check(CLI::IsMember({"ftrl", "adaptive"}))
+      ->needs(online);
   lr->add_option("--model-dir", c.model_dir, "the model store (a directory of versions): --online publishes there; offline, the model is published there as a new (batch) version instead of --output");
-  lr->add_option("--publish-every", c.publish_every, "--online: publish a version every N examples (default: at the end)");
-  lr->add_option("--publish-ms", c.publish_ms, "--online: and every T milliseconds");
+  lr->add_option("--publish-every", c.publish_every, "--online: publish a version every N examples (default: at the end)")
+      ->needs(online);
+  lr->add_option("--publish-ms", c.publish_ms, "--online: and every T milliseconds")->needs(online);
   c.train_linreg = linear("linreg", "L2-regularised least squares (trust-region Newton)");
   c.train_kmeans = c.train->add_subcommand("kmeans", "k-means (k-means++ initialisation, Lloyd steps)");
   CLI::App* km = c.train_kmeans;

@@ -164,7 +164,11 @@ SparseRows parse_text(const std::string& path, const File& f, std::uint64_t star
     if (opts.format == DataFormat::kLibsvm) {
       ok = parse_libsvm_line(line, opts.hash_bits, rows, &error);
     } else {
+      const std::size_t before = rows.indices.size();
       ok = parse_csv_line(line, opts.label_column, rows, &error, start == 0 && local_line == 0);
+      if (ok && opts.hash_bits > 0)  // column j (1-based, labels not counted) hashes like LIBSVM index j
+        for (std::size_t k = before; k < rows.indices.size(); ++k)
+          rows.indices[k] = hash_feature(std::uint64_t{rows.indices[k]} + 1, opts.hash_bits);
     }
     if (!ok) {
       const std::uint64_t line_no = line_of(f, start) + local_line;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gyre train / predict / evaluate end to end: a9a logreg (test AUC and log loss against liblinear's
 # figures), linreg and kmeans on generated data; the same model, predictions and metrics alone and
-# under mpiexec -n NP; malformed input refused with FILE:LINE and exit 1, usage errors exit non-zero (CLI11: 106),
+# under mpiexec -n NP; malformed input refused with FILE:LINE and exit 1, usage errors exit 2,
 # and no output written (an existing one left as it was).
 #   ml_cli_test.sh MPIEXEC NP GYRE DATASETS [mpiexec flags...]
 set -uo pipefail
@@ -60,7 +60,7 @@ cmp -s "$work/kp1" "$work/kp2" || fail "kmeans assignments differ alone and at $
 "$gyre" evaluate --model "$work/k1.h5" --input "$work/pts.csv" > "$work/ke" 2>&1 || fail "evaluate kmeans"
 grep -q "^inertia " "$work/ke" || fail "evaluate kmeans: no inertia: $(cat "$work/ke")"
 
-# ---- refusals: FILE:LINE, exit 1, nothing written; usage errors (CLI11 codes, as the other commands)
+# ---- refusals: FILE:LINE, exit 1, nothing written; usage errors exit 2
 printf '+1 1:1 2:1\n-1 3:1\n+1 5:1 4:1\n-1 2:2\n' > "$work/bad.svm"
 echo "keep" > "$work/existing.h5"
 alone() { "$gyre" "$@" < /dev/null; }
@@ -78,8 +78,12 @@ done
 [ $? = 1 ] || fail "a model that is not HDF5 did not exit 1"
 grep -q "existing.h5" "$work/log" || fail "the model error does not name the file: $(cat "$work/log")"
 "$gyre" train logreg --output "$work/x.h5" > "$work/log" 2>&1
-rc=$?; { [ $rc != 0 ] && [ $rc != 1 ]; } || fail "train logreg without --input: exit $rc, not a usage error"
+rc=$?; [ $rc = 2 ] || fail "train logreg without --input: exit $rc, not 2 (a usage error)"
 grep -q -- "--input is required" "$work/log" || fail "no usage message: $(cat "$work/log")"
+"$gyre" train logreg --online --input "$a9a/a9a" --model-dir "$work/store-x" --output "$work/x.h5" > "$work/log" 2>&1
+rc=$?; [ $rc = 2 ] || fail "--online with --output (an offline option): exit $rc, not 2"
+grep -q -- "excludes" "$work/log" || fail "--online --output: no usage message: $(cat "$work/log")"
+test ! -e "$work/x.h5" && test ! -e "$work/store-x" || fail "--online --output wrote something"
 "$gyre" train logreg --input "$a9a/a9a" --output "$a9a/a9a" > "$work/log" 2>&1
 [ $? = 1 ] || fail "--output = --input did not exit 1: $(cat "$work/log")"
 "$gyre" train logreg --input "$work/nonexistent" --output "$work/x.h5" > "$work/log" 2>&1

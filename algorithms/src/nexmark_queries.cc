@@ -312,6 +312,7 @@ struct Q3Seller {
   char name[16] = {};
   char city[16] = {};
   char state[4] = {};
+  bool matches = false;  // lives in OR, ID or CA
 };
 struct Q3Row {
   char name[16] = {};
@@ -326,16 +327,22 @@ class Q3Join final : public TwoInputOperator<Q3Seller, Auction, Q3Row> {
     waiting_ = &ctx.state().list<std::int64_t, std::int64_t>("auctions without their seller yet");
   }
   void process1(std::span<const Q3Seller> in, Output<Q3Row>& out) override {
+    // Every person is kept (an auction may name it later); one from another state releases the
+    // auctions that waited for it without a result, so nothing waits for ever.
     for (const Q3Seller& s : in) {
       sellers_->set(s.id, s);
-      for (std::int64_t a : waiting_->get(s.id)) out.emit(row(s, a));
+      if (s.matches)
+        for (std::int64_t a : waiting_->get(s.id)) out.emit(row(s, a));
       waiting_->erase(s.id);
     }
   }
   void process2(std::span<const Auction> in, Output<Q3Row>& out) override {
     for (const Auction& a : in) {
-      if (const Q3Seller* s = sellers_->find(a.seller)) out.emit(row(*s, a.id));
-      else waiting_->add(a.seller, a.id);
+      if (const Q3Seller* s = sellers_->find(a.seller)) {
+        if (s->matches) out.emit(row(*s, a.id));
+      } else {
+        waiting_->add(a.seller, a.id);
+      }
     }
   }
 
@@ -352,19 +359,15 @@ class Q3Join final : public TwoInputOperator<Q3Seller, Auction, Q3Row> {
   ListState<std::int64_t, std::int64_t>* waiting_ = nullptr;
 };
 void add_q3(const Inputs& in, const ResultSink& sink) {
-  auto sellers = in.persons
-                     .filter([](const Person& p) {
-                       return std::strcmp(p.state, "OR") == 0 || std::strcmp(p.state, "ID") == 0 ||
-                              std::strcmp(p.state, "CA") == 0;
-                     })
-                     .map([](const Person& p) {
-                       Q3Seller s;
-                       s.id = p.id;
-                       std::memcpy(s.name, p.name, sizeof s.name);
-                       std::memcpy(s.city, p.city, sizeof s.city);
-                       std::memcpy(s.state, p.state, sizeof s.state);
-                       return s;
-                     });
+  auto sellers = in.persons.map([](const Person& p) {
+    Q3Seller s;
+    s.id = p.id;
+    std::memcpy(s.name, p.name, sizeof s.name);
+    std::memcpy(s.city, p.city, sizeof s.city);
+    std::memcpy(s.state, p.state, sizeof s.state);
+    s.matches = std::strcmp(p.state, "OR") == 0 || std::strcmp(p.state, "ID") == 0 || std::strcmp(p.state, "CA") == 0;
+    return s;
+  });
   auto auctions = in.auctions.filter([](const Auction& a) { return a.category == 10; });
   auto rows = Stream<Q3Seller>(sellers)
                   .key_by([](const Q3Seller& s) { return s.id; })

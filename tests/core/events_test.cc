@@ -230,14 +230,20 @@ void check_port_events(const std::vector<Entry>& log, int ports) {
 }
 
 // Barriers: each delivered once per port, ids rising, delivered to ports 0..n-1 back to back;
-// a record of epoch e comes after barrier e and before barrier e + 1.
+// the records and barriers form consistent cuts: a record of epoch e (sent after its source's
+// barrier e) comes after every delivered barrier <= e and before every delivered barrier > e.
+// (When a channel that skipped barrier b brings b + 1 before any other channel brought b, b is
+// subsumed at this subtask: it is stale when it comes and is not delivered, as in Flink.)
 std::vector<std::int64_t> check_barriers(const std::vector<Entry>& log, int ports) {
   std::vector<std::int64_t> ids;
   std::int64_t delivered = 0;
+  std::int64_t newest_since = -1;  // the newest epoch among the records since the last barrier
+  std::string newest_what;
   for (std::size_t i = 0; i < log.size(); ++i) {
     const Entry& e = log[i];
     if (e.is_event && e.event.kind == EventKind::kBarrier) {
       EXPECT_GT(e.event.value, delivered) << "barrier ids must rise";
+      EXPECT_LT(newest_since, e.event.value) << newest_what << " arrived before barrier " << e.event.value;
       EXPECT_EQ(e.port, 0);
       for (int p = 1; p < ports; ++p) {
         if (i + static_cast<std::size_t>(p) >= log.size()) {
@@ -250,11 +256,17 @@ std::vector<std::int64_t> check_barriers(const std::vector<Entry>& log, int port
       i += static_cast<std::size_t>(ports - 1);
       delivered = e.event.value;
       ids.push_back(delivered);
+      newest_since = -1;
       continue;
     }
     if (!e.is_event) {
-      EXPECT_EQ(e.rec.epoch, delivered) << "record of source " << e.rec.src << " seq " << e.rec.seq << " epoch "
+      EXPECT_GE(e.rec.epoch, delivered) << "record of source " << e.rec.src << " seq " << e.rec.seq << " epoch "
                                         << e.rec.epoch << " arrived after barrier " << delivered;
+      if (e.rec.epoch > newest_since) {
+        newest_since = e.rec.epoch;
+        newest_what = "record of source " + std::to_string(e.rec.src) + " seq " + std::to_string(e.rec.seq) +
+                      " epoch " + std::to_string(e.rec.epoch);
+      }
     }
   }
   return ids;
@@ -478,7 +490,11 @@ TEST_P(EventsTest, BarrierAlignsAcrossChannelsAndPorts) {
   for (int p : log->partitions()) {
     const auto l = log->of(p);
     const auto ids = check_barriers(l, 2);
-    EXPECT_EQ(ids, (std::vector<std::int64_t>{1, 2})) << "sink partition " << p;
+    // Barrier 1 is subsumed where the channel from b's partition 0 (which skips it) brought
+    // barrier 2 before any channel brought 1: possible when a's partitions run on a starved rank.
+    if (ids != std::vector<std::int64_t>{1, 2}) {
+      EXPECT_EQ(ids, (std::vector<std::int64_t>{2})) << "sink partition " << p;
+    }
     check_port_events(l, 2);
     records += count_records(l);
   }

@@ -39,7 +39,8 @@ namespace {
 using nlohmann::json;
 
 gyre::ml::Ranks ranks_of(gyre::mpi::Session& mpi) {
-  return gyre::ml::Ranks{mpi.rank(), mpi.size(), [&mpi](const std::string& s) { return mpi.allgather_bytes(s); }};
+  return gyre::ml::Ranks{mpi.rank(), mpi.size(), [&mpi](const std::string& s) { return mpi.allgather_bytes(s); },
+                         mpi.cluster()};
 }
 
 // An output file we may write (a regular file or a new name in an existing directory), and not

@@ -7,7 +7,11 @@
 //        one thread) from the same centroids, timed the same way (the data already parsed)
 //   ml_baseline score MODEL.h5 DATA REPEAT            gyre::ml::score on parsed rows, one thread:
 //        {"rows_per_second": ...}
+//   ml_baseline tron DATA REPEAT THREADS              gyre::ml::train_logreg on parsed rows (the
+//        data read once), REPEAT times: {"seconds": median per training, "supersteps": ...,
+//        "seconds_per_superstep": ...}; GYRE_ML_RUNNER=own for the learners' own runner
 #include <Eigen/Dense>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -120,11 +124,34 @@ int score(const std::string& model_path, const std::string& path, int repeat) {
   return 0;
 }
 
+int tron(const std::string& path, int repeat, int threads) {
+  gyre::ml::LoadOptions lo;
+  lo.read.format = gyre::io::format_of(path);
+  lo.threads = threads;
+  const gyre::ml::Dataset data = gyre::ml::load(path, lo, gyre::ml::Ranks::local());
+  gyre::ml::TrainOptions o;
+  o.threads = threads;
+  std::vector<double> times;
+  int reductions = 0;
+  for (int r = 0; r < repeat; ++r) {
+    const double t0 = now();
+    const auto res = gyre::ml::train_logreg(data, o, gyre::ml::Ranks::local());
+    times.push_back(now() - t0);
+    reductions = res.vector_reductions;
+  }
+  std::sort(times.begin(), times.end());
+  const double t = times[times.size() / 2];
+  std::printf("{\"seconds\": %.6f, \"supersteps\": %d, \"seconds_per_superstep\": %.9f, \"chunks\": %zu}\n", t,
+              reductions, t / reductions, data.chunk_rows.size());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: ml_baseline kmeans-eigen|kmeans-gyre DATA.csv K ITERATIONS | score MODEL.h5 DATA REPEAT\n");
+    std::fprintf(stderr, "usage: ml_baseline kmeans-eigen|kmeans-gyre DATA.csv K ITERATIONS | score MODEL.h5 DATA REPEAT"
+                         " | tron DATA REPEAT THREADS\n");
     return 2;
   }
   const std::string mode = argv[1];
@@ -132,6 +159,7 @@ int main(int argc, char** argv) {
     if (mode == "kmeans-eigen") return kmeans_eigen(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
     if (mode == "kmeans-gyre") return kmeans_gyre(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
     if (mode == "score") return score(argv[2], argv[3], std::atoi(argv[4]));
+    if (mode == "tron") return tron(argv[2], std::atoi(argv[3]), std::atoi(argv[4]));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "ml_baseline: error: %s\n", e.what());
     return 1;

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "gyre/algorithms/ml.h"
@@ -39,7 +40,8 @@ namespace {
 using nlohmann::json;
 
 gyre::ml::Ranks ranks_of(gyre::mpi::Session& mpi) {
-  return gyre::ml::Ranks{mpi.rank(), mpi.size(), [&mpi](const std::string& s) { return mpi.allgather_bytes(s); }};
+  return gyre::ml::Ranks{mpi.rank(), mpi.size(), [&mpi](const std::string& s) { return mpi.allgather_bytes(s); },
+                         mpi.cluster()};
 }
 
 // An output file we may write (a regular file or a new name in an existing directory), and not
@@ -109,6 +111,31 @@ json map_json(const std::map<std::string, double>& m) {
 // Every rank agrees whether the command failed (rank 0 writes the outputs), so all exit alike.
 int finish(gyre::mpi::Session& mpi, bool failed) { return mpi.allreduce_sum(failed ? 1 : 0) != 0 ? 1 : 0; }
 
+// The shape of every command here: body() runs on every rank (collective) and returns whether
+// committing its outputs failed (commit_on_root); every rank then exits alike (finish). An
+// error in the body: on_error(), printed on rank 0, exit 1.
+int run_command(gyre::mpi::Session& mpi, const std::function<bool()>& body, const std::function<void()>& on_error = {}) {
+  try {
+    return finish(mpi, body());
+  } catch (const std::exception& e) {
+    if (on_error) on_error();
+    if (mpi.rank() == 0) std::fprintf(stderr, "gyre: error: %s\n", e.what());
+    return 1;
+  }
+}
+
+// On rank 0: commit() writes the outputs; its error is printed ("gyre: error:"). True if it failed.
+bool commit_on_root(gyre::mpi::Session& mpi, const std::function<void()>& commit) {
+  if (mpi.rank() != 0) return false;
+  try {
+    commit();
+    return false;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gyre: error: %s\n", e.what());
+    return true;
+  }
+}
+
 // The model a prediction uses: a model file, or the newest version of a model store directory.
 gyre::io::ModelFile load_model(const std::string& path) { return gyre::io::read_model_or_latest(path); }
 
@@ -117,7 +144,7 @@ gyre::io::ModelFile load_model(const std::string& path) { return gyre::io::read_
 // restart), else starts from zero.
 int run_online(MlCommands& c, gyre::mpi::Session& mpi) {
   const bool root = mpi.rank() == 0;
-  try {
+  return run_command(mpi, [&] {
     if (c.model_dir.empty()) throw gyre::Error("train logreg --online needs --model-dir DIR");
     if (!c.metrics.empty()) check_output(c.metrics, "--metrics", {c.input});
     gyre::algo::OnlineStreamOptions o;
@@ -142,9 +169,7 @@ int run_online(MlCommands& c, gyre::mpi::Session& mpi) {
     auto job = gyre::algo::add_online_training(env, o);
     env.run();
     const auto& r = job.finish();
-    bool failed = false;
-    if (root) {
-      try {
+    return commit_on_root(mpi, [&] {
         for (const auto& v : r.versions)
           std::printf("version %llu parent %llu examples %llu-%llu progressive_auc %.4f log_loss %.4f\n",
                       static_cast<unsigned long long>(v.version), static_cast<unsigned long long>(v.parent_version),
@@ -172,16 +197,8 @@ int run_online(MlCommands& c, gyre::mpi::Session& mpi) {
         std::fprintf(stderr, "train logreg --online (%s): %llu examples, progressive AUC %.4f, log loss %.4f, %zu version(s) in %s\n",
                      c.algorithm.c_str(), static_cast<unsigned long long>(r.examples), r.progressive_auc,
                      r.progressive_log_loss, r.versions.size(), c.model_dir.c_str());
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "gyre: error: %s\n", e.what());
-        failed = true;
-      }
-    }
-    return finish(mpi, failed);
-  } catch (const std::exception& e) {
-    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
-    return 1;
-  }
+    });
+  });
 }
 
 class Progress {
@@ -208,7 +225,7 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
   const bool root = mpi.rank() == 0;
   const auto ranks = ranks_of(mpi);
   Progress progress(root && !c.no_progress && ::isatty(STDERR_FILENO) != 0);
-  try {
+  return run_command(mpi, [&] {
     if (c.output.empty() && c.model_dir.empty())
       throw gyre::Error("train " + kind + " needs --output MODEL.h5 (or --model-dir DIR: publish into a model store)");
     if (!c.output.empty() && !c.model_dir.empty()) throw gyre::Error("train " + kind + ": --output or --model-dir, not both");
@@ -253,9 +270,7 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
       res = kind == "logreg" ? gyre::ml::train_logreg(train, o, ranks) : gyre::ml::train_linreg(train, o, ranks);
     }
     progress.done();
-    bool failed = false;
-    if (root) {
-      try {
+    return commit_on_root(mpi, [&] {
         if (!c.metrics.empty()) {
           json j;
           j["command"] = "train " + kind;
@@ -298,30 +313,18 @@ int run_train(MlCommands& c, gyre::mpi::Session& mpi, const std::string& kind) {
                      static_cast<unsigned long long>(train.dimension), res.iterations.size() - (kmeans ? 0 : 1),
                      kmeans ? "Lloyd steps" : "iterations", res.ended_by.c_str(), kmeans ? "inertia" : "objective",
                      last.objective, res.seconds, mpi.size(), wrote.c_str());
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "gyre: error: %s\n", e.what());
-        failed = true;
-      }
-    }
-    return finish(mpi, failed);
-  } catch (const std::exception& e) {
-    progress.done();
-    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
-    return 1;
-  }
+    });
+  }, [&] { progress.done(); });
 }
 
 int run_predict(MlCommands& c, gyre::mpi::Session& mpi) {
-  const bool root = mpi.rank() == 0;
   const auto ranks = ranks_of(mpi);
-  try {
+  return run_command(mpi, [&] {
     check_output(c.output, "--output", {c.input, c.model});
     const gyre::io::ModelFile model = load_model(c.model);
     const gyre::ml::Dataset data = gyre::ml::load(c.input, load_options(c, c.input, model.hash_bits), ranks);
     const std::vector<double> all = gyre::ml::gather_scores(gyre::ml::score(model, data, c.threads), ranks);
-    bool failed = false;
-    if (root) {
-      try {
+    return commit_on_root(mpi, [&] {
         gyre::detail::AtomicFile out(c.output);
         std::string buf;
         buf.reserve(1 << 16);
@@ -341,29 +344,18 @@ int run_predict(MlCommands& c, gyre::mpi::Session& mpi) {
         out.commit();
         std::fprintf(stderr, "predict: %zu rows with %s model version %llu; wrote %s\n", all.size(), model.kind.c_str(),
                      static_cast<unsigned long long>(model.version), c.output.c_str());
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "gyre: error: %s\n", e.what());
-        failed = true;
-      }
-    }
-    return finish(mpi, failed);
-  } catch (const std::exception& e) {
-    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
-    return 1;
-  }
+    });
+  });
 }
 
 int run_evaluate(MlCommands& c, gyre::mpi::Session& mpi) {
-  const bool root = mpi.rank() == 0;
   const auto ranks = ranks_of(mpi);
-  try {
+  return run_command(mpi, [&] {
     if (!c.metrics.empty()) check_output(c.metrics, "--metrics", {c.input, c.model});
     const gyre::io::ModelFile model = load_model(c.model);
     const gyre::ml::Dataset data = gyre::ml::load(c.input, load_options(c, c.input, model.hash_bits), ranks);
     const auto metrics = gyre::ml::evaluate(model, data, ranks, c.threads);
-    bool failed = false;
-    if (root) {
-      try {
+    return commit_on_root(mpi, [&] {
         for (const auto& [k, v] : metrics) std::printf("%s %.10g\n", k.c_str(), v);
         std::fflush(stdout);
         if (!c.metrics.empty()) {
@@ -376,16 +368,8 @@ int run_evaluate(MlCommands& c, gyre::mpi::Session& mpi) {
           j["metrics"] = map_json(metrics);
           write_json(c.metrics, j);
         }
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "gyre: error: %s\n", e.what());
-        failed = true;
-      }
-    }
-    return finish(mpi, failed);
-  } catch (const std::exception& e) {
-    if (root) std::fprintf(stderr, "gyre: error: %s\n", e.what());
-    return 1;
-  }
+    });
+  });
 }
 
 void common_options(CLI::App* cmd, MlCommands& c) {

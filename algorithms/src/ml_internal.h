@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,9 +24,29 @@ inline int arena_threads(int threads) {
   return std::max(1, std::min(want, allowed));
 }
 
-// Sums one dense vector per chunk over all chunks of all ranks, in chunk order: the same bits
-// whatever the number of ranks and threads.
-class ChunkReducer {
+// What a learner's superstep is: reduce(n, fill) sums one dense vector of n values per chunk
+// (fill(i, out) adds local chunk i's partial into out[0, n), zeroed before) over all chunks of
+// all ranks, in chunk order: the same bits whatever the number of ranks and threads. Collective.
+class Reducer {
+ public:
+  using Fill = std::function<void(std::size_t, double*)>;
+  virtual ~Reducer() = default;
+  virtual const std::vector<double>& reduce(std::size_t n, const Fill& fill) = 0;
+  int reductions = 0;
+};
+
+// Runs driver(reducer) with every reduce() one superstep of a bulk iteration over the data set's
+// chunks (ml_bulk.cc); `length`: the most values a reduce() asks for. Without a cluster of the
+// ranks' size (or with GYRE_ML_RUNNER=own), on a ChunkReducer.
+struct LearnerRun {
+  int reductions = 0;
+  int supersteps = 0;  // of the bulk iteration (0: it ran on a ChunkReducer)
+};
+LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::size_t length, const std::string& name,
+                const std::function<void(Reducer&)>& driver);
+
+// The learners' own runner: a oneTBB loop over the rank's chunks and one allgather per sum.
+class ChunkReducer final : public Reducer {
  public:
   ChunkReducer(const Dataset& d, const Ranks& ranks, int threads)
       : local_(d.chunks.size()), ranks_(ranks), arena_(arena_threads(threads)) {}
@@ -59,13 +80,14 @@ class ChunkReducer {
     return result_;
   }
 
+  const std::vector<double>& reduce(std::size_t n, const Fill& fill) override { return sum(n, fill); }
+
   // Runs f(i) for every local chunk on the arena's threads (no reduction).
   template <class F>
   void for_each(F&& f) {
     arena_.execute([&] { tbb::parallel_for(std::size_t{0}, local_, [&](std::size_t i) { f(i); }); });
   }
 
-  int reductions = 0;
 
  private:
   std::size_t local_;

@@ -2,7 +2,8 @@
 // careful seeding", SODA 2007) and Lloyd steps on broadcast centroids. Each Lloyd step is one
 // superstep: every rank assigns its rows to the nearest centroid and sums them per cluster; the
 // k x dim sums, k counts, inertia and changed-assignment count are one fixed-order vector sum
-// (ml_internal.h), so every rank computes the same new centroids.
+// (a superstep of the bulk iteration in ml_bulk.cc), so every rank computes the same new
+// centroids.
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -37,7 +38,7 @@ struct Centroids {
 // sum of per-chunk totals (so the same row at any number of ranks) and the chosen row's owner
 // gives its coordinates to all.
 std::vector<double> kmeans_pp(const Dataset& d, const KMeansOptions& o, const Ranks& ranks,
-                              detail::ChunkReducer& red) {
+                              detail::Reducer& red) {
   const std::uint64_t dim = d.dimension;
   const std::uint32_t k = o.k;
   std::mt19937_64 rng(o.seed);
@@ -94,7 +95,7 @@ std::vector<double> kmeans_pp(const Dataset& d, const KMeansOptions& o, const Ra
     double cc = 0;
     for (std::uint64_t f = 0; f < dim; ++f) cc += c[f] * c[f];
     // Per-chunk totals of the updated distances, one slot per global chunk.
-    const auto& totals = red.sum(total_chunks, [&](std::size_t lc, double* out) {
+    const auto& totals = red.reduce(total_chunks, [&](std::size_t lc, double* out) {
       const io::SparseRows& r = d.chunks[lc];
       double* w = d2[lc].data();
       double t = 0;
@@ -136,15 +137,13 @@ std::vector<double> kmeans_pp(const Dataset& d, const KMeansOptions& o, const Ra
   return centres;
 }
 
-}  // namespace
-
-TrainResult kmeans_lloyd(const Dataset& d, std::vector<double> init, const KMeansOptions& o, const Ranks& ranks) {
+// Lloyd steps, one reduction each.
+TrainResult lloyd(const Dataset& d, std::vector<double> init, const KMeansOptions& o, detail::Reducer& red) {
   const auto t0 = std::chrono::steady_clock::now();
   auto since = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   const std::uint64_t dim = d.dimension;
   const std::uint32_t k = o.k;
-  if (init.size() != k * dim) throw Error("kmeans: " + std::to_string(init.size()) + " initial values for k x dimension = " + std::to_string(k * dim));
-  detail::ChunkReducer red(d, ranks, o.threads);
+  const int reductions0 = red.reductions;
   Centroids cs{k, dim, std::move(init), {}, {}};
   cs.refresh();
   std::vector<std::vector<std::uint32_t>> assign(d.chunks.size());
@@ -154,7 +153,7 @@ TrainResult kmeans_lloyd(const Dataset& d, std::vector<double> init, const KMean
   const std::size_t len = k * dim + k + 2;  // sums, counts, inertia, changed
   double inertia = 0;
   for (int it = 1; it <= o.max_iterations; ++it) {
-    const auto& s = red.sum(len, [&](std::size_t c, double* out) {
+    const auto& s = red.reduce(len, [&](std::size_t c, double* out) {
       const io::SparseRows& r = d.chunks[c];
       std::vector<double> acc(k);
       double in = 0, changed = 0;
@@ -208,8 +207,23 @@ TrainResult kmeans_lloyd(const Dataset& d, std::vector<double> init, const KMean
   m.params["seed"] = static_cast<double>(o.seed);
   m.metrics["inertia"] = inertia;
   m.metrics["iterations"] = static_cast<double>(res.iterations.size());
-  res.vector_reductions = red.reductions;
+  res.vector_reductions = red.reductions - reductions0;
   res.seconds = since();
+  return res;
+}
+
+std::size_t lloyd_length(const KMeansOptions& o, std::uint64_t dim) { return o.k * dim + o.k + 2; }
+
+}  // namespace
+
+TrainResult kmeans_lloyd(const Dataset& d, std::vector<double> init, const KMeansOptions& o, const Ranks& ranks) {
+  const std::uint64_t dim = d.dimension;
+  if (init.size() != o.k * dim) throw Error("kmeans: " + std::to_string(init.size()) + " initial values for k x dimension = " + std::to_string(o.k * dim));
+  TrainResult res;
+  // Every Lloyd step is one superstep of the loop (ml_bulk.cc).
+  const detail::LearnerRun run = detail::run_learner(d, ranks, o.threads, lloyd_length(o, dim), "kmeans",
+                                                     [&](detail::Reducer& red) { res = lloyd(d, std::move(init), o, red); });
+  res.loop_supersteps = run.supersteps;
   return res;
 }
 
@@ -218,10 +232,15 @@ TrainResult train_kmeans(const Dataset& d, const KMeansOptions& o, const Ranks& 
   if (d.rows < o.k)
     throw Error("'" + d.path + "': " + std::to_string(d.rows) + " rows, fewer than k = " + std::to_string(o.k));
   const auto t0 = std::chrono::steady_clock::now();
-  detail::ChunkReducer red(d, ranks, o.threads);
-  std::vector<double> init = kmeans_pp(d, o, ranks, red);
-  TrainResult res = kmeans_lloyd(d, std::move(init), o, ranks);
-  res.vector_reductions += red.reductions;
+  TrainResult res;
+  // k-means++ choices and Lloyd steps: supersteps of one loop.
+  const std::size_t length = std::max<std::size_t>(lloyd_length(o, d.dimension), d.plan.chunks);
+  const detail::LearnerRun run = detail::run_learner(d, ranks, o.threads, length, "kmeans", [&](detail::Reducer& red) {
+    std::vector<double> init = kmeans_pp(d, o, ranks, red);
+    res = lloyd(d, std::move(init), o, red);
+  });
+  res.vector_reductions = run.reductions;
+  res.loop_supersteps = run.supersteps;
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

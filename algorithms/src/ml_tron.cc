@@ -4,8 +4,9 @@
 // regression" (JMLR 9, 2008), as liblinear uses it for -s 0: an outer Newton step per iteration
 // whose direction comes from conjugate gradient inside a trust region (Steihaug), the region's
 // radius updated from the ratio of actual to predicted reduction. Every function value,
-// gradient and Hessian-vector product is one superstep: a pass over the loop-invariant rows of
-// every rank and a fixed-order vector sum (ml_internal.h). Written from the paper.
+// gradient and Hessian-vector product is one superstep of a bulk iteration: a pass over the
+// loop-invariant rows of every rank and a fixed-order vector sum (ml_bulk.cc); the outer and CG
+// steps run between supersteps. Written from the paper.
 #include <chrono>
 #include <cmath>
 
@@ -22,7 +23,7 @@ double norm(const std::vector<double>& v) { return std::sqrt(dot(v, v)); }
 // f, grad f and Hessian-vector products of 0.5 w'w + C sum loss(x_i'w) over the data set.
 class Problem {
  public:
-  Problem(const Dataset& d, const TrainOptions& o, bool logistic, detail::ChunkReducer& red)
+  Problem(const Dataset& d, const TrainOptions& o, bool logistic, detail::Reducer& red)
       : d_(d), C_(o.l2), bias_(o.bias), logistic_(logistic), n_(d.dimension + (o.bias ? 1 : 0)), red_(red) {
     z_.resize(d.chunks.size());
     D_.resize(d.chunks.size());
@@ -37,7 +38,7 @@ class Problem {
   double fun(const std::vector<double>& w) {
     const std::uint64_t dim = d_.dimension;
     const double b = bias_ ? w[dim] : 0.0;
-    const auto& s = red_.sum(1, [&](std::size_t c, double* out) {
+    const auto& s = red_.reduce(1, [&](std::size_t c, double* out) {
       const io::SparseRows& r = d_.chunks[c];
       double* z = z_[c].data();
       double loss = 0;
@@ -61,7 +62,7 @@ class Problem {
   // At the w of the last fun(); also keeps the Hessian's diagonal weights.
   void grad(const std::vector<double>& w, std::vector<double>& g) {
     const std::uint64_t dim = d_.dimension;
-    const auto& s = red_.sum(n_, [&](std::size_t c, double* out) {
+    const auto& s = red_.reduce(n_, [&](std::size_t c, double* out) {
       const io::SparseRows& r = d_.chunks[c];
       const double* z = z_[c].data();
       double* D = logistic_ ? D_[c].data() : nullptr;
@@ -89,7 +90,7 @@ class Problem {
   void hv(const std::vector<double>& v, std::vector<double>& out_v) {
     const std::uint64_t dim = d_.dimension;
     const double vb = bias_ ? v[dim] : 0.0;
-    const auto& s = red_.sum(n_, [&](std::size_t c, double* out) {
+    const auto& s = red_.reduce(n_, [&](std::size_t c, double* out) {
       const io::SparseRows& r = d_.chunks[c];
       const double* D = logistic_ ? D_[c].data() : nullptr;
       double ob = 0;
@@ -112,7 +113,7 @@ class Problem {
   bool bias_;
   bool logistic_;
   std::size_t n_;
-  detail::ChunkReducer& red_;
+  detail::Reducer& red_;
   std::vector<std::vector<double>> z_, D_;
 };
 
@@ -172,89 +173,94 @@ TrainResult tron(const Dataset& d, const TrainOptions& o, const Ranks& ranks, bo
   if (d.rows == 0) throw Error("'" + d.path + "': no rows to train on");
   if (!(o.l2 > 0)) throw Error("--l2 must be positive (got " + std::to_string(o.l2) + ")");
   if (!(o.tolerance > 0)) throw Error("--tolerance must be positive (got " + std::to_string(o.tolerance) + ")");
-  detail::ChunkReducer red(d, ranks, o.threads);
-  Problem prob(d, o, logistic, red);
-  const std::size_t n = prob.n();
   TrainResult res;
+  const std::size_t n = d.dimension + (o.bias ? 1 : 0);
+  std::vector<double> w(n, 0.0);
+  double f = 0, gnorm = 0;
+  // The learner: every fun / grad / hv is one superstep of the loop (ml_bulk.cc).
+  const detail::LearnerRun run = detail::run_learner(d, ranks, o.threads, n, logistic ? "logreg" : "linreg",
+                                                     [&](detail::Reducer& red) {
+    Problem prob(d, o, logistic, red);
 
-  constexpr double eta0 = 1e-4, eta1 = 0.25, eta2 = 0.75;
-  constexpr double sigma1 = 0.25, sigma2 = 0.5, sigma3 = 4.0;
-  std::vector<double> w(n, 0.0), g(n), s(n), r(n), w_new(n);
-  double f = prob.fun(w);
-  prob.grad(w, g);
-  double delta = norm(g);
-  const double gnorm0 = delta;
-  double gnorm = gnorm0;
-  double eps = o.tolerance;
-  if (logistic) {
-    const double pos = static_cast<double>(d.positives), neg = static_cast<double>(d.rows - d.positives);
-    eps = o.tolerance * std::max(std::min(pos, neg), 1.0) / static_cast<double>(d.rows);
-  }
-  auto report = [&](int iter, int cg) {
-    IterationInfo info;
-    info.iteration = iter;
-    info.objective = f;
-    info.gradient_norm = gnorm;
-    info.inner_steps = cg;
-    if (o.test != nullptr) {
-      const double v = test_figure(*o.test, w, o, logistic, ranks, d.dimension);
-      (logistic ? info.test_auc : info.test_metric) = v;
+    constexpr double eta0 = 1e-4, eta1 = 0.25, eta2 = 0.75;
+    constexpr double sigma1 = 0.25, sigma2 = 0.5, sigma3 = 4.0;
+    std::vector<double> g(n), s(n), r(n), w_new(n);
+    f = prob.fun(w);
+    prob.grad(w, g);
+    double delta = norm(g);
+    const double gnorm0 = delta;
+    gnorm = gnorm0;
+    double eps = o.tolerance;
+    if (logistic) {
+      const double pos = static_cast<double>(d.positives), neg = static_cast<double>(d.rows - d.positives);
+      eps = o.tolerance * std::max(std::min(pos, neg), 1.0) / static_cast<double>(d.rows);
     }
-    info.seconds = since();
-    res.iterations.push_back(info);
-    if (o.on_iteration) o.on_iteration(info);
-  };
-  report(0, 0);
-  res.ended_by = "converged";
-  int iter = 1;
-  bool search = gnorm > eps * gnorm0;
-  int cg_total = 0;
-  while (search) {
-    if (iter > o.max_iterations) {
-      res.ended_by = "max iterations";
-      break;
+    auto report = [&](int iter, int cg) {
+      IterationInfo info;
+      info.iteration = iter;
+      info.objective = f;
+      info.gradient_norm = gnorm;
+      info.inner_steps = cg;
+      if (o.test != nullptr) {
+        const double v = test_figure(*o.test, w, o, logistic, ranks, d.dimension);
+        (logistic ? info.test_auc : info.test_metric) = v;
+      }
+      info.seconds = since();
+      res.iterations.push_back(info);
+      if (o.on_iteration) o.on_iteration(info);
+    };
+    report(0, 0);
+    res.ended_by = "converged";
+    int iter = 1;
+    bool search = gnorm > eps * gnorm0;
+    int cg_total = 0;
+    while (search) {
+      if (iter > o.max_iterations) {
+        res.ended_by = "max iterations";
+        break;
+      }
+      bool boundary = false;
+      const int cg = trcg(prob, delta, g, s, r, boundary);
+      cg_total += cg;
+      for (std::size_t i = 0; i < n; ++i) w_new[i] = w[i] + s[i];
+      const double gs = dot(g, s);
+      const double prered = -0.5 * (gs - dot(s, r));
+      const double fnew = prob.fun(w_new);
+      const double actred = f - fnew;
+      const double snorm = norm(s);
+      if (iter == 1) delta = std::min(delta, snorm);
+      const double alpha = fnew - f - gs <= 0 ? sigma3 : std::max(sigma1, -0.5 * (gs / (fnew - f - gs)));
+      if (actred < eta0 * prered) delta = std::min(alpha * snorm, sigma2 * delta);
+      else if (actred < eta1 * prered) delta = std::max(sigma1 * delta, std::min(alpha * snorm, sigma2 * delta));
+      else if (actred < eta2 * prered) delta = std::max(sigma1 * delta, std::min(alpha * snorm, sigma3 * delta));
+      else if (boundary) delta = sigma3 * delta;
+      else delta = std::max(delta, std::min(alpha * snorm, sigma3 * delta));
+      if (actred > eta0 * prered) {
+        w.swap(w_new);
+        f = fnew;
+        prob.grad(w, g);
+        gnorm = norm(g);
+        report(iter, cg_total);
+        cg_total = 0;
+        ++iter;
+        if (gnorm <= eps * gnorm0) break;
+      }
+      // A rejected step leaves the margins of w_new behind; only grad() reads them, and it runs
+      // after an accepted step. hv() reads the Hessian weights of the kept w.
+      if (f < -1e32) {
+        res.ended_by = "objective below -1e32";
+        break;
+      }
+      if (std::fabs(actred) <= 0 && prered <= 0) {
+        res.ended_by = "no reduction predicted";
+        break;
+      }
+      if (std::fabs(actred) <= 1e-12 * std::fabs(f) && std::fabs(prered) <= 1e-12 * std::fabs(f)) {
+        res.ended_by = "reduction below 1e-12 of the objective";
+        break;
+      }
     }
-    bool boundary = false;
-    const int cg = trcg(prob, delta, g, s, r, boundary);
-    cg_total += cg;
-    for (std::size_t i = 0; i < n; ++i) w_new[i] = w[i] + s[i];
-    const double gs = dot(g, s);
-    const double prered = -0.5 * (gs - dot(s, r));
-    const double fnew = prob.fun(w_new);
-    const double actred = f - fnew;
-    const double snorm = norm(s);
-    if (iter == 1) delta = std::min(delta, snorm);
-    const double alpha = fnew - f - gs <= 0 ? sigma3 : std::max(sigma1, -0.5 * (gs / (fnew - f - gs)));
-    if (actred < eta0 * prered) delta = std::min(alpha * snorm, sigma2 * delta);
-    else if (actred < eta1 * prered) delta = std::max(sigma1 * delta, std::min(alpha * snorm, sigma2 * delta));
-    else if (actred < eta2 * prered) delta = std::max(sigma1 * delta, std::min(alpha * snorm, sigma3 * delta));
-    else if (boundary) delta = sigma3 * delta;
-    else delta = std::max(delta, std::min(alpha * snorm, sigma3 * delta));
-    if (actred > eta0 * prered) {
-      w.swap(w_new);
-      f = fnew;
-      prob.grad(w, g);
-      gnorm = norm(g);
-      report(iter, cg_total);
-      cg_total = 0;
-      ++iter;
-      if (gnorm <= eps * gnorm0) break;
-    }
-    // A rejected step leaves the margins of w_new behind; only grad() reads them, and it runs
-    // after an accepted step. hv() reads the Hessian weights of the kept w.
-    if (f < -1e32) {
-      res.ended_by = "objective below -1e32";
-      break;
-    }
-    if (std::fabs(actred) <= 0 && prered <= 0) {
-      res.ended_by = "no reduction predicted";
-      break;
-    }
-    if (std::fabs(actred) <= 1e-12 * std::fabs(f) && std::fabs(prered) <= 1e-12 * std::fabs(f)) {
-      res.ended_by = "reduction below 1e-12 of the objective";
-      break;
-    }
-  }
+  });
 
   io::ModelFile& m = res.model;
   m.kind = logistic ? "logreg" : "linreg";
@@ -277,7 +283,8 @@ TrainResult tron(const Dataset& d, const TrainOptions& o, const Ranks& ranks, bo
     if (logistic) m.metrics["test_auc"] = last.test_auc;
     else m.metrics["test_rmse"] = last.test_metric;
   }
-  res.vector_reductions = red.reductions;
+  res.vector_reductions = run.reductions;
+  res.loop_supersteps = run.supersteps;
   res.seconds = since();
   return res;
 }

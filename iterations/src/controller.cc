@@ -156,18 +156,20 @@ LoopController::LoopController(LoopKind kind, std::string name, int max_superste
 }
 
 std::shared_ptr<VectorAggregatorState> LoopController::add_vector_aggregator(std::string name, std::size_t length,
-                                                                           int partitions) {
+                                                                           int partitions, std::size_t slots) {
   for (const auto& a : vaggs_)
     if (a->name == name) throw PlanError("iteration '" + name_ + "' has two vector aggregators named '" + name + "'");
   if (length == 0) throw PlanError("iteration '" + name_ + "': vector aggregator '" + name + "' has length 0");
-  if (length > (std::size_t{1} << 28) / static_cast<std::size_t>(std::max(1, partitions)))
+  const std::size_t copies = slots > 0 ? slots : static_cast<std::size_t>(std::max(1, partitions));
+  if (length > (std::size_t{1} << 28) / copies)
     throw PlanError("iteration '" + name_ + "': vector aggregator '" + name + "' is too long (" +
-                    std::to_string(length) + " values x " + std::to_string(partitions) +
-                    " partitions; at most 2^28 values in all)");
+                    std::to_string(length) + " values x " + std::to_string(copies) +
+                    (slots > 0 ? " slots" : " partitions") + "; at most 2^28 values in all)");
   auto a = std::make_shared<VectorAggregatorState>();
   a->name = std::move(name);
   a->length = length;
   a->partitions = partitions;
+  a->slots = slots;
   a->value.assign(length, 0.0);
   vaggs_.push_back(a);
   return a;
@@ -175,7 +177,7 @@ std::shared_ptr<VectorAggregatorState> LoopController::add_vector_aggregator(std
 
 std::size_t LoopController::collective_values() const {
   std::size_t n = kFixed + aggs_.size() + kProgressValues;
-  for (const auto& v : vaggs_) n += v->length * static_cast<std::size_t>(v->partitions);
+  for (const auto& v : vaggs_) n += v->wire_length();
   return n;
 }
 
@@ -292,7 +294,13 @@ void LoopController::report(int epoch, const LocalReport& r) {
       for (std::size_t k = 0; k < vaggs_.size() && k < r.vectors.size(); ++k) {
         const std::size_t n = vaggs_[k]->length;
         auto& slots = vacc_[k];
-        if (slots.empty()) slots.assign(n * static_cast<std::size_t>(vaggs_[k]->partitions), 0.0);
+        if (slots.empty()) slots.assign(vaggs_[k]->wire_length(), 0.0);
+        if (vaggs_[k]->slots > 0) {
+          // By slot: a slot another local partition did not fill is zero here (x + 0 is x).
+          const std::size_t m = std::min(slots.size(), r.vectors[k].size());
+          for (std::size_t j = 0; j < m; ++j) slots[j] += r.vectors[k][j];
+          continue;
+        }
         std::copy(r.vectors[k].begin(), r.vectors[k].begin() + static_cast<std::ptrdiff_t>(std::min(n, r.vectors[k].size())),
                   slots.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r.partition) * n));
       }
@@ -316,7 +324,7 @@ void LoopController::submit(int epoch, const LocalReport& r) {
   const bool progress = kind_ == LoopKind::kStreaming && event_time_;
   const std::size_t vector_at = kFixed + aggs_.size() + (progress ? kProgressValues : 0);
   std::size_t vector_values = 0;
-  for (const auto& v : vaggs_) vector_values += v->length * static_cast<std::size_t>(v->partitions);
+  for (const auto& v : vaggs_) vector_values += v->wire_length();
   std::vector<double> values(vector_at + vector_values);
   std::vector<ReduceOp> ops(values.size(), ReduceOp::kSum);
   values[0] = static_cast<double>(r.size);
@@ -346,7 +354,7 @@ void LoopController::submit(int epoch, const LocalReport& r) {
   // Vector aggregates: every partition's vector in its own slots (zeros from the ranks that do
   // not run it), so the sum over ranks is exact and decide() adds the partitions in order.
   for (std::size_t k = 0, at = vector_at; k < vaggs_.size(); ++k) {
-    const std::size_t n = vaggs_[k]->length * static_cast<std::size_t>(vaggs_[k]->partitions);
+    const std::size_t n = vaggs_[k]->wire_length();
     if (k < r.vectors.size() && r.vectors[k].size() == n)
       std::copy(r.vectors[k].begin(), r.vectors[k].end(), values.begin() + static_cast<std::ptrdiff_t>(at));
     at += n;
@@ -366,11 +374,13 @@ void LoopController::decide(int epoch, const std::vector<double>& global) {
   if (epoch > first && !vaggs_.empty()) {
     std::size_t at = kFixed + aggs_.size() + (kind_ == LoopKind::kStreaming && event_time_ ? kProgressValues : 0);
     for (const auto& v : vaggs_) {
+      // In partition order, or (with slots) in slot order.
+      const std::size_t copies = v->wire_length() / v->length;
       std::vector<double> sum(v->length, 0.0);
-      for (int p = 0; p < v->partitions; ++p)
-        for (std::size_t j = 0; j < v->length; ++j) sum[j] += global[at + static_cast<std::size_t>(p) * v->length + j];
+      for (std::size_t p = 0; p < copies; ++p)
+        for (std::size_t j = 0; j < v->length; ++j) sum[j] += global[at + p * v->length + j];
       v->value = std::move(sum);
-      at += v->length * static_cast<std::size_t>(v->partitions);
+      at += v->wire_length();
     }
   }
 

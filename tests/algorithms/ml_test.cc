@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -29,7 +30,7 @@ namespace io = gyre::io;
 ml::Ranks ranks() {
   if (!testenv::mpi()) return ml::Ranks::local();
   auto& s = testenv::session();
-  return ml::Ranks{s.rank(), s.size(), [&s](const std::string& b) { return s.allgather_bytes(b); }};
+  return ml::Ranks{s.rank(), s.size(), [&s](const std::string& b) { return s.allgather_bytes(b); }, s.cluster()};
 }
 
 // Rank 0 writes `text` to a fresh path that every rank knows.
@@ -340,6 +341,17 @@ void check_linear(bool logistic, bool zero_one) {
     if (first.empty()) first = res.model.weights;
     else expect_same_bits(res.model.weights, first, "weights at another thread count");
     EXPECT_GT(res.vector_reductions, 3);
+    // Every reduction a superstep of the bulk iteration; the loop ends after the last.
+    EXPECT_EQ(res.loop_supersteps, res.vector_reductions);
+    // The learners' own runner (GYRE_ML_RUNNER=own) against the bulk iteration: the same sums.
+    if (threads == 2) {
+      ::setenv("GYRE_ML_RUNNER", "own", 1);
+      const ml::TrainResult own = logistic ? ml::train_logreg(d, o, ranks()) : ml::train_linreg(d, o, ranks());
+      ::unsetenv("GYRE_ML_RUNNER");
+      expect_same_bits(own.model.weights, first, "weights on the own runner vs the bulk iteration");
+      EXPECT_EQ(own.vector_reductions, res.vector_reductions);
+      EXPECT_EQ(own.loop_supersteps, 0);
+    }
   }
   // One process on the whole file (no ranks): the same bits as the ranks together.
   const ml::Dataset alone = ml::load(path, small_chunks(), ml::Ranks::local());
@@ -377,8 +389,16 @@ TEST(MlKMeans, LloydMatchesSerialReferenceAndRanks) {
     o.threads = threads;
     const ml::Dataset d = ml::load(path, small_chunks(threads), ranks());
     const ml::TrainResult res = ml::train_kmeans(d, o, ranks());
+    EXPECT_EQ(res.loop_supersteps, res.vector_reductions);
     if (first.empty()) first = res.model.weights;
     else expect_same_bits(res.model.weights, first, "centroids at another thread count");
+    if (threads == 4) {
+      ::setenv("GYRE_ML_RUNNER", "own", 1);
+      const ml::TrainResult own = ml::train_kmeans(d, o, ranks());
+      ::unsetenv("GYRE_ML_RUNNER");
+      expect_same_bits(own.model.weights, first, "centroids on the own runner vs the bulk iteration");
+      EXPECT_EQ(own.vector_reductions, res.vector_reductions);
+    }
   }
   const ml::Dataset alone = ml::load(path, small_chunks(), ml::Ranks::local());
   const ml::TrainResult solo = ml::train_kmeans(alone, o, ml::Ranks::local());

@@ -1,5 +1,6 @@
 // Vector aggregates in bulk loops (LoopContext::sum_vector): the sum's fixed order (partition
-// order, so the same bits at any number of ranks), the value read in the next superstep as a
+// order, so the same bits at any number of ranks; by slot with sum_vector_slots, the same bits at
+// any number of partitions too), the value read in the next superstep as a
 // broadcast value, Lloyd's k-means on it against a serial reference, and the plan and run-time
 // errors. Alone at parallelism 1, 2, 4 and under mpirun at 1, 2 and 4 ranks.
 #include <gtest/gtest.h>
@@ -108,6 +109,70 @@ TEST_P(VectorAggregate, SumsInPartitionOrderAndIsReadInTheNextSuperstep) {
     // Superstep s sees the sum of superstep s - 1 (zeros before the first).
     EXPECT_EQ(t.superstep, supersteps);
     EXPECT_EQ(t.seen, ordered_sum(partitions, 0, supersteps - 1));
+  }
+}
+
+// ---------------------------------------------------------------- slots
+
+// Fills the slots s with s % partitions == its partition (slot-major entries), every superstep;
+// the tick passes through.
+class FillSlots final : public gyre::OneInputOperator<Tick, VectorEntry> {
+ public:
+  FillSlots(std::size_t length, std::size_t slots) : length_(length), slots_(slots) {}
+  void open(gyre::OperatorContext& ctx) override {
+    partition_ = static_cast<std::size_t>(ctx.partition());
+    partitions_ = static_cast<std::size_t>(ctx.parallelism());
+  }
+  void process(std::span<const Tick>, gyre::Output<VectorEntry>&) override {}
+  void on_superstep_end(gyre::Output<VectorEntry>& out) override {
+    ++superstep_;
+    for (std::size_t s = partition_; s < slots_; s += partitions_)
+      for (std::size_t j = 0; j < length_; ++j)
+        out.emit(VectorEntry{s * length_ + j, contribution(static_cast<int>(s), j, superstep_)});
+  }
+
+ private:
+  std::size_t length_, slots_, partition_ = 0, partitions_ = 1;
+  std::int64_t superstep_ = 0;
+};
+
+TEST_P(VectorAggregate, SlotsSumInSlotOrderWhateverTheParallelism) {
+  const gyre::JobConfig cfg = config(GetParam());
+  auto env = testenv::make_env(cfg);
+  const std::size_t length = 70, slots = 7;
+  const int supersteps = 3;
+  auto agg = std::make_shared<std::optional<gyre::VectorAggregator>>();
+  std::vector<Tick> init(static_cast<std::size_t>(cfg.parallelism));
+  gyre::iterate(env.from_collection(init), supersteps, [&](gyre::Stream<Tick> x, gyre::LoopContext& loop) {
+    *agg = loop.sum_vector_slots("v", length, slots, x.process("fill", FillSlots(length, slots)));
+    return x.map([](const Tick& t) { return t; });
+  }).collect();
+  env.run();
+  // The slots added in slot order: the same bits at 1, 2 and 4 partitions and ranks (the
+  // magnitudes make another order give other bits).
+  const auto& v = (*agg)->value();
+  ASSERT_EQ(v.size(), length);
+  for (std::size_t j = 0; j < length; ++j)
+    ASSERT_EQ(v[j], ordered_sum(static_cast<int>(slots), j, supersteps)) << "index " << j;
+  // No slots, or an index beyond slots x length: refused.
+  auto env2 = testenv::make_env(cfg);
+  EXPECT_THROW(gyre::iterate(env2.from_collection(init), 2,
+                             [&](gyre::Stream<Tick> x, gyre::LoopContext& loop) {
+                               loop.sum_vector_slots("v", 4, 0, x.map([](const Tick&) { return VectorEntry{0, 1.0}; }));
+                               return x.map([](const Tick& t) { return t; });
+                             }),
+               gyre::PlanError);
+  auto env3 = testenv::make_env(cfg);
+  gyre::iterate(env3.from_collection(init), 2, [&](gyre::Stream<Tick> x, gyre::LoopContext& loop) {
+    loop.sum_vector_slots("w", 4, 2, x.map([](const Tick&) { return VectorEntry{8, 1.0}; }));
+    return x.map([](const Tick& t) { return t; });
+  }).collect();
+  try {
+    env3.run();
+    ADD_FAILURE() << "an index beyond slots x length ran";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("vector aggregator 'w' got index 8, its length is 8"), std::string::npos)
+        << e.what();
   }
 }
 

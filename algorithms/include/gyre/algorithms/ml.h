@@ -2,15 +2,22 @@
 // Newton (TRON, as liblinear -s 0), k-means (k-means++ initialisation, Lloyd steps), and scoring
 // and evaluation of a model file (gyre/io/model_file.h).
 //
-// The training set is loop-invariant: each rank reads its run of the file's byte chunks once
-// (gyre/io/libsvm.h) and keeps their CSR rows in memory for every superstep. A superstep is one
-// pass over the rows that yields a dense vector (a gradient, a Hessian-vector product, centroid
-// sums and counts, or a loss value) as a sum over all rows of all ranks. The sum is taken in a
-// FIXED order: one partial vector per chunk (rows summed in file order inside it), the partials
-// of all chunks of all ranks gathered and added in chunk order. A chunk's bytes depend only on the
-// file's size, so the model is the same bits at any number of ranks and threads (partitions).
-// The current model / centroids are a broadcast value: every rank holds the same copy (it is
+// Training runs as a bulk iteration (gyre/iterations/iterate.h) over the training set. The
+// training set is loop-invariant: each rank reads its run of the file's byte chunks once
+// (gyre/io/libsvm.h) and keeps their CSR rows in memory for every superstep; the loop's
+// partitions of a rank share its chunks out (chunk i of the rank to its i mod n-th partition). A
+// superstep is one pass over the rows that yields a dense vector (a gradient, a Hessian-vector
+// product, centroid sums and counts, or a loss value) as a sum over all rows of all ranks: the
+// loop's vector aggregate. The sum is taken in a FIXED order: one partial vector per chunk (rows
+// summed in file order inside it) in the chunk's slot (LoopContext::sum_vector_slots), the slots
+// added in chunk order. A chunk's bytes depend only on the file's size, so the model is the same
+// bits at any number of ranks and threads (partitions). The learner's logic (TRON's outer and CG
+// steps, k-means++ choices and Lloyd updates) runs between supersteps, on every rank, from the
+// aggregate: it says which vector the next superstep computes, or that the loop ends. The current
+// model / direction / centroids are a broadcast value: every rank holds the same copy (it is
 // computed from the same reduced vectors everywhere), and the passes read it directly.
+// (GYRE_ML_RUNNER=own runs the supersteps on a plain oneTBB + allgather runner instead: the same
+// sums, kept to compare against.)
 //
 // Objectives (C = l2, y in {-1, +1} from label > 0, x with a trailing 1 when bias is on):
 //   logreg   0.5 w'w + C sum_i log(1 + exp(-y_i w'x_i))      (liblinear -s 0 -B 1)
@@ -28,18 +35,22 @@
 #include <string>
 #include <vector>
 
+#include "gyre/core/cluster.h"
 #include "gyre/io/libsvm.h"
 #include "gyre/io/model_file.h"
 
 namespace gyre::ml {
 
 // The ranks of the job, and how they exchange bytes: allgather(local) returns every rank's bytes
-// in rank order, on every rank (collective). One process: Ranks::local().
+// in rank order, on every rank (collective). One process: Ranks::local(). `cluster`: where the
+// learners' bulk iterations run (gyre::mpi::Session::cluster() under mpirun); without one of
+// `size` ranks, a job of several ranks trains on the learners' own superstep runner instead.
 struct Ranks {
   int rank = 0;
   int size = 1;
   std::function<std::vector<std::string>(const std::string&)> allgather;
-  static Ranks local() { return Ranks{0, 1, [](const std::string& s) { return std::vector<std::string>{s}; }}; }
+  Cluster cluster;
+  static Ranks local() { return Ranks{0, 1, [](const std::string& s) { return std::vector<std::string>{s}; }, {}}; }
 };
 
 // This rank's part of a data set, plus global figures (the same on every rank).
@@ -102,6 +113,7 @@ struct TrainResult {
   std::vector<IterationInfo> iterations;
   std::string ended_by;  // "converged", "max iterations", ...
   int vector_reductions = 0;  // supersteps (dense vector sums over all ranks)
+  int loop_supersteps = 0;    // of the bulk iteration they ran in (0: on the own runner)
   double seconds = 0;
 };
 

@@ -46,12 +46,18 @@ struct AggregatorState {
 
 // A dense vector per superstep: summed over every record of a stream of (index, value) entries in
 // the body, per partition in arrival order, then over the partitions in partition order (the
-// same bits at any number of ranks).
+// same bits at any number of ranks). With slots (LoopContext::sum_vector_slots): entry index
+// slot * length + j; each slot filled in one partition; the slots added in slot order (the same
+// bits at any number of partitions too).
 struct VectorAggregatorState {
   std::string name;
   std::size_t length = 0;
   int partitions = 0;
+  std::size_t slots = 0;      // 0: one vector per partition
   std::vector<double> value;  // after the last completed superstep (zeros before the first)
+  // Values a head partition collects, and values of the superstep's allreduce.
+  std::size_t head_length() const { return slots > 0 ? length * slots : length; }
+  std::size_t wire_length() const { return slots > 0 ? length * slots : length * static_cast<std::size_t>(partitions); }
 };
 
 // One rank's checkpoint writer: a background thread that writes the rank's file of each entry
@@ -121,7 +127,9 @@ class LoopController final : public LoopHook {
   // ---- set up while the plan is built ----
   std::shared_ptr<AggregatorState> add_aggregator(std::string name, ReduceOp op);
   // A vector aggregator of `length` values over a head of `partitions` partitions.
-  std::shared_ptr<VectorAggregatorState> add_vector_aggregator(std::string name, std::size_t length, int partitions);
+  // slots > 0: summed by slot (see VectorAggregatorState).
+  std::shared_ptr<VectorAggregatorState> add_vector_aggregator(std::string name, std::size_t length, int partitions,
+                                                               std::size_t slots = 0);
   void set_criterion() { has_criterion_ = true; }
   void set_convergence(std::function<bool()> converged) { converged_ = std::move(converged); }
   void set_on_superstep(std::function<void(const SuperstepMetrics&)> f) { on_superstep_ = std::move(f); }

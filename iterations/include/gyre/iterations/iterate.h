@@ -159,6 +159,29 @@ class LoopContext {
     return VectorAggregator(state);
   }
 
+  // The same, summed in an order that does not depend on the loop's parallelism either: every
+  // entry names a slot, index = slot * length + j (j < length, slot < slots), and each slot is
+  // filled in one partition only (a chunk of the input that one partition owns, say). Inside the
+  // slot, entries are added in arrival order; then the slots are added in slot order. So the
+  // bits are the same at any number of partitions and ranks (if two partitions fill one slot,
+  // their values are still added, in no fixed order). value() has `length` values. Cost per
+  // superstep: one allreduce of slots x length values (each head partition holds as many).
+  VectorAggregator sum_vector_slots(std::string name, std::size_t length, std::size_t slots,
+                                    const Stream<VectorEntry>& entries) {
+    if (slots == 0)
+      throw PlanError("iteration '" + ctl_->name() + "': vector aggregator '" + name + "' has 0 slots");
+    const int partitions = OperatorBuilder(*env_, head_).parallelism();
+    const int given = OperatorBuilder(*env_, entries.node()).parallelism();
+    if (given != partitions)
+      throw PlanError("iteration '" + ctl_->name() + "': vector aggregator '" + name + "' reads a stream of " +
+                      std::to_string(given) + " partitions; the loop has " + std::to_string(partitions) +
+                      " (a slot's order needs a forward edge)");
+    auto state = ctl_->add_vector_aggregator(std::move(name), length, partitions, slots);
+    layout_->vec_ports.push_back(next_port_);
+    connect(entries.forward());
+    return VectorAggregator(state);
+  }
+
   // Evaluated after every superstep on the global aggregator values (every rank gets the same
   // values, so every rank decides the same): true ends the loop.
   void converge_when(std::function<bool()> converged) { ctl_->set_convergence(std::move(converged)); }

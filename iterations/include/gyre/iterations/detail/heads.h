@@ -122,7 +122,7 @@ class HeadBase : public NodeRuntime, public SourceBase {
     aggs_.clear();
     for (const auto& a : ctl_->aggregators()) aggs_.push_back(a->identity());
     vecs_.resize(ctl_->vector_aggregators().size());
-    for (std::size_t k = 0; k < vecs_.size(); ++k) vecs_[k].assign(ctl_->vector_aggregators()[k]->length, 0.0);
+    for (std::size_t k = 0; k < vecs_.size(); ++k) vecs_[k].assign(ctl_->vector_aggregators()[k]->head_length(), 0.0);
     criterion_ = 0;
   }
   void port_ended() { ++ports_ended_; }

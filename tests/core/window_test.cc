@@ -295,6 +295,21 @@ TEST_P(WindowTest, KindsTriggersAccumulations) {
         check_panes(ws, acc);
         const bool session = a.kind == gyre::WindowAssigner::Kind::kSession;
         EXPECT_EQ(finals(rs, acc, ref, session), ref);
+        if (t.name == "early/late counts" && !session) {
+          // kFireAlways (the default): every window has its ON_TIME pane, also one whose last
+          // early pane took every record; accumulating, it holds the window's whole value.
+          for (const auto& [w, panes] : ws) {
+            int on_time = 0;
+            for (const Result& r : panes) {
+              if (r.pane.timing != Timing::kOnTime || r.kind == RowKind::kUpdateBefore) continue;
+              ++on_time;
+              if (acc != Accumulation::kDiscarding) {
+                EXPECT_EQ(r.value, ref.at(w));
+              }
+            }
+            EXPECT_EQ(on_time, 1) << "window " << std::get<1>(w);
+          }
+        }
         if (t.exact) {
           ASSERT_EQ(ws.size(), ref.size());
           for (const auto& [w, panes] : ws) {
@@ -451,6 +466,171 @@ TEST_P(WindowTest, LateDataToSideOutput) {
   EXPECT_EQ(late_metric, 3u);
 }
 
+// The exact panes of tumbling windows of `size` under after_watermark() with early firings
+// after_count(n) and late firings after_count(1), serially: each key sees its records and the
+// watermarks in the order the one source partition sends them. Counts the late records in *late.
+std::vector<Result> reference_panes(const std::vector<Step>& steps, Timestamp size, Timestamp lateness, std::int64_t n,
+                                    Accumulation acc, gyre::OnTimeBehavior on_time, std::uint64_t* late) {
+  struct W {
+    CS total, since;
+    std::int64_t count = 0;  // records since the last pane (the early trigger's count)
+    std::uint32_t panes = 0;
+    bool on_time_done = false;
+  };
+  std::map<std::pair<std::int64_t, Timestamp>, W> live;  // key, start
+  std::vector<Result> out;
+  Timestamp wm = gyre::kMinTimestamp;
+  auto emit = [&](std::int64_t key, Timestamp start, W& w, Timing t, bool last) {
+    out.push_back(Result{key, start, start + size, acc == Accumulation::kDiscarding ? w.since : w.total,
+                         RowKind::kInsert, gyre::Pane{t, w.panes, w.panes == 0, last}});
+    ++w.panes;
+    w.since = CS{};
+    w.count = 0;
+  };
+  auto advance = [&](Timestamp to) {
+    wm = std::max(wm, to);
+    for (auto it = live.begin(); it != live.end();) {
+      auto& [kw, w] = *it;
+      const Timestamp max_ts = kw.second + size - 1;
+      const bool expired = max_ts + lateness <= wm;
+      if (max_ts <= wm && !w.on_time_done) {
+        if (w.since.count > 0 || on_time == gyre::OnTimeBehavior::kFireAlways)
+          emit(kw.first, kw.second, w, Timing::kOnTime, expired);
+        w.on_time_done = true;
+        w.count = 0;
+      }
+      it = expired ? live.erase(it) : std::next(it);
+    }
+  };
+  for (const Step& st : steps) {
+    for (const Ev& e : st.recs) {
+      const Timestamp s = e.ts - floor_mod(e.ts, size);
+      if (s + size - 1 + lateness <= wm) {
+        ++*late;
+        continue;
+      }
+      W& w = live[{e.key, s}];
+      for (CS* c : {&w.total, &w.since}) {
+        ++c->count;
+        c->sum += e.v;
+      }
+      if (s + size - 1 <= wm) {  // after the end: every record fires a LATE pane
+        emit(e.key, s, w, Timing::kLate, false);
+        w.on_time_done = true;
+      } else if (++w.count >= n) {
+        emit(e.key, s, w, Timing::kEarly, false);
+      }
+    }
+    if (st.wm != gyre::kMinTimestamp) advance(st.wm);
+  }
+  advance(gyre::kMaxTimestamp);  // the end of the bounded input
+  return out;
+}
+
+// Early, on-time and late panes against the serial reference, with both on-time behaviours:
+// kFireAlways emits the ON_TIME pane of a window whose last early pane took every record
+// (discarding: an empty value; accumulating: the whole value), kFireIfNonEmpty does not.
+TEST_P(WindowTest, OnTimeBehaviorExactPanes) {
+  std::mt19937_64 rng(41);
+  auto plan = std::make_shared<std::vector<std::vector<Step>>>(1);
+  Timestamp max_ts = 0;
+  for (int i = 0; i < 120; ++i) {
+    Step st;
+    for (int j = 0; j < 8; ++j) {
+      const Timestamp ts = (i * 8 + j) * 2 + static_cast<Timestamp>(rng() % 70);
+      st.recs.push_back(Ev{static_cast<std::int64_t>(rng() % 5), ts, static_cast<std::int64_t>(rng() % 100)});
+      max_ts = std::max(max_ts, ts);
+    }
+    st.wm = max_ts - 20;  // some records come behind it: LATE panes and, past the lateness, late
+    plan->front().push_back(std::move(st));
+  }
+  const Timestamp size = 50, lateness = 25;
+  const std::int64_t n = 3;
+  const Trigger t =
+      Trigger::after_watermark().with_early_firings(Trigger::after_count(n)).with_late_firings(Trigger::after_count(1));
+  auto sorted = [](std::vector<Result> v) {
+    std::sort(v.begin(), v.end(), [](const Result& x, const Result& y) {
+      return std::tie(x.key, x.start, x.pane.index) < std::tie(y.key, y.start, y.pane.index);
+    });
+    return v;
+  };
+  std::map<gyre::OnTimeBehavior, std::size_t> on_time_panes;
+  for (gyre::OnTimeBehavior ot : {gyre::OnTimeBehavior::kFireAlways, gyre::OnTimeBehavior::kFireIfNonEmpty}) {
+    for (Accumulation acc : {Accumulation::kDiscarding, Accumulation::kAccumulating}) {
+      SCOPED_TRACE("on-time " + std::to_string(static_cast<int>(ot)) + ", accumulation " +
+                   std::to_string(static_cast<int>(acc)));
+      auto env = testenv::make_env(config());
+      auto src = env.source("steps", StepSource(plan), true);
+      src.parallelism(1);
+      auto out = gyre::window(src.key_by(key_of), ts_of, gyre::TumblingWindows{size})
+                     .trigger(t)
+                     .allowed_lateness(lateness)
+                     .accumulate(acc)
+                     .on_time_behavior(ot)
+                     .aggregate("on time", CountSum{});
+      auto got = out.collect();
+      const gyre::JobResult jr = env.run();
+      std::uint64_t late = 0;
+      const auto want = reference_panes(plan->front(), size, lateness, n, acc, ot, &late);
+      const auto rs = sorted(testenv::values(got));
+      EXPECT_EQ(rs, sorted(want));
+      std::uint64_t late_metric = 0;
+      for (const auto& m : jr.operators)
+        if (m.name == "on time") late_metric += m.records_late;
+      EXPECT_EQ(late_metric, late);
+      EXPECT_GT(late, 0u);
+      std::size_t empty = 0;
+      for (const Result& r : want) {
+        if (r.pane.timing == Timing::kOnTime) ++on_time_panes[ot];
+        if (r.pane.timing == Timing::kOnTime && r.pane.index > 0 && acc == Accumulation::kDiscarding &&
+            r.value.count == 0)
+          ++empty;
+      }
+      // The data has windows whose last early pane took every record before the end.
+      if (ot == gyre::OnTimeBehavior::kFireAlways && acc == Accumulation::kDiscarding) {
+        EXPECT_GT(empty, 0u);
+      }
+    }
+  }
+  EXPECT_GT(on_time_panes[gyre::OnTimeBehavior::kFireAlways], on_time_panes[gyre::OnTimeBehavior::kFireIfNonEmpty]);
+}
+
+// Records of a window whose trigger finished are dropped and counted (records_dropped): with
+// after_count(2) (once), every record of a window after its second.
+TEST_P(WindowTest, ClosedWindowDropsAreCounted) {
+  const Timestamp disorder = 20;
+  const auto evs = random_events(13, 2000, 6, 2, disorder);
+  const gyre::WindowAssigner a = gyre::TumblingWindows{40};
+  auto env = testenv::make_env(config());
+  auto timed = gyre::assign_timestamps(env.from_collection(evs), ts_of,
+                                       gyre::WatermarkStrategy::bounded_out_of_orderness(disorder));
+  auto got = gyre::window(timed.key_by(key_of), ts_of, a)
+                 .trigger(Trigger::after_count(2))
+                 .aggregate("closing", CountSum{})
+                 .collect();
+  const gyre::JobResult jr = env.run();
+  std::uint64_t want_dropped = 0;
+  std::map<WKey, CS> want;
+  for (const auto& [w, c] : reference(evs, a)) {
+    want_dropped += static_cast<std::uint64_t>(std::max<std::int64_t>(0, c.count - 2));
+    want[w].count = std::min<std::int64_t>(c.count, 2);
+  }
+  std::map<WKey, CS> counts;
+  for (const Result& r : testenv::values(got)) counts[{r.key, r.start, r.end}].count += r.value.count;
+  EXPECT_EQ(counts, want);
+  std::uint64_t dropped = 0, late = 0;
+  for (const auto& m : jr.operators) {
+    if (m.name != "closing") continue;
+    dropped += m.records_dropped;
+    late += m.records_late;
+  }
+  EXPECT_GT(want_dropped, 0u);
+  EXPECT_EQ(dropped, want_dropped);
+  EXPECT_EQ(late, 0u);
+  EXPECT_NE(jr.summary().find(std::to_string(want_dropped) + " dropped (window closed)"), std::string::npos);
+  EXPECT_NE(jr.to_json().find("\"records_dropped\": " + std::to_string(want_dropped)), std::string::npos);
+}
+
 // Session windows: records of one session that reach the window operator from different source
 // partitions, in any order, merge into one session (also bridging two sessions).
 TEST_P(WindowTest, SessionMergeAcrossPartitions) {
@@ -560,12 +740,16 @@ TEST_P(WindowTest, BoundedAndUnboundedGiveSamePanes) {
         .trigger(t)
         .accumulate(Accumulation::kAccumulating)
         .aggregate("unbounded", CountSum{})
-        .for_each([g, want = std::make_shared<const std::map<WKey, CS>>(ref)](const Result& r) {
-          // Stops the sources once every window's accumulated value is complete.
+        .for_each([g, want = std::make_shared<const std::map<WKey, CS>>(ref),
+                   done = std::make_shared<std::set<WKey>>()](const Result& r) {
+          // Stops the sources once every window's accumulated value is complete (an early and
+          // the ON_TIME pane may both hold it).
           std::lock_guard lock(g->mu);
           g->rs.push_back(r);
-          auto it = want->find(WKey{r.key, r.start, r.end});
-          if (it != want->end() && it->second == r.value && ++g->expect == want->size()) g->live->stop = true;
+          const WKey w{r.key, r.start, r.end};
+          auto it = want->find(w);
+          if (it != want->end() && it->second == r.value && done->insert(w).second && done->size() == want->size())
+            g->live->stop = true;
         }, 1);
     env.run();
     const auto unbounded = testenv::gather(g->rs);

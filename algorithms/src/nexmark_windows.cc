@@ -119,13 +119,7 @@ void add_q5(const Inputs& in, const QueryOptions& /*q*/, const ResultSink& sink)
   deliver(
       hot, sink,
       [](const Q5Item& r, std::string& l) {
-        add_int(l, r.start);
-        l += ',';
-        add_int(l, r.end);
-        l += ',';
-        add_int(l, r.auction);
-        l += ',';
-        add_int(l, r.count);
+        add_fields(l, r.start, r.end, r.auction, r.count);
       },
       [](const Q5Item& r) { return r.end; });
 }
@@ -166,15 +160,7 @@ void add_q7(const Inputs& in, const QueryOptions& /*q*/, const ResultSink& sink)
   deliver(
       top, sink,
       [](const Q7Item& r, std::string& l) {
-        add_int(l, r.start);
-        l += ',';
-        add_int(l, r.end);
-        l += ',';
-        add_int(l, r.auction);
-        l += ',';
-        add_int(l, r.bidder);
-        l += ',';
-        add_int(l, r.price);
+        add_fields(l, r.start, r.end, r.auction, r.bidder, r.price);
       },
       [](const Q7Item& r) { return r.end; });
 }
@@ -250,11 +236,7 @@ void add_q8(const Inputs& in, const QueryOptions& /*q*/, const ResultSink& sink)
   deliver(
       rows, sink,
       [](const Q8Row& r, std::string& l) {
-        add_int(l, r.person);
-        l += ',';
-        add_str(l, r.name);
-        l += ',';
-        add_int(l, r.start);
+        add_fields(l, r.person, r.name, r.start);
       },
       [](const Q8Row& r) { return r.end; });
 }
@@ -277,13 +259,7 @@ void add_q11(const Inputs& in, const QueryOptions& /*q*/, const ResultSink& sink
   deliver(
       Stream<Q11Row>(rows), sink,
       [](const Q11Row& r, std::string& l) {
-        add_int(l, r.bidder);
-        l += ',';
-        add_int(l, r.count);
-        l += ',';
-        add_int(l, r.start);
-        l += ',';
-        add_int(l, r.end);
+        add_fields(l, r.bidder, r.count, r.start, r.end);
       },
       [](const Q11Row& r) { return r.end; });
 }

@@ -10,6 +10,7 @@
 #include "gyre/algorithms/nexmark.h"
 #include "gyre/core/error.h"
 #include "gyre/core/text_io.h"
+#include "nexmark_csv.h"
 
 namespace gyre::nexmark {
 namespace {
@@ -225,54 +226,28 @@ Bid make_bid(const GeneratorConfig& c, std::uint64_t i) {
 
 // ---------------------------------------------------------------- the file format
 
-namespace {
+namespace detail {
 void add_int(std::string& out, std::int64_t v) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, r.ptr);
 }
 void add_str(std::string& out, const char* s) { out.append(s, ::strnlen(s, 256)); }
-}  // namespace
+}  // namespace detail
+
+using detail::add_fields;
 
 void append_line(const Person& p, std::string& out) {
   out += "P,";
-  add_int(out, p.ts);
-  out += ',';
-  add_int(out, p.id);
-  out += ',';
-  add_str(out, p.name);
-  out += ',';
-  add_str(out, p.email);
-  out += ',';
-  add_str(out, p.credit_card);
-  out += ',';
-  add_str(out, p.city);
-  out += ',';
-  add_str(out, p.state);
+  add_fields(out, p.ts, p.id, p.name, p.email, p.credit_card, p.city, p.state);
 }
 void append_line(const Auction& a, std::string& out) {
   out += "A,";
-  add_int(out, a.ts);
-  out += ',';
-  add_int(out, a.id);
-  out += ',';
-  add_str(out, a.item_name);
-  out += ',';
-  add_str(out, a.description);
-  for (std::int64_t v : {a.initial_bid, a.reserve, a.expires, a.seller, a.category}) {
-    out += ',';
-    add_int(out, v);
-  }
+  add_fields(out, a.ts, a.id, a.item_name, a.description, a.initial_bid, a.reserve, a.expires, a.seller, a.category);
 }
 void append_line(const Bid& b, std::string& out) {
   out += "B,";
-  for (std::int64_t v : {b.ts, b.auction, b.bidder, b.price}) {
-    add_int(out, v);
-    out += ',';
-  }
-  add_str(out, b.channel);
-  out += ',';
-  add_str(out, b.url);
+  add_fields(out, b.ts, b.auction, b.bidder, b.price, b.channel, b.url);
 }
 
 namespace {
@@ -358,7 +333,7 @@ EventKind parse_line(std::string_view line, Person& p, Auction& a, Bid& b) {
 }
 
 void write_events(const GeneratorConfig& c, const std::string& path) {
-  detail::AtomicFile file(path);
+  gyre::detail::AtomicFile file(path);
   std::string buf;
   buf.reserve(1 << 20);
   for (std::uint64_t i = 0; i < c.events; ++i) {

@@ -11,6 +11,7 @@
 #include "gyre/algorithms/nexmark.h"
 #include "gyre/core.h"
 #include "gyre/core/text_io.h"
+#include "nexmark_csv.h"
 
 namespace gyre::nexmark::detail {
 
@@ -63,8 +64,6 @@ void deliver(const Stream<T>& s, const ResultSink& sink, Fmt fmt, End end = null
   b.sink_operator(CountSink<T, End>(sink.count, sink.on_window, end));
 }
 
-void add_int(std::string& out, std::int64_t v);
-void add_str(std::string& out, const char* s);
 void copy_str(char* dst, std::size_t cap, const char* src);
 
 // The windowed queries (nexmark_windows.cc).

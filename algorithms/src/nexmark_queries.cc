@@ -19,12 +19,6 @@
 namespace gyre::nexmark {
 namespace detail {
 
-void add_int(std::string& out, std::int64_t v) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
-}
-void add_str(std::string& out, const char* s) { out.append(s, ::strnlen(s, 256)); }
 void copy_str(char* dst, std::size_t cap, const char* src) {
   const std::size_t n = ::strnlen(src, cap - 1);
   std::memcpy(dst, src, n);
@@ -281,13 +275,7 @@ struct Q1Row {
 void add_q1(const Inputs& in, const ResultSink& sink) {
   auto rows = in.bids.map([](const Bid& b) { return Q1Row{b.auction, b.bidder, b.price * 89 / 100, b.ts}; });
   deliver(Stream<Q1Row>(rows), sink, [](const Q1Row& r, std::string& l) {
-    add_int(l, r.auction);
-    l += ',';
-    add_int(l, r.bidder);
-    l += ',';
-    add_int(l, r.price_eur);
-    l += ',';
-    add_int(l, r.ts);
+    add_fields(l, r.auction, r.bidder, r.price_eur, r.ts);
   });
 }
 
@@ -299,9 +287,7 @@ void add_q2(const Inputs& in, const ResultSink& sink) {
     return Q2Row{b.auction, b.price};
   });
   deliver(Stream<Q2Row>(rows), sink, [](const Q2Row& r, std::string& l) {
-    add_int(l, r.auction);
-    l += ',';
-    add_int(l, r.price);
+    add_fields(l, r.auction, r.price);
   });
 }
 
@@ -374,13 +360,7 @@ void add_q3(const Inputs& in, const ResultSink& sink) {
                   .connect(Stream<Auction>(auctions).key_by([](const Auction& a) { return a.seller; }))
                   .process("q3 join", Q3Join{});
   deliver(rows, sink, [](const Q3Row& r, std::string& l) {
-    add_str(l, r.name);
-    l += ',';
-    add_str(l, r.city);
-    l += ',';
-    add_str(l, r.state);
-    l += ',';
-    add_int(l, r.auction);
+    add_fields(l, r.name, r.city, r.state, r.auction);
   });
 }
 
@@ -548,11 +528,7 @@ class Q12Counts final : public KeyedOperator<std::int64_t, Bid, Q12Row> {
 void add_q12(const Inputs& in, const ResultSink& sink) {
   auto rows = in.bids.key_by([](const Bid& b) { return b.bidder; }).process("q12 processing-time windows", Q12Counts{});
   deliver(rows, sink, [](const Q12Row& r, std::string& l) {
-    add_int(l, r.bidder);
-    l += ',';
-    add_int(l, r.count);
-    l += ',';
-    add_int(l, r.start);
+    add_fields(l, r.bidder, r.count, r.start);
   });
 }
 

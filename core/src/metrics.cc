@@ -51,6 +51,7 @@ std::string JobResult::summary() const {
   for (const auto& m : operators) {
     o << "  [" << m.node << "] " << m.name << ": " << m.records_in << " records in, " << m.records_out << " out";
     if (m.records_late > 0) o << ", " << m.records_late << " late";
+    if (m.records_dropped > 0) o << ", " << m.records_dropped << " dropped (window closed)";
     o << "\n";
   }
   for (const auto& t : tasks) {
@@ -90,6 +91,7 @@ void job_fields(std::ostringstream& o, const JobResult& r, const std::string& in
     o << (i ? "," : "") << "\n" << in << "  {\"node\": " << m.node << ", \"name\": " << json_string(m.name)
       << ", \"records_in\": " << m.records_in << ", \"records_out\": " << m.records_out;
     if (m.records_late > 0) o << ", \"records_late\": " << m.records_late;
+    if (m.records_dropped > 0) o << ", \"records_dropped\": " << m.records_dropped;
     o << ", \"bytes_in\": " << m.bytes_in << ", \"bytes_out\": " << m.bytes_out << "}";
   }
   o << "\n" << in << "],\n" << in << "\"tasks\": [";

@@ -1134,13 +1134,14 @@ JobResult JobRuntime::wait() {
   // Local sums, then summed over ranks: per node records in/out, per task busy/backpressured.
   const std::size_t nn = names_.size();
   const std::size_t nt = task_names_.size();
-  std::vector<double> counters(2 * nn + 2 * nt + 1 + nn, 0.0);  // the last nn: records late
+  std::vector<double> counters(2 * nn + 2 * nt + 1 + 2 * nn, 0.0);  // the last 2 nn: records late, dropped
   for (auto& s : subtasks_) {
     for (std::size_t i = 0; i < s->ops_.size(); ++i) {
       const auto node = static_cast<std::size_t>(s->op_nodes_[i]);
       counters[node] += static_cast<double>(s->ops_[i]->records_in);
       counters[nn + node] += static_cast<double>(s->ops_[i]->records_out);
       counters[2 * nn + 2 * nt + 1 + node] += static_cast<double>(s->ops_[i]->records_late);
+      counters[3 * nn + 2 * nt + 1 + node] += static_cast<double>(s->ops_[i]->records_dropped);
     }
     counters[2 * nn + static_cast<std::size_t>(s->task_)] += s->busy_s_;
     counters[2 * nn + nt + static_cast<std::size_t>(s->task_)] += s->backpressured_s_;
@@ -1208,6 +1209,7 @@ JobResult JobRuntime::wait() {
     m.records_in = static_cast<std::uint64_t>(counters[i]);
     m.records_out = static_cast<std::uint64_t>(counters[nn + i]);
     m.records_late = static_cast<std::uint64_t>(counters[2 * nn + 2 * nt + 1 + i]);
+    m.records_dropped = static_cast<std::uint64_t>(counters[3 * nn + 2 * nt + 1 + i]);
     m.bytes_in = m.records_in * in_bytes_[i];
     m.bytes_out = m.records_out * out_bytes_[i];
     result.operators.push_back(m);

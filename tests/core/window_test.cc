@@ -18,6 +18,7 @@
 
 #include "gyre/core.h"
 #include "gyre/core/event_time.h"
+#include "gyre/core/snapshot.h"
 #include "gyre/core/window.h"
 #include "../support/test_env.h"
 
@@ -295,6 +296,21 @@ TEST_P(WindowTest, KindsTriggersAccumulations) {
         check_panes(ws, acc);
         const bool session = a.kind == gyre::WindowAssigner::Kind::kSession;
         EXPECT_EQ(finals(rs, acc, ref, session), ref);
+        if (t.name == "early/late counts" && !session) {
+          // kFireAlways (the default): every window has its ON_TIME pane, also one whose last
+          // early pane took every record; accumulating, it holds the window's whole value.
+          for (const auto& [w, panes] : ws) {
+            int on_time = 0;
+            for (const Result& r : panes) {
+              if (r.pane.timing != Timing::kOnTime || r.kind == RowKind::kUpdateBefore) continue;
+              ++on_time;
+              if (acc != Accumulation::kDiscarding) {
+                EXPECT_EQ(r.value, ref.at(w));
+              }
+            }
+            EXPECT_EQ(on_time, 1) << "window " << std::get<1>(w);
+          }
+        }
         if (t.exact) {
           ASSERT_EQ(ws.size(), ref.size());
           for (const auto& [w, panes] : ws) {
@@ -451,6 +467,302 @@ TEST_P(WindowTest, LateDataToSideOutput) {
   EXPECT_EQ(late_metric, 3u);
 }
 
+// The exact panes of tumbling windows of `size` under after_watermark() with early firings
+// after_count(n) and late firings after_count(1), serially: each key sees its records and the
+// watermarks in the order the one source partition sends them. Counts the late records in *late.
+std::vector<Result> reference_panes(const std::vector<Step>& steps, Timestamp size, Timestamp lateness, std::int64_t n,
+                                    Accumulation acc, gyre::OnTimeBehavior on_time, std::uint64_t* late) {
+  struct W {
+    CS total, since;
+    std::int64_t count = 0;  // records since the last pane (the early trigger's count)
+    std::uint32_t panes = 0;
+    bool on_time_done = false;
+  };
+  std::map<std::pair<std::int64_t, Timestamp>, W> live;  // key, start
+  std::vector<Result> out;
+  Timestamp wm = gyre::kMinTimestamp;
+  auto emit = [&](std::int64_t key, Timestamp start, W& w, Timing t, bool last) {
+    out.push_back(Result{key, start, start + size, acc == Accumulation::kDiscarding ? w.since : w.total,
+                         RowKind::kInsert, gyre::Pane{t, w.panes, w.panes == 0, last}});
+    ++w.panes;
+    w.since = CS{};
+    w.count = 0;
+  };
+  auto advance = [&](Timestamp to) {
+    wm = std::max(wm, to);
+    for (auto it = live.begin(); it != live.end();) {
+      auto& [kw, w] = *it;
+      const Timestamp max_ts = kw.second + size - 1;
+      const bool expired = max_ts + lateness <= wm;
+      if (max_ts <= wm && !w.on_time_done) {
+        if (w.since.count > 0 || on_time == gyre::OnTimeBehavior::kFireAlways)
+          emit(kw.first, kw.second, w, Timing::kOnTime, expired);
+        w.on_time_done = true;
+        w.count = 0;
+      }
+      it = expired ? live.erase(it) : std::next(it);
+    }
+  };
+  for (const Step& st : steps) {
+    for (const Ev& e : st.recs) {
+      const Timestamp s = e.ts - floor_mod(e.ts, size);
+      if (s + size - 1 + lateness <= wm) {
+        ++*late;
+        continue;
+      }
+      W& w = live[{e.key, s}];
+      for (CS* c : {&w.total, &w.since}) {
+        ++c->count;
+        c->sum += e.v;
+      }
+      if (s + size - 1 <= wm) {  // after the end: every record fires a LATE pane
+        emit(e.key, s, w, Timing::kLate, false);
+        w.on_time_done = true;
+      } else if (++w.count >= n) {
+        emit(e.key, s, w, Timing::kEarly, false);
+      }
+    }
+    if (st.wm != gyre::kMinTimestamp) advance(st.wm);
+  }
+  advance(gyre::kMaxTimestamp);  // the end of the bounded input
+  return out;
+}
+
+// Early, on-time and late panes against the serial reference, with both on-time behaviours:
+// kFireAlways emits the ON_TIME pane of a window whose last early pane took every record
+// (discarding: an empty value; accumulating: the whole value), kFireIfNonEmpty does not.
+TEST_P(WindowTest, OnTimeBehaviorExactPanes) {
+  std::mt19937_64 rng(41);
+  auto plan = std::make_shared<std::vector<std::vector<Step>>>(1);
+  Timestamp max_ts = 0;
+  for (int i = 0; i < 120; ++i) {
+    Step st;
+    for (int j = 0; j < 8; ++j) {
+      const Timestamp ts = (i * 8 + j) * 2 + static_cast<Timestamp>(rng() % 70);
+      st.recs.push_back(Ev{static_cast<std::int64_t>(rng() % 5), ts, static_cast<std::int64_t>(rng() % 100)});
+      max_ts = std::max(max_ts, ts);
+    }
+    st.wm = max_ts - 20;  // some records come behind it: LATE panes and, past the lateness, late
+    plan->front().push_back(std::move(st));
+  }
+  const Timestamp size = 50, lateness = 25;
+  const std::int64_t n = 3;
+  const Trigger t =
+      Trigger::after_watermark().with_early_firings(Trigger::after_count(n)).with_late_firings(Trigger::after_count(1));
+  auto sorted = [](std::vector<Result> v) {
+    std::sort(v.begin(), v.end(), [](const Result& x, const Result& y) {
+      return std::tie(x.key, x.start, x.pane.index) < std::tie(y.key, y.start, y.pane.index);
+    });
+    return v;
+  };
+  std::map<gyre::OnTimeBehavior, std::size_t> on_time_panes;
+  for (gyre::OnTimeBehavior ot : {gyre::OnTimeBehavior::kFireAlways, gyre::OnTimeBehavior::kFireIfNonEmpty}) {
+    for (Accumulation acc : {Accumulation::kDiscarding, Accumulation::kAccumulating}) {
+      SCOPED_TRACE("on-time " + std::to_string(static_cast<int>(ot)) + ", accumulation " +
+                   std::to_string(static_cast<int>(acc)));
+      auto env = testenv::make_env(config());
+      auto src = env.source("steps", StepSource(plan), true);
+      src.parallelism(1);
+      auto out = gyre::window(src.key_by(key_of), ts_of, gyre::TumblingWindows{size})
+                     .trigger(t)
+                     .allowed_lateness(lateness)
+                     .accumulate(acc)
+                     .on_time_behavior(ot)
+                     .aggregate("on time", CountSum{});
+      auto got = out.collect();
+      const gyre::JobResult jr = env.run();
+      std::uint64_t late = 0;
+      const auto want = reference_panes(plan->front(), size, lateness, n, acc, ot, &late);
+      const auto rs = sorted(testenv::values(got));
+      EXPECT_EQ(rs, sorted(want));
+      std::uint64_t late_metric = 0;
+      for (const auto& m : jr.operators)
+        if (m.name == "on time") late_metric += m.records_late;
+      EXPECT_EQ(late_metric, late);
+      EXPECT_GT(late, 0u);
+      std::size_t empty = 0;
+      for (const Result& r : want) {
+        if (r.pane.timing == Timing::kOnTime) ++on_time_panes[ot];
+        if (r.pane.timing == Timing::kOnTime && r.pane.index > 0 && acc == Accumulation::kDiscarding &&
+            r.value.count == 0)
+          ++empty;
+      }
+      // The data has windows whose last early pane took every record before the end.
+      if (ot == gyre::OnTimeBehavior::kFireAlways && acc == Accumulation::kDiscarding) {
+        EXPECT_GT(empty, 0u);
+      }
+    }
+  }
+  EXPECT_GT(on_time_panes[gyre::OnTimeBehavior::kFireAlways], on_time_panes[gyre::OnTimeBehavior::kFireIfNonEmpty]);
+}
+
+// Records of a window whose trigger finished are dropped and counted (records_dropped): with
+// after_count(2) (once), every record of a window after its second.
+TEST_P(WindowTest, ClosedWindowDropsAreCounted) {
+  const Timestamp disorder = 20;
+  const auto evs = random_events(13, 2000, 6, 2, disorder);
+  const gyre::WindowAssigner a = gyre::TumblingWindows{40};
+  auto env = testenv::make_env(config());
+  auto timed = gyre::assign_timestamps(env.from_collection(evs), ts_of,
+                                       gyre::WatermarkStrategy::bounded_out_of_orderness(disorder));
+  auto got = gyre::window(timed.key_by(key_of), ts_of, a)
+                 .trigger(Trigger::after_count(2))
+                 .aggregate("closing", CountSum{})
+                 .collect();
+  const gyre::JobResult jr = env.run();
+  std::uint64_t want_dropped = 0;
+  std::map<WKey, CS> want;
+  for (const auto& [w, c] : reference(evs, a)) {
+    want_dropped += static_cast<std::uint64_t>(std::max<std::int64_t>(0, c.count - 2));
+    want[w].count = std::min<std::int64_t>(c.count, 2);
+  }
+  std::map<WKey, CS> counts;
+  for (const Result& r : testenv::values(got)) counts[{r.key, r.start, r.end}].count += r.value.count;
+  EXPECT_EQ(counts, want);
+  std::uint64_t dropped = 0, late = 0;
+  for (const auto& m : jr.operators) {
+    if (m.name != "closing") continue;
+    dropped += m.records_dropped;
+    late += m.records_late;
+  }
+  EXPECT_GT(want_dropped, 0u);
+  EXPECT_EQ(dropped, want_dropped);
+  EXPECT_EQ(late, 0u);
+  EXPECT_NE(jr.summary().find(std::to_string(want_dropped) + " dropped (window closed)"), std::string::npos);
+  EXPECT_NE(jr.to_json().find("\"records_dropped\": " + std::to_string(want_dropped)), std::string::npos);
+}
+
+// ---------------------------------------------------------------- checkpoint and restore
+
+// One source partition: `recs` in order, after every 16 a watermark (the largest timestamp so
+// far - disorder - 1); with `barrier`, checkpoint barrier 1 after record `cut` (a multiple of
+// 16, after its watermark). `first_wm` (if set) goes out before everything: what a restored
+// source sends first, the watermark it had sent before the barrier.
+class BarrierSource final : public gyre::detail::NodeRuntime, public gyre::detail::SourceBase {
+ public:
+  BarrierSource(std::shared_ptr<const std::vector<Ev>> recs, Timestamp disorder, std::size_t cut, bool barrier,
+                Timestamp first_wm, gyre::detail::Input<Ev>* out)
+      : recs_(std::move(recs)), disorder_(disorder), cut_(cut), barrier_(barrier), first_wm_(first_wm), out_(out) {}
+  gyre::detail::PortBase* port(int) override { return nullptr; }
+  gyre::detail::SourceBase* source() override { return this; }
+  gyre::detail::SourceStatus produce(std::size_t) override {
+    if (first_wm_ != gyre::kMinTimestamp) {
+      out_->on_event(gyre::Event::watermark(first_wm_));
+      first_wm_ = gyre::kMinTimestamp;
+    }
+    const std::size_t n = std::min<std::size_t>(16, recs_->size() - pos_);
+    if (n > 0) {
+      out_->push(std::span<const Ev>(recs_->data() + pos_, n));
+      for (std::size_t i = pos_; i < pos_ + n; ++i) max_ = std::max(max_, (*recs_)[i].ts);
+      pos_ += n;
+      out_->on_event(gyre::Event::watermark(max_ - disorder_ - 1));
+    }
+    if (barrier_ && pos_ == cut_) out_->on_event(gyre::Event::barrier(1));
+    if (pos_ < recs_->size()) return gyre::detail::SourceStatus::kMore;
+    out_->on_event(gyre::Event::end());
+    return gyre::detail::SourceStatus::kDone;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<Ev>> recs_;
+  Timestamp disorder_;
+  std::size_t cut_;
+  bool barrier_;
+  Timestamp first_wm_;
+  gyre::detail::Input<Ev>* out_;
+  std::size_t pos_ = 0;
+  Timestamp max_ = gyre::kMinTimestamp;
+};
+
+// A window result, and whether it passed this operator after checkpoint barrier 1.
+struct Tagged {
+  Result r;
+  bool after = false;
+};
+class TagBarrier final : public gyre::OneInputOperator<Result, Tagged> {
+ public:
+  void process(std::span<const Result> in, gyre::Output<Tagged>& out) override {
+    for (const Result& r : in) out.emit(Tagged{r, after_});
+  }
+  void on_barrier(std::int64_t /*id*/) override { after_ = true; }
+
+ private:
+  bool after_ = false;
+};
+
+std::vector<Tagged> run_barrier_job(gyre::JobConfig cfg, std::vector<Ev> recs, Timestamp disorder, std::size_t cut,
+                                    bool barrier, Timestamp first_wm, const gyre::WindowAssigner& a) {
+  gyre::Environment env(std::move(cfg));  // in this process only (also under mpirun: every rank alike)
+  gyre::OperatorBuilder b(env, "source: barrier");
+  b.name("events").parallelism(1).bounded(true);
+  b.output<Ev>();
+  auto shared = std::make_shared<const std::vector<Ev>>(std::move(recs));
+  b.factory([=](const gyre::detail::OpContext&, const std::vector<gyre::detail::PortBase*>& outs)
+                -> std::unique_ptr<gyre::detail::NodeRuntime> {
+    return std::make_unique<BarrierSource>(shared, disorder, cut, barrier, first_wm,
+                                           static_cast<gyre::detail::Input<Ev>*>(outs[0]));
+  });
+  auto src = b.stream<Ev>();
+  auto panes = gyre::window(src.key_by(key_of), ts_of, a)
+                   .trigger(Trigger::after_watermark()
+                                .with_early_firings(Trigger::after_count(3))
+                                .with_late_firings(Trigger::after_count(1)))
+                   .allowed_lateness(40)
+                   .accumulate(Accumulation::kRetracting)
+                   .aggregate("restored windows", CountSum{});
+  auto got = panes.process("tag", TagBarrier{}).collect();
+  env.run();
+  return got.values();
+}
+
+// A window job checkpointed halfway (window state, trigger state, retraction values and timers
+// at barrier 1), then restored into a new job (at another parallelism) that reads the rest: the
+// panes the first job emitted before the barrier plus the restored job's are the panes of the
+// uninterrupted run, exactly (one source partition: every key's records and watermarks in one
+// order).
+TEST(WindowRestore, RestoredJobGivesTheUninterruptedPanes) {
+  const Timestamp disorder = 30;
+  std::vector<Ev> recs = random_events(57, 1600, 6, 2, disorder + 40);  // some late, some too late
+  const std::size_t cut = 800;
+  Timestamp wm_at_cut = gyre::kMinTimestamp;
+  for (std::size_t i = 0; i < cut; ++i) wm_at_cut = std::max(wm_at_cut, recs[i].ts - disorder - 1);
+  const std::vector<Ev> rest(recs.begin() + static_cast<std::ptrdiff_t>(cut), recs.end());
+  auto sorted = [](std::vector<Result> v) {
+    std::sort(v.begin(), v.end(), [](const Result& x, const Result& y) {
+      auto t = [](const Result& r) {
+        return std::tuple(r.key, r.start, r.end, r.pane.index, r.kind, r.value, r.pane.timing, r.pane.last);
+      };
+      return t(x) < t(y);
+    });
+    return v;
+  };
+  for (const gyre::WindowAssigner& a : {gyre::WindowAssigner(gyre::TumblingWindows{100}),
+                                        gyre::WindowAssigner(gyre::SessionWindows{15})}) {
+    for (int p1 : {1, 3}) {
+      gyre::JobConfig cfg = config_for(p1);
+      cfg.snapshots = std::make_shared<gyre::SnapshotStore>();
+      const auto full = run_barrier_job(cfg, recs, disorder, cut, true, gyre::kMinTimestamp, a);
+      ASSERT_TRUE(cfg.snapshots->complete(1));
+      auto snap = std::make_shared<const gyre::JobSnapshot>(cfg.snapshots->snapshot(1));
+      std::vector<Result> all, before;
+      for (const Tagged& t : full) {
+        all.push_back(t.r);
+        if (!t.after) before.push_back(t.r);
+      }
+      ASSERT_FALSE(before.empty());
+      ASSERT_LT(before.size(), all.size());
+      for (int p2 : {1, 2, 4}) {
+        SCOPED_TRACE(a.describe() + ": " + std::to_string(p1) + " -> " + std::to_string(p2));
+        gyre::JobConfig again = config_for(p2);
+        again.restore_from = snap;
+        std::vector<Result> joined = before;
+        for (const Tagged& t : run_barrier_job(again, rest, disorder, cut, false, wm_at_cut, a)) joined.push_back(t.r);
+        EXPECT_EQ(sorted(joined), sorted(all));
+      }
+    }
+  }
+}
+
 // Session windows: records of one session that reach the window operator from different source
 // partitions, in any order, merge into one session (also bridging two sessions).
 TEST_P(WindowTest, SessionMergeAcrossPartitions) {
@@ -560,12 +872,16 @@ TEST_P(WindowTest, BoundedAndUnboundedGiveSamePanes) {
         .trigger(t)
         .accumulate(Accumulation::kAccumulating)
         .aggregate("unbounded", CountSum{})
-        .for_each([g, want = std::make_shared<const std::map<WKey, CS>>(ref)](const Result& r) {
-          // Stops the sources once every window's accumulated value is complete.
+        .for_each([g, want = std::make_shared<const std::map<WKey, CS>>(ref),
+                   done = std::make_shared<std::set<WKey>>()](const Result& r) {
+          // Stops the sources once every window's accumulated value is complete (an early and
+          // the ON_TIME pane may both hold it).
           std::lock_guard lock(g->mu);
           g->rs.push_back(r);
-          auto it = want->find(WKey{r.key, r.start, r.end});
-          if (it != want->end() && it->second == r.value && ++g->expect == want->size()) g->live->stop = true;
+          const WKey w{r.key, r.start, r.end};
+          auto it = want->find(w);
+          if (it != want->end() && it->second == r.value && done->insert(w).second && done->size() == want->size())
+            g->live->stop = true;
         }, 1);
     env.run();
     const auto unbounded = testenv::gather(g->rs);

@@ -64,6 +64,7 @@ struct OperatorMetrics {
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
   std::uint64_t records_late = 0;  // records an event-time operator found late (window.h)
+  std::uint64_t records_dropped = 0;  // records a window operator dropped: their window had closed
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
 };

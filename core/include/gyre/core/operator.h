@@ -274,6 +274,11 @@ class OperatorContext {
   void count_late(std::uint64_t n) {
     if (late_ != nullptr) *late_ += n;
   }
+  // Counts n records the operator dropped because the window they belong to had closed (its
+  // trigger finished; they are not late): OperatorMetrics::records_dropped.
+  void count_dropped(std::uint64_t n) {
+    if (dropped_ != nullptr) *dropped_ += n;
+  }
 
   // For gyre's adapters.
   const detail::OpContext& internal() const { return c_; }
@@ -309,6 +314,7 @@ class OperatorContext {
   detail::OpContext c_;
   std::uint64_t* counter_;
   std::uint64_t* late_ = nullptr;
+  std::uint64_t* dropped_ = nullptr;
   std::vector<std::unique_ptr<detail::OutputBase>> outputs_;
   std::vector<std::string> tags_;  // per output: its tag (side outputs)
   std::vector<std::pair<std::string, std::unique_ptr<detail::OutputBase>>> unread_;
@@ -510,6 +516,7 @@ class OneInputAdapterBase : public NodeRuntime {
     out_ = main.get();
     ctx_.set_main(std::move(main));
     ctx_.late_ = &records_late;
+    ctx_.dropped_ = &records_dropped;
   }
   OperatorContext ctx_;
   Output<Out>* out_;

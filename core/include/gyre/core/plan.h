@@ -117,6 +117,7 @@ class NodeRuntime {
   std::uint64_t records_in = 0;
   std::uint64_t records_out = 0;
   std::uint64_t records_late = 0;  // found late by an event-time operator (OperatorContext::count_late)
+  std::uint64_t records_dropped = 0;  // dropped by a closed window (OperatorContext::count_dropped)
 };
 
 // The sending side of an exchange: buffers records per destination channel.

@@ -70,9 +70,16 @@
 //   Trigger::sequence({a, b, ...})             a until it finishes, then b, ... (Beam's AfterEach)
 //   t.or_finally(u)                            as t, and finishes when u fires
 //   Trigger::never()                           never (only the final pane at end + lateness)
-// A firing with no new record since the previous firing emits nothing. A trigger that finished
-// closes its window: later records of that window are dropped (as Beam does; they are not late
-// and not counted in records_late). At end +
+// A firing with no new record since the previous firing emits nothing, except the ON_TIME one:
+// .on_time_behavior(OnTimeBehavior::kFireAlways) (the default, as Beam's) emits a pane when the
+// watermark passes the end even if nothing came since the last (early) pane: accumulating /
+// retracting, the window's value so far; discarding, the result of an empty accumulator (for
+// reduce: no value). The ON_TIME firing is the watermark trigger's (after_watermark, nested or
+// not), or, for other triggers, the final pane at the end when the allowed lateness is 0.
+// OnTimeBehavior::kFireIfNonEmpty emits it only if records came since the previous pane.
+// A trigger that finished closes its window: later records of that window are dropped (as Beam
+// does; they are not late, not in records_late, but counted in OperatorMetrics::
+// records_dropped of the window operator). At end +
 // allowed lateness a window whose trigger has not finished emits what came since its last
 // firing as its final pane, then its state and timers are purged (memory stays flat on an
 // unbounded stream). Processing-time triggers use processing-time timers (the runtime's timer
@@ -206,6 +213,10 @@ struct KeyHash<NoKey> {
 
 enum class Accumulation : std::uint8_t { kDiscarding = 0, kAccumulating = 1, kRetracting = 2 };
 
+// Whether the firing at the watermark passing a window's end emits a pane without new records
+// since the previous pane (Beam's Window.OnTimeBehavior).
+enum class OnTimeBehavior : std::uint8_t { kFireAlways = 0, kFireIfNonEmpty = 1 };
+
 // ---------------------------------------------------------------- triggers
 
 namespace detail {
@@ -313,6 +324,7 @@ struct WindowSpec {
   Trigger trigger = Trigger::after_watermark();
   Timestamp lateness = 0;
   Accumulation accumulation = Accumulation::kDiscarding;
+  OnTimeBehavior on_time = OnTimeBehavior::kFireAlways;
   std::string late_tag;  // empty: late records are dropped
   std::function<void(int, std::size_t, std::size_t)> observe;
 };
@@ -481,7 +493,11 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
       if (!spec_->trigger.finished(s->trigger) && spec_->trigger.ready(s->trigger, c))
         fire(k, w, *s, c, expired, by_watermark, out);
       if (expired) {
-        if (!spec_->trigger.finished(s->trigger) && s->pending > 0) emit_pane(k, w, *s, wm, true, by_watermark, out);
+        // The final pane; at the window's end (no lateness) it is the ON_TIME one, which
+        // kFireAlways emits also without new records.
+        const bool on_time_final = spec_->lateness == 0 && fire_always() && on_time_due(w, *s, wm, by_watermark);
+        if (!spec_->trigger.finished(s->trigger) && (s->pending > 0 || on_time_final))
+          emit_pane(k, w, *s, wm, true, by_watermark, out);
         windows_->erase(k, w);
       } else {
         schedule_processing(k, *s);
@@ -503,6 +519,11 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
     return TriggerContext{wm, w.second - 1, now_, s.pending};
   }
   bool late(const WindowKey& w, Timestamp wm) const { return cleanup_time(w, spec_->lateness) <= wm; }
+  bool fire_always() const { return spec_->on_time == OnTimeBehavior::kFireAlways; }
+  // The firing would make the window's ON_TIME pane (none went out yet).
+  static bool on_time_due(const WindowKey& w, const Slot& s, Timestamp wm, bool by_watermark) {
+    return by_watermark && !s.on_time_done && wm >= w.second - 1;
+  }
 
   Slot fresh() {
     Slot s;
@@ -531,7 +552,7 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
   void accumulate(const K& k, const WindowKey& w, Slot& s, const T& x, Timestamp wm, Output<Out>& out) {
     const Trigger& tr = spec_->trigger;
     if (tr.finished(s.trigger)) {  // closed window
-      ++dropped_;
+      this->context().count_dropped(1);
       return;
     }
     policy_.add(s.acc, x);
@@ -607,7 +628,7 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
   void fire(const K& k, const WindowKey& w, Slot& s, const TriggerContext& c, bool closing, bool by_watermark,
             Output<Out>& out) {
     spec_->trigger.on_fire(s.trigger, c);
-    if (s.pending == 0) {
+    if (s.pending == 0 && !(on_time_due(w, s, c.watermark, by_watermark) && fire_always())) {
       if (c.watermark >= w.second - 1 && by_watermark) s.on_time_done = true;
       return;
     }
@@ -651,7 +672,6 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
   std::vector<WindowKey> keys_, merging_;
   std::vector<R> results_;
   std::uint64_t late_count_ = 0;
-  std::uint64_t dropped_ = 0;
 };
 
 }  // namespace detail
@@ -680,6 +700,10 @@ class WindowedStream {
   }
   WindowedStream& accumulate(Accumulation a) {
     spec_.accumulation = a;
+    return *this;
+  }
+  WindowedStream& on_time_behavior(OnTimeBehavior b) {
+    spec_.on_time = b;
     return *this;
   }
   WindowedStream& late_output(const OutputTag<T>& tag) {

@@ -346,10 +346,9 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
     d.kind = kind;
     d.origin = part_;
     d.base = base_;
-    d.delta = model_.take_delta();
-    d.delta.examples = since_;
     // This replica keeps 1/P of its own delta, as every other replica adds 1/P of it.
-    if (mix_ != 1.0) model_.apply_delta(d.delta, mix_ - 1.0);
+    d.delta = model_.take_delta(mix_);
+    d.delta.examples = since_;
     d.pred = std::move(pred_);
     pred_.clear();
     since_ = 0;
@@ -389,8 +388,8 @@ struct OnlineStreamJob::Impl {
   std::uint64_t known = 0;      // the newest store version looked at
   std::set<std::uint64_t> own;  // versions this job published
   std::uint64_t examples = 0, last_examples = 0;
-  std::vector<double> win_p, win_y;  // progressive predictions since the last version
-  std::vector<double> all_p, all_y;
+  // Progressive predictions (binned: see ScoreHistogram): since the last version, and all.
+  ScoreHistogram win, all;
   std::chrono::steady_clock::time_point last_publish = std::chrono::steady_clock::now();
   bool finished = false;
   bool root = false;
@@ -401,10 +400,7 @@ struct OnlineStreamJob::Impl {
     if (m.base != base) return;  // learned on a model a batch version replaced
     merged.apply_delta(m.delta, mix);
     examples += m.delta.examples;
-    for (std::size_t i = 0; i + 1 < m.pred.size(); i += 2) {
-      win_p.push_back(m.pred[i]), win_y.push_back(m.pred[i + 1]);
-      all_p.push_back(m.pred[i]), all_y.push_back(m.pred[i + 1]);
-    }
+    for (std::size_t i = 0; i + 1 < m.pred.size(); i += 2) win.add(m.pred[i], m.pred[i + 1] > 0);
     const auto& o = s->o;
     const bool by_count = o.publish_every > 0 && examples - last_examples >= o.publish_every;
     const bool by_time = o.publish_ms > 0 && std::chrono::steady_clock::now() - last_publish >=
@@ -420,7 +416,8 @@ struct OnlineStreamJob::Impl {
         merged = learner_from(*f, o.learner);
         base = f->version;
         last_version = f->version;
-        win_p.clear(), win_y.clear();
+        all.add(win);
+        win.clear();
         last_examples = examples;
         return;
       }
@@ -429,7 +426,7 @@ struct OnlineStreamJob::Impl {
     f.parent_version = last_version;
     f.data_range = (o.input.empty() ? std::string("stream") : o.input) + ": examples " +
                    std::to_string(last_examples) + "-" + std::to_string(examples);
-    const double a = auc(win_p, win_y), l = log_loss(win_p, win_y);
+    const double a = win.auc(), l = win.log_loss();
     f.metrics = {{"examples", static_cast<double>(examples - last_examples)},
                  {"examples_total", static_cast<double>(examples)},
                  {"progressive_auc", a},
@@ -454,7 +451,8 @@ struct OnlineStreamJob::Impl {
     result.model = std::move(f);
     result.has_model = true;
     last_examples = examples;
-    win_p.clear(), win_y.clear();
+    all.add(win);
+    win.clear();
     last_publish = std::chrono::steady_clock::now();
   }
 };
@@ -467,8 +465,10 @@ const OnlineStreamResult& OnlineStreamJob::finish() {
     // The publisher (parallelism 1) runs on rank 0: only there is anything merged or published.
     if (j.root && (j.examples > j.last_examples || !j.result.has_model)) j.publish();
     j.result.examples = j.examples;
-    j.result.progressive_auc = auc(j.all_p, j.all_y);
-    j.result.progressive_log_loss = log_loss(j.all_p, j.all_y);
+    ScoreHistogram total = j.all;
+    total.add(j.win);  // (empty unless nothing was published at the end: not rank 0)
+    j.result.progressive_auc = total.auc();
+    j.result.progressive_log_loss = total.log_loss();
   }
   return j.result;
 }

@@ -33,6 +33,7 @@
 // hundred KiB sent once; it was not built (reasoned, not measured: see bench/README.md).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -111,9 +112,15 @@ class OnlineLogreg {
   void warm_start(std::size_t dimension, const std::vector<double>& weights,
                   const std::vector<std::pair<std::string, std::vector<double>>>& state, std::uint64_t examples);
 
-  // Delta tracking (data-parallel merge): changes since the last take_delta().
+  // Delta tracking (data-parallel merge): this learner's own changes since the last
+  // take_delta() (what apply_delta added meanwhile is not part of it). Tracking snapshots a
+  // coordinate's state the first time an example touches it in an interval (a slot per
+  // coordinate and a list of snapshots: no second array of the model's size), so the delta is
+  // the current state minus the snapshot.
   void track_deltas(bool on);
-  ModelDelta take_delta();
+  // The delta (coordinates ascending, the bias last), and the model keeps `keep` x its own
+  // delta (the merge keeps 1/P of it: see the top of this file), in the same pass.
+  ModelDelta take_delta(double keep = 1.0);
   // Adds scale x the delta (the merge: scale 1/P, see the top of this file).
   void apply_delta(const ModelDelta& d, double scale = 1.0);
 
@@ -126,7 +133,7 @@ class OnlineLogreg {
   void grow(std::size_t dimension);
   double weight(const Coord& c, std::size_t j) const;
   double margin(const SparseRowView& row) const;
-  void touch(std::uint32_t j, double da, double db);
+  void snapshot(std::uint32_t j);
 
   OnlineOptions o_;
   std::size_t dimension_ = 0;  // capacity (grows by half when unhashed)
@@ -137,17 +144,57 @@ class OnlineLogreg {
   // Scratch (no allocation per example).
   std::vector<std::uint32_t> j_;
   std::vector<double> x_, w_, sq_;
-  // Delta tracking.
+  // Delta tracking: slot_[j] = 1 + the index of j's snapshot in snap_ (0: not touched).
+  struct Snapshot {
+    std::uint32_t j;
+    Coord old;
+  };
   bool track_ = false;
-  std::vector<Coord> delta_;
-  std::vector<std::uint8_t> touched_;
-  std::vector<std::uint32_t> touched_list_;
+  std::vector<std::uint32_t> slot_;
+  std::vector<Snapshot> snap_;
+  std::vector<std::uint32_t> sorted_;  // take_delta's scratch
 };
 
 // Area under the ROC curve of scores against labels (> 0 positive); ties count half.
 double auc(std::span<const double> score, std::span<const double> label);
 // Mean log loss of probabilities against labels (> 0 positive), probabilities clipped to 1e-15.
 double log_loss(std::span<const double> prob, std::span<const double> label);
+
+// Progressive AUC and log loss of a stream of probabilities in constant memory (the streaming
+// job's: no sort, no list of all predictions). BINNED: a probability p in [0, 1] falls in the bin
+// of its float's top bits (sign, exponent and 10 mantissa bits: bins 2^-10 of p wide, relative),
+// and the AUC is the exact tie-aware AUC of the binned scores: pairs in one bin count half. So
+// it differs from auc() of the same floats by at most half the fraction of (positive, negative)
+// pairs that share a bin (tie_fraction()/2: about 1e-3 of the pairs when predictions spread
+// over [0.01, 0.99]). The log loss is exact (a running sum).
+class ScoreHistogram {
+ public:
+  ScoreHistogram();
+  void add(float p, bool positive) {
+    const float q = p > 0.0f ? (p < 1.0f ? p : 1.0f) : 0.0f;
+    std::uint32_t b;
+    static_assert(sizeof(b) == sizeof(q));
+    __builtin_memcpy(&b, &q, sizeof b);
+    (positive ? pos_ : neg_)[b >> kShift] += 1;
+    const double d = static_cast<double>(q);
+    const double c = d < 1e-15 ? 1e-15 : (d > 1.0 - 1e-15 ? 1.0 - 1e-15 : d);
+    loss_ += positive ? -std::log(c) : -std::log(1.0 - c);
+    ++n_;
+  }
+  void add(const ScoreHistogram& o);
+  void clear();
+  std::uint64_t count() const { return n_; }
+  double auc() const;
+  double log_loss() const { return n_ == 0 ? 0.0 : loss_ / static_cast<double>(n_); }
+  // The fraction of (positive, negative) pairs that share a bin (the AUC's uncertainty x 2).
+  double tie_fraction() const;
+
+ private:
+  static constexpr int kShift = 13;  // float bits >> 13: 1.0f is bin 0x1fc00
+  std::vector<std::uint32_t> pos_, neg_;
+  double loss_ = 0;
+  std::uint64_t n_ = 0;
+};
 
 
 // ---------------------------------------------------------------- the streaming job

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
 
@@ -29,13 +30,24 @@ enum class MsgKind : std::uint8_t { kRows, kDelta, kFinal };
 
 // A record of the loop: a block of rows, or a replica's delta (with the progressive predictions
 // of the examples behind it). Blocks, not single rows: one record per ~1000 examples.
+struct OnlinePayload {
+  io::SparseRows rows;
+  ModelDelta delta;
+  std::vector<float> pred;   // (p, y) pairs of the examples behind a delta
+};
+
+// The payload is shared, immutable once sent: a record handed to several channels (the
+// broadcast of a delta, its gather to the publisher) costs a reference, not a copy of a block
+// or a delta of thousands of coordinates. Across ranks the codec sends the payload itself.
 struct OnlineMsg {
   MsgKind kind = MsgKind::kRows;
   std::int32_t origin = 0;   // the partition that sent a delta
   std::uint64_t base = 0;    // the batch version the sender's replica descends from
-  io::SparseRows rows;
-  ModelDelta delta;
-  std::vector<float> pred;   // (p, y) pairs of the examples behind a delta
+  std::shared_ptr<const OnlinePayload> body;
+
+  const io::SparseRows& rows() const { return body->rows; }
+  const ModelDelta& delta() const { return body->delta; }
+  const std::vector<float>& pred() const { return body->pred; }
 };
 
 }  // namespace detail
@@ -66,12 +78,14 @@ struct Codec<algo::detail::OnlineMsg> {
     Codec<std::uint8_t>::encode(static_cast<std::uint8_t>(m.kind), out);
     Codec<std::int32_t>::encode(m.origin, out);
     Codec<std::uint64_t>::encode(m.base, out);
-    Codec<io::SparseRows>::encode(m.rows, out);
-    Codec<std::vector<std::uint32_t>>::encode(m.delta.coord, out);
-    Codec<std::vector<double>>::encode(m.delta.d0, out);
-    Codec<std::vector<double>>::encode(m.delta.d1, out);
-    Codec<std::uint64_t>::encode(m.delta.examples, out);
-    Codec<std::vector<float>>::encode(m.pred, out);
+    static const algo::detail::OnlinePayload empty;
+    const algo::detail::OnlinePayload& b = m.body ? *m.body : empty;
+    Codec<io::SparseRows>::encode(b.rows, out);
+    Codec<std::vector<std::uint32_t>>::encode(b.delta.coord, out);
+    Codec<std::vector<double>>::encode(b.delta.d0, out);
+    Codec<std::vector<double>>::encode(b.delta.d1, out);
+    Codec<std::uint64_t>::encode(b.delta.examples, out);
+    Codec<std::vector<float>>::encode(b.pred, out);
   }
   static const char* decode(const char* p, const char* end, M& m) {
     std::uint8_t k = 0;
@@ -79,12 +93,15 @@ struct Codec<algo::detail::OnlineMsg> {
     m.kind = static_cast<algo::detail::MsgKind>(k);
     p = Codec<std::int32_t>::decode(p, end, m.origin);
     p = Codec<std::uint64_t>::decode(p, end, m.base);
-    p = Codec<io::SparseRows>::decode(p, end, m.rows);
-    p = Codec<std::vector<std::uint32_t>>::decode(p, end, m.delta.coord);
-    p = Codec<std::vector<double>>::decode(p, end, m.delta.d0);
-    p = Codec<std::vector<double>>::decode(p, end, m.delta.d1);
-    p = Codec<std::uint64_t>::decode(p, end, m.delta.examples);
-    return Codec<std::vector<float>>::decode(p, end, m.pred);
+    auto b = std::make_shared<algo::detail::OnlinePayload>();
+    p = Codec<io::SparseRows>::decode(p, end, b->rows);
+    p = Codec<std::vector<std::uint32_t>>::decode(p, end, b->delta.coord);
+    p = Codec<std::vector<double>>::decode(p, end, b->delta.d0);
+    p = Codec<std::vector<double>>::decode(p, end, b->delta.d1);
+    p = Codec<std::uint64_t>::decode(p, end, b->delta.examples);
+    p = Codec<std::vector<float>>::decode(p, end, b->pred);
+    m.body = std::move(b);
+    return p;
   }
 };
 }  // namespace gyre
@@ -189,41 +206,53 @@ class LibsvmStream final : public Source<OnlineMsg> {
   SourceStatus produce(SourceOutput<OnlineMsg>& out) override {
     if (blocks_) {
       if (next_block_ >= blocks_->size()) return SourceStatus::kDone;
+      auto body = std::make_shared<detail::OnlinePayload>();
+      body->rows = (*blocks_)[next_block_];
       OnlineMsg m;
-      m.rows = (*blocks_)[next_block_];
+      m.body = std::move(body);
       out.emit(std::move(m));
       next_block_ += static_cast<std::size_t>(parts_);
       return SourceStatus::kMore;
     }
     if (path_ == "-") return produce_stdin(out);
-    if (pending_.rows() == pos_) {
+    // A chunk's text is read at once and parsed a block at a time straight into the record
+    // (no parse of the whole chunk and copy of its blocks).
+    if (text_pos_ >= text_.size()) {
       if (chunk_ >= chunk_end_) return SourceStatus::kDone;
-      io::ReadOptions ro;
-      ro.hash_bits = hash_bits_;
-      pending_ = io::read_range(path_, plan_.begin(chunk_), plan_.end(chunk_), ro);
-      pos_ = 0;
+      io::read_text_range(path_, plan_.begin(chunk_), plan_.end(chunk_), text_);
+      text_pos_ = 0;
       ++chunk_;
+      if (text_.empty()) return SourceStatus::kMore;
     }
-    emit_rows(pending_, out);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    io::SparseRows& b = body->rows;
+    b.labels.reserve(block_rows_);
+    b.offsets.reserve(block_rows_ + 1);
+    b.indices.reserve(block_rows_ * 16);
+    b.values.reserve(block_rows_ * 16);
+    std::string err;
+    while (text_pos_ < text_.size() && b.rows() < block_rows_) {
+      std::size_t nl = text_.find('\n', text_pos_);
+      if (nl == std::string::npos) nl = text_.size();
+      if (!io::parse_libsvm_line(std::string_view(text_).substr(text_pos_, nl - text_pos_), hash_bits_, b, &err)) {
+        // The error with its line number: read_range of the chunk reports it.
+        io::ReadOptions ro;
+        ro.hash_bits = hash_bits_;
+        io::read_range(path_, plan_.begin(chunk_ - 1), plan_.end(chunk_ - 1), ro);
+        throw Error(path_ + ": " + err);
+      }
+      text_pos_ = nl + 1;
+    }
+    if (hash_bits_ > 0) b.dimension = std::uint64_t{1} << hash_bits_;
+    if (b.rows() > 0) {
+      OnlineMsg m;
+      m.body = std::move(body);
+      out.emit(std::move(m));
+    }
     return SourceStatus::kMore;
   }
 
  private:
-  void emit_rows(const io::SparseRows& r, SourceOutput<OnlineMsg>& out) {
-    const std::uint64_t end = std::min<std::uint64_t>(r.rows(), pos_ + block_rows_);
-    OnlineMsg m;
-    io::SparseRows& b = m.rows;
-    const std::uint64_t lo = r.offsets[pos_], hi = r.offsets[end];
-    b.labels.assign(r.labels.begin() + static_cast<std::ptrdiff_t>(pos_), r.labels.begin() + static_cast<std::ptrdiff_t>(end));
-    b.offsets.resize(end - pos_ + 1);
-    for (std::uint64_t k = pos_; k <= end; ++k) b.offsets[k - pos_] = r.offsets[k] - lo;
-    b.indices.assign(r.indices.begin() + static_cast<std::ptrdiff_t>(lo), r.indices.begin() + static_cast<std::ptrdiff_t>(hi));
-    b.values.assign(r.values.begin() + static_cast<std::ptrdiff_t>(lo), r.values.begin() + static_cast<std::ptrdiff_t>(hi));
-    b.dimension = r.dimension;
-    pos_ = end;
-    out.emit(std::move(m));
-  }
-
   SourceStatus produce_stdin(SourceOutput<OnlineMsg>& out) {
     if (part_ != 0 || eof_) return SourceStatus::kDone;
     pollfd pfd{0, POLLIN, 0};
@@ -264,9 +293,11 @@ class LibsvmStream final : public Source<OnlineMsg> {
       throw Error("<stdin>:" + std::to_string(line_) + ": " + err);
   }
   void flush_block(SourceOutput<OnlineMsg>& out) {
-    OnlineMsg m;
-    m.rows = std::move(block_);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    body->rows = std::move(block_);
     block_.clear();
+    OnlineMsg m;
+    m.body = std::move(body);
     out.emit(std::move(m));
   }
 
@@ -278,8 +309,8 @@ class LibsvmStream final : public Source<OnlineMsg> {
   std::size_t next_block_ = 0;
   io::ChunkPlan plan_;
   std::size_t chunk_ = 0, chunk_end_ = 0;
-  io::SparseRows pending_;
-  std::uint64_t pos_ = 0;
+  std::string text_;
+  std::size_t text_pos_ = 0;
   // stdin
   std::string buf_;
   io::SparseRows block_;
@@ -322,10 +353,10 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
   void process(std::span<const OnlineMsg> in, Output<OnlineMsg>& out) override {
     for (const OnlineMsg& m : in) {
       if (m.kind == MsgKind::kDelta) {
-        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta, mix_);
+        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta(), mix_);
         continue;
       }
-      const io::SparseRows& r = m.rows;
+      const io::SparseRows& r = m.rows();
       for (std::uint64_t k = 0; k < r.rows(); ++k) {
         const std::size_t lo = r.offsets[k], hi = r.offsets[k + 1];
         SparseRowView row{r.labels[k], std::span<const std::uint32_t>(r.indices.data() + lo, hi - lo),
@@ -347,9 +378,11 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
     d.origin = part_;
     d.base = base_;
     // This replica keeps 1/P of its own delta, as every other replica adds 1/P of it.
-    d.delta = model_.take_delta(mix_);
-    d.delta.examples = since_;
-    d.pred = std::move(pred_);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    body->delta = model_.take_delta(mix_);
+    body->delta.examples = since_;
+    body->pred = std::move(pred_);
+    d.body = std::move(body);
     pred_.clear();
     since_ = 0;
     out.emit(std::move(d));
@@ -398,9 +431,10 @@ struct OnlineStreamJob::Impl {
   void on_delta(const OnlineMsg& m) {
     std::lock_guard<std::mutex> lock(mu);
     if (m.base != base) return;  // learned on a model a batch version replaced
-    merged.apply_delta(m.delta, mix);
-    examples += m.delta.examples;
-    for (std::size_t i = 0; i + 1 < m.pred.size(); i += 2) win.add(m.pred[i], m.pred[i + 1] > 0);
+    merged.apply_delta(m.delta(), mix);
+    examples += m.delta().examples;
+    const std::vector<float>& pred = m.pred();
+    for (std::size_t i = 0; i + 1 < pred.size(); i += 2) win.add(pred[i], pred[i + 1] > 0);
     const auto& o = s->o;
     const bool by_count = o.publish_every > 0 && examples - last_examples >= o.publish_every;
     const bool by_time = o.publish_ms > 0 && std::chrono::steady_clock::now() - last_publish >=

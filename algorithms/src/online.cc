@@ -47,11 +47,16 @@ void OnlineLogreg::grow(std::size_t dimension) {
     scale_.back() = bias_scale;
   }
   if (track_) {
+    const bool tb = !bits_.empty() && tracked(static_cast<std::uint32_t>(dimension_));
     const std::uint32_t sb = slot_.empty() ? 0 : slot_.back();
-    if (!slot_.empty()) slot_.back() = 0;
+    if (tb) bits_[dimension_ >> 6] &= ~(std::uint64_t{1} << (dimension_ & 63));
+    bits_.resize((dimension + 1 + 63) / 64, 0);
     slot_.resize(dimension + 1, 0);
-    slot_.back() = sb;
-    if (sb != 0) snap_[sb - 1].j = static_cast<std::uint32_t>(dimension);
+    if (tb) {
+      bits_[dimension >> 6] |= std::uint64_t{1} << (dimension & 63);
+      slot_.back() = sb;
+      snap_[sb].j = static_cast<std::uint32_t>(dimension);
+    }
   }
   dimension_ = dimension;
 }
@@ -87,10 +92,12 @@ double OnlineLogreg::margin(const SparseRowView& row) const {
 double OnlineLogreg::predict(const SparseRowView& row) const { return sigmoid(margin(row)); }
 
 inline void OnlineLogreg::snapshot(std::uint32_t j) {
-  std::uint32_t& s = slot_[j];
-  if (s != 0) return;
+  std::uint64_t& w = bits_[j >> 6];
+  const std::uint64_t bit = std::uint64_t{1} << (j & 63);
+  if (w & bit) return;
+  w |= bit;
+  slot_[j] = static_cast<std::uint32_t>(snap_.size());
   snap_.push_back(Snapshot{j, c_[j]});
-  s = static_cast<std::uint32_t>(snap_.size());
 }
 
 double OnlineLogreg::learn(const SparseRowView& row) {
@@ -253,6 +260,7 @@ void OnlineLogreg::warm_start(std::size_t dimension, const std::vector<double>& 
 
 void OnlineLogreg::track_deltas(bool on) {
   track_ = on;
+  bits_.assign(on ? (c_.size() + 63) / 64 : 0, 0);
   slot_.assign(on ? c_.size() : 0, 0);
   snap_.clear();
 }
@@ -287,6 +295,7 @@ ModelDelta OnlineLogreg::take_delta(double keep) {
   d.d0.resize(n);
   d.d1.resize(n);
   for (std::size_t k = 0; k < n; ++k) {
+    if (k + 16 < n) __builtin_prefetch(&c_[snap_[sorted_[k + 16]].j], 1);
     const Snapshot& s = snap_[sorted_[k]];
     const std::uint32_t j = s.j;
     Coord& c = c_[j];
@@ -296,7 +305,7 @@ ModelDelta OnlineLogreg::take_delta(double keep) {
     d.d0[k] = da;
     d.d1[k] = db;
     if (keep != 1.0) c = Coord{s.old.a + keep * da, s.old.b + keep * db};
-    slot_[j] = 0;
+    bits_[j >> 6] &= ~(std::uint64_t{1} << (j & 63));
   }
   snap_.clear();
   return d;
@@ -318,7 +327,11 @@ void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
     c_[j].b += db;
     // Not this learner's own change: its snapshot moves with it.
     if (track_) {
-      if (const std::uint32_t s = slot_[j]; s != 0) snap_[s - 1].old.a += da, snap_[s - 1].old.b += db;
+      if (tracked(j)) {
+        Snapshot& s = snap_[slot_[j]];
+        s.old.a += da;
+        s.old.b += db;
+      }
     }
   }
 }

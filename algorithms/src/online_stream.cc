@@ -361,6 +361,8 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
         const std::size_t lo = r.offsets[k], hi = r.offsets[k + 1];
         SparseRowView row{r.labels[k], std::span<const std::uint32_t>(r.indices.data() + lo, hi - lo),
                           std::span<const double>(r.values.data() + lo, hi - lo)};
+        if (k + 1 < r.rows())
+          model_.prefetch({0, std::span<const std::uint32_t>(r.indices.data() + hi, r.offsets[k + 2] - hi), {}});
         const double p = model_.learn(row);
         pred_.push_back(static_cast<float>(p));
         pred_.push_back(r.labels[k] > 0 ? 1.0f : 0.0f);

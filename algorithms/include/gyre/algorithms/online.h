@@ -96,6 +96,11 @@ class OnlineLogreg {
   double learn(const SparseRowView& row);
   // P(y = +1) under the current weights.
   double predict(const SparseRowView& row) const;
+  // Hints that `row` is learned next (prefetches its coordinates' state: call it one row ahead).
+  void prefetch(const SparseRowView& row) const {
+    for (std::uint32_t i : row.index)
+      if (i < dimension_) __builtin_prefetch(&c_[i], 1);
+  }
 
   // Current weights, coordinates as above (dimension() values, + 1 for the bias if any).
   std::vector<double> weights() const;
@@ -144,13 +149,16 @@ class OnlineLogreg {
   // Scratch (no allocation per example).
   std::vector<std::uint32_t> j_;
   std::vector<double> x_, w_, sq_;
-  // Delta tracking: slot_[j] = 1 + the index of j's snapshot in snap_ (0: not touched).
+  // Delta tracking: bit j of bits_ says j has a snapshot (a bitmap: 2^B / 8 bytes, cache
+  // resident), then at snap_[slot_[j]] (slot_ is read only for a set bit).
   struct Snapshot {
     std::uint32_t j;
     Coord old;
   };
   bool track_ = false;
+  std::vector<std::uint64_t> bits_;
   std::vector<std::uint32_t> slot_;
+  bool tracked(std::uint32_t j) const { return (bits_[j >> 6] >> (j & 63)) & 1u; }
   std::vector<Snapshot> snap_;
   std::vector<std::uint32_t> sorted_;  // take_delta's scratch
 };

@@ -234,7 +234,7 @@ TEST_P(OnlineStream, MatchesTheSerialLearner) {
 }
 
 // One pass over a9a, evaluated on a9a.t (VW 9.11: 0.9019; the target 0.9012), at 1, 2 and 4
-// partitions (data parallel: replicas mixed every 4096 examples each).
+// partitions (data parallel: replicas mixed every merge_every (16384) examples each).
 TEST_P(OnlineStream, A9aOnePassAuc) {
   const SparseRows test = gyre::io::read_file(kA9a + ".t", {});
   for (auto alg : {OnlineAlgorithm::kFtrl, OnlineAlgorithm::kAdaptive}) {

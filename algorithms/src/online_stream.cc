@@ -535,6 +535,11 @@ OnlineStreamJob add_online_training(Environment& env, const OnlineStreamOptions&
 
   const int par = o.parallelism > 0 ? o.parallelism : env.default_parallelism();
   impl.mix = mix_of(par);
+  // Versions every N examples need the deltas at least that often: P replicas each send after
+  // N / P of their own.
+  if (o.publish_every > 0)
+    shared->o.merge_every = std::min<std::uint64_t>(
+        o.merge_every, std::max<std::uint64_t>(1, o.publish_every / static_cast<std::uint64_t>(par)));
   auto src = env.source("libsvm stream", LibsvmStream(o.input, o.learner.hash_bits, o.block_rows, blocks));
   src.parallelism(par);
   auto loop = gyre::iterate(o.input == "-" && !blocks ? src.rebalance() : src.forward(),

@@ -267,36 +267,15 @@ void OnlineLogreg::track_deltas(bool on) {
 
 ModelDelta OnlineLogreg::take_delta(double keep) {
   ModelDelta d;
-  // Ascending coordinates (the bias, at dimension_, last): the receivers' apply_delta walks
-  // the model in order. A radix sort by the low then the high 16 bits of the coordinate.
+  // In first-touch order (not sorted: a sort cost more than it saved the receivers, whose
+  // apply_delta prefetches ahead; measured, bench/README.md "online").
   const std::size_t n = snap_.size();
-  sorted_.resize(n);
-  if (n > 0) {
-    std::vector<std::uint32_t>& tmp = d.coord;  // scratch, refilled below
-    tmp.resize(n);
-    std::uint32_t count[1 << 16];
-    for (int pass = 0; pass < 2; ++pass) {
-      const int sh = pass * 16;
-      std::fill(std::begin(count), std::end(count), 0u);
-      const std::uint32_t* in = pass == 0 ? nullptr : tmp.data();
-      auto key = [&](std::size_t i) { return ((in ? snap_[in[i]].j : snap_[i].j) >> sh) & 0xffffu; };
-      for (std::size_t i = 0; i < n; ++i) ++count[key(i)];
-      std::uint32_t sum = 0;
-      for (auto& c : count) {
-        const std::uint32_t t = c;
-        c = sum;
-        sum += t;
-      }
-      std::uint32_t* out = pass == 0 ? tmp.data() : sorted_.data();
-      for (std::size_t i = 0; i < n; ++i) out[count[key(i)]++] = in ? in[i] : static_cast<std::uint32_t>(i);
-    }
-  }
   d.coord.resize(n);
   d.d0.resize(n);
   d.d1.resize(n);
   for (std::size_t k = 0; k < n; ++k) {
-    if (k + 16 < n) __builtin_prefetch(&c_[snap_[sorted_[k + 16]].j], 1);
-    const Snapshot& s = snap_[sorted_[k]];
+    if (k + 32 < n) __builtin_prefetch(&c_[snap_[k + 32].j], 1);
+    const Snapshot& s = snap_[k];
     const std::uint32_t j = s.j;
     Coord& c = c_[j];
     const double da = c.a - s.old.a, db = c.b - s.old.b;
@@ -313,8 +292,20 @@ ModelDelta OnlineLogreg::take_delta(double keep) {
 
 void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
   const std::size_t n = d.coord.size();
+  constexpr std::size_t kAhead = 32;  // prefetch distance (entries): a miss is ~30 entries' work
+  // The model never grows from a hashed delta: the plain loop.
+  if (o_.hash_bits > 0 && !track_) {
+    const std::uint32_t bias = static_cast<std::uint32_t>(dimension_);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) __builtin_prefetch(&c_[std::min(d.coord[k + kAhead], bias)], 1);
+      const std::uint32_t j = std::min(d.coord[k], bias);  // 0xffffffff: the bias
+      c_[j].a += scale * d.d0[k];
+      c_[j].b += scale * d.d1[k];
+    }
+    return;
+  }
   for (std::size_t k = 0; k < n; ++k) {
-    if (k + 16 < n && d.coord[k + 16] < dimension_) __builtin_prefetch(&c_[d.coord[k + 16]], 1);
+    if (k + kAhead < n && d.coord[k + kAhead] < dimension_) __builtin_prefetch(&c_[d.coord[k + kAhead]], 1);
     std::uint32_t j = d.coord[k];
     if (j == 0xffffffffu) {
       j = static_cast<std::uint32_t>(dimension_);
@@ -326,12 +317,10 @@ void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
     c_[j].a += da;
     c_[j].b += db;
     // Not this learner's own change: its snapshot moves with it.
-    if (track_) {
-      if (tracked(j)) {
-        Snapshot& s = snap_[slot_[j]];
-        s.old.a += da;
-        s.old.b += db;
-      }
+    if (track_ && tracked(j)) {
+      Snapshot& s = snap_[slot_[j]];
+      s.old.a += da;
+      s.old.b += db;
     }
   }
 }

@@ -123,7 +123,7 @@ class OnlineLogreg {
   // coordinate and a list of snapshots: no second array of the model's size), so the delta is
   // the current state minus the snapshot.
   void track_deltas(bool on);
-  // The delta (coordinates ascending, the bias last), and the model keeps `keep` x its own
+  // The delta (coordinates in no particular order, each once), and the model keeps `keep` x its own
   // delta (the merge keeps 1/P of it: see the top of this file), in the same pass.
   ModelDelta take_delta(double keep = 1.0);
   // Adds scale x the delta (the merge: scale 1/P, see the top of this file).
@@ -160,7 +160,6 @@ class OnlineLogreg {
   std::vector<std::uint32_t> slot_;
   bool tracked(std::uint32_t j) const { return (bits_[j >> 6] >> (j & 63)) & 1u; }
   std::vector<Snapshot> snap_;
-  std::vector<std::uint32_t> sorted_;  // take_delta's scratch
 };
 
 // Area under the ROC curve of scores against labels (> 0 positive); ties count half.

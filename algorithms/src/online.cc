@@ -47,15 +47,16 @@ void OnlineLogreg::grow(std::size_t dimension) {
     scale_.back() = bias_scale;
   }
   if (track_) {
-    const Coord db = delta_.empty() ? Coord{0, 0} : delta_.back();
-    const std::uint8_t tb = touched_.empty() ? 0 : touched_.back();
-    if (!delta_.empty()) delta_.back() = Coord{0, 0}, touched_.back() = 0;
-    delta_.resize(dimension + 1, Coord{0, 0});
-    touched_.resize(dimension + 1, 0);
-    delta_.back() = db;
-    touched_.back() = tb;
-    for (auto& j : touched_list_)
-      if (j == dimension_) j = static_cast<std::uint32_t>(dimension);
+    const bool tb = !bits_.empty() && tracked(static_cast<std::uint32_t>(dimension_));
+    const std::uint32_t sb = slot_.empty() ? 0 : slot_.back();
+    if (tb) bits_[dimension_ >> 6] &= ~(std::uint64_t{1} << (dimension_ & 63));
+    bits_.resize((dimension + 1 + 63) / 64, 0);
+    slot_.resize(dimension + 1, 0);
+    if (tb) {
+      bits_[dimension >> 6] |= std::uint64_t{1} << (dimension & 63);
+      slot_.back() = sb;
+      snap_[sb].j = static_cast<std::uint32_t>(dimension);
+    }
   }
   dimension_ = dimension;
 }
@@ -90,14 +91,13 @@ double OnlineLogreg::margin(const SparseRowView& row) const {
 
 double OnlineLogreg::predict(const SparseRowView& row) const { return sigmoid(margin(row)); }
 
-void OnlineLogreg::touch(std::uint32_t j, double da, double db) {
-  if (!track_) return;
-  delta_[j].a += da;
-  delta_[j].b += db;
-  if (touched_[j] == 0) {
-    touched_[j] = 1;
-    touched_list_.push_back(j);
-  }
+inline void OnlineLogreg::snapshot(std::uint32_t j) {
+  std::uint64_t& w = bits_[j >> 6];
+  const std::uint64_t bit = std::uint64_t{1} << (j & 63);
+  if (w & bit) return;
+  w |= bit;
+  slot_[j] = static_cast<std::uint32_t>(snap_.size());
+  snap_.push_back(Snapshot{j, c_[j]});
 }
 
 double OnlineLogreg::learn(const SparseRowView& row) {
@@ -115,6 +115,8 @@ double OnlineLogreg::learn(const SparseRowView& row) {
   const std::size_t n = j_.size();
   const double y = row.label > 0 ? 1.0 : 0.0;
   ++examples_;
+  if (track_)
+    for (std::size_t k = 0; k < n; ++k) snapshot(j_[k]);
 
   if (o_.algorithm == OnlineAlgorithm::kFtrl) {
     // w and sqrt(n) per coordinate once (the update needs both; one sqrt saved per coordinate).
@@ -141,7 +143,6 @@ double OnlineLogreg::learn(const SparseRowView& row) {
       const double dz = g - sigma * w_[k];
       c.a += dz;
       c.b += g * g;
-      touch(j_[k], dz, g * g);
     }
     return p;
   }
@@ -156,7 +157,6 @@ double OnlineLogreg::learn(const SparseRowView& row) {
         const double r = scale_[j] / ax;
         const double dw = c_[j].a * (r * r - 1.0);
         c_[j].a += dw;
-        touch(j, dw, 0);
       }
       scale_[j] = static_cast<float>(ax);
     }
@@ -170,7 +170,6 @@ double OnlineLogreg::learn(const SparseRowView& row) {
     const std::uint32_t j = j_[k];
     const double g = g0 * x_[k];
     c_[j].b += g * g;
-    touch(j, 0, g * g);
     const double s = scale_[j] > 0 ? scale_[j] : 1.0;
     w_[k] = o_.learning_rate / (std::sqrt(c_[j].b) * s);
     h += w_[k] * x_[k] * x_[k];
@@ -189,7 +188,6 @@ double OnlineLogreg::learn(const SparseRowView& row) {
   for (std::size_t k = 0; k < n; ++k) {
     const double dw = w_[k] * x_[k] * s;
     c_[j_[k]].a += dw;
-    touch(j_[k], dw, 0);
   }
   return p;
 }
@@ -262,31 +260,52 @@ void OnlineLogreg::warm_start(std::size_t dimension, const std::vector<double>& 
 
 void OnlineLogreg::track_deltas(bool on) {
   track_ = on;
-  delta_.assign(on ? c_.size() : 0, Coord{0, 0});
-  touched_.assign(on ? c_.size() : 0, 0);
-  touched_list_.clear();
+  bits_.assign(on ? (c_.size() + 63) / 64 : 0, 0);
+  slot_.assign(on ? c_.size() : 0, 0);
+  snap_.clear();
 }
 
-ModelDelta OnlineLogreg::take_delta() {
+ModelDelta OnlineLogreg::take_delta(double keep) {
   ModelDelta d;
-  std::sort(touched_list_.begin(), touched_list_.end());
-  d.coord.reserve(touched_list_.size());
-  d.d0.reserve(touched_list_.size());
-  d.d1.reserve(touched_list_.size());
-  for (std::uint32_t j : touched_list_) {
+  // In first-touch order (not sorted: a sort cost more than it saved the receivers, whose
+  // apply_delta prefetches ahead; measured, bench/README.md "online").
+  const std::size_t n = snap_.size();
+  d.coord.resize(n);
+  d.d0.resize(n);
+  d.d1.resize(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + 32 < n) __builtin_prefetch(&c_[snap_[k + 32].j], 1);
+    const Snapshot& s = snap_[k];
+    const std::uint32_t j = s.j;
+    Coord& c = c_[j];
+    const double da = c.a - s.old.a, db = c.b - s.old.b;
     // The bias travels as coordinate 0xffffffff (dimensions differ between growing replicas).
-    d.coord.push_back(j == dimension_ ? 0xffffffffu : j);
-    d.d0.push_back(delta_[j].a);
-    d.d1.push_back(delta_[j].b);
-    delta_[j] = Coord{0, 0};
-    touched_[j] = 0;
+    d.coord[k] = j == dimension_ ? 0xffffffffu : j;
+    d.d0[k] = da;
+    d.d1[k] = db;
+    if (keep != 1.0) c = Coord{s.old.a + keep * da, s.old.b + keep * db};
+    bits_[j >> 6] &= ~(std::uint64_t{1} << (j & 63));
   }
-  touched_list_.clear();
+  snap_.clear();
   return d;
 }
 
 void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
-  for (std::size_t k = 0; k < d.coord.size(); ++k) {
+  const std::size_t n = d.coord.size();
+  constexpr std::size_t kAhead = 32;  // prefetch distance (entries): a miss is ~30 entries' work
+  // The model never grows from a hashed delta: the plain loop.
+  if (o_.hash_bits > 0 && !track_) {
+    const std::uint32_t bias = static_cast<std::uint32_t>(dimension_);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) __builtin_prefetch(&c_[std::min(d.coord[k + kAhead], bias)], 1);
+      const std::uint32_t j = std::min(d.coord[k], bias);  // 0xffffffff: the bias
+      c_[j].a += scale * d.d0[k];
+      c_[j].b += scale * d.d1[k];
+    }
+    return;
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n && d.coord[k + kAhead] < dimension_) __builtin_prefetch(&c_[d.coord[k + kAhead]], 1);
     std::uint32_t j = d.coord[k];
     if (j == 0xffffffffu) {
       j = static_cast<std::uint32_t>(dimension_);
@@ -294,8 +313,15 @@ void OnlineLogreg::apply_delta(const ModelDelta& d, double scale) {
       grow(std::max<std::size_t>(std::size_t{j} + 1, dimension_ + dimension_ / 2));
     }
     if (d.coord[k] != 0xffffffffu) seen_ = std::max<std::size_t>(seen_, std::size_t{j} + 1);
-    c_[j].a += scale * d.d0[k];
-    c_[j].b += scale * d.d1[k];
+    const double da = scale * d.d0[k], db = scale * d.d1[k];
+    c_[j].a += da;
+    c_[j].b += db;
+    // Not this learner's own change: its snapshot moves with it.
+    if (track_ && tracked(j)) {
+      Snapshot& s = snap_[slot_[j]];
+      s.old.a += da;
+      s.old.b += db;
+    }
   }
 }
 
@@ -325,6 +351,44 @@ double log_loss(std::span<const double> prob, std::span<const double> label) {
     s -= label[i] > 0 ? std::log(p) : std::log(1.0 - p);
   }
   return prob.empty() ? 0.0 : s / static_cast<double>(prob.size());
+}
+
+ScoreHistogram::ScoreHistogram() : pos_((0x3f800000u >> kShift) + 1, 0), neg_((0x3f800000u >> kShift) + 1, 0) {}
+
+void ScoreHistogram::add(const ScoreHistogram& o) {
+  for (std::size_t b = 0; b < pos_.size(); ++b) pos_[b] += o.pos_[b], neg_[b] += o.neg_[b];
+  loss_ += o.loss_;
+  n_ += o.n_;
+}
+
+void ScoreHistogram::clear() {
+  std::fill(pos_.begin(), pos_.end(), 0u);
+  std::fill(neg_.begin(), neg_.end(), 0u);
+  loss_ = 0;
+  n_ = 0;
+}
+
+double ScoreHistogram::auc() const {
+  // Bins ascend with p: each positive beats the negatives of the bins below and ties its own.
+  double below = 0, sum = 0, pos = 0;
+  for (std::size_t b = 0; b < pos_.size(); ++b) {
+    const double p = pos_[b], q = neg_[b];
+    sum += p * (below + q / 2.0);
+    below += q;
+    pos += p;
+  }
+  if (pos == 0 || below == 0) return 0.5;
+  return sum / (pos * below);
+}
+
+double ScoreHistogram::tie_fraction() const {
+  double same = 0, pos = 0, neg = 0;
+  for (std::size_t b = 0; b < pos_.size(); ++b) {
+    same += static_cast<double>(pos_[b]) * neg_[b];
+    pos += pos_[b];
+    neg += neg_[b];
+  }
+  return pos == 0 || neg == 0 ? 0.0 : same / (pos * neg);
 }
 
 }  // namespace gyre::algo

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
 
@@ -29,13 +30,29 @@ enum class MsgKind : std::uint8_t { kRows, kDelta, kFinal };
 
 // A record of the loop: a block of rows, or a replica's delta (with the progressive predictions
 // of the examples behind it). Blocks, not single rows: one record per ~1000 examples.
+struct OnlinePayload {
+  io::SparseRows rows;
+  ModelDelta delta;
+  std::vector<float> pred;   // (p, y) pairs of the examples behind a delta
+};
+
+// The payload is shared, immutable once sent: a record handed to several channels (the
+// broadcast of a delta, its gather to the publisher) costs a reference, not a copy of a block
+// or a delta of thousands of coordinates. Across ranks the codec sends the payload itself.
 struct OnlineMsg {
   MsgKind kind = MsgKind::kRows;
   std::int32_t origin = 0;   // the partition that sent a delta
   std::uint64_t base = 0;    // the batch version the sender's replica descends from
-  io::SparseRows rows;
-  ModelDelta delta;
-  std::vector<float> pred;   // (p, y) pairs of the examples behind a delta
+  std::shared_ptr<const OnlinePayload> body;
+  // A record stands for a block of ~1000 rows or a delta of thousands of coordinates, but the
+  // engine sizes batches (and so the bounded queues) by sizeof: padded so that a batch holds a
+  // few records, not ~800 (which let the queues hold the whole stream's blocks: peak RSS grew
+  // with the input, 260 MB at 4M rows).
+  char pad[6000] = {};
+
+  const io::SparseRows& rows() const { return body->rows; }
+  const ModelDelta& delta() const { return body->delta; }
+  const std::vector<float>& pred() const { return body->pred; }
 };
 
 }  // namespace detail
@@ -66,12 +83,14 @@ struct Codec<algo::detail::OnlineMsg> {
     Codec<std::uint8_t>::encode(static_cast<std::uint8_t>(m.kind), out);
     Codec<std::int32_t>::encode(m.origin, out);
     Codec<std::uint64_t>::encode(m.base, out);
-    Codec<io::SparseRows>::encode(m.rows, out);
-    Codec<std::vector<std::uint32_t>>::encode(m.delta.coord, out);
-    Codec<std::vector<double>>::encode(m.delta.d0, out);
-    Codec<std::vector<double>>::encode(m.delta.d1, out);
-    Codec<std::uint64_t>::encode(m.delta.examples, out);
-    Codec<std::vector<float>>::encode(m.pred, out);
+    static const algo::detail::OnlinePayload empty;
+    const algo::detail::OnlinePayload& b = m.body ? *m.body : empty;
+    Codec<io::SparseRows>::encode(b.rows, out);
+    Codec<std::vector<std::uint32_t>>::encode(b.delta.coord, out);
+    Codec<std::vector<double>>::encode(b.delta.d0, out);
+    Codec<std::vector<double>>::encode(b.delta.d1, out);
+    Codec<std::uint64_t>::encode(b.delta.examples, out);
+    Codec<std::vector<float>>::encode(b.pred, out);
   }
   static const char* decode(const char* p, const char* end, M& m) {
     std::uint8_t k = 0;
@@ -79,12 +98,15 @@ struct Codec<algo::detail::OnlineMsg> {
     m.kind = static_cast<algo::detail::MsgKind>(k);
     p = Codec<std::int32_t>::decode(p, end, m.origin);
     p = Codec<std::uint64_t>::decode(p, end, m.base);
-    p = Codec<io::SparseRows>::decode(p, end, m.rows);
-    p = Codec<std::vector<std::uint32_t>>::decode(p, end, m.delta.coord);
-    p = Codec<std::vector<double>>::decode(p, end, m.delta.d0);
-    p = Codec<std::vector<double>>::decode(p, end, m.delta.d1);
-    p = Codec<std::uint64_t>::decode(p, end, m.delta.examples);
-    return Codec<std::vector<float>>::decode(p, end, m.pred);
+    auto b = std::make_shared<algo::detail::OnlinePayload>();
+    p = Codec<io::SparseRows>::decode(p, end, b->rows);
+    p = Codec<std::vector<std::uint32_t>>::decode(p, end, b->delta.coord);
+    p = Codec<std::vector<double>>::decode(p, end, b->delta.d0);
+    p = Codec<std::vector<double>>::decode(p, end, b->delta.d1);
+    p = Codec<std::uint64_t>::decode(p, end, b->delta.examples);
+    p = Codec<std::vector<float>>::decode(p, end, b->pred);
+    m.body = std::move(b);
+    return p;
   }
 };
 }  // namespace gyre
@@ -189,41 +211,53 @@ class LibsvmStream final : public Source<OnlineMsg> {
   SourceStatus produce(SourceOutput<OnlineMsg>& out) override {
     if (blocks_) {
       if (next_block_ >= blocks_->size()) return SourceStatus::kDone;
+      auto body = std::make_shared<detail::OnlinePayload>();
+      body->rows = (*blocks_)[next_block_];
       OnlineMsg m;
-      m.rows = (*blocks_)[next_block_];
+      m.body = std::move(body);
       out.emit(std::move(m));
       next_block_ += static_cast<std::size_t>(parts_);
       return SourceStatus::kMore;
     }
     if (path_ == "-") return produce_stdin(out);
-    if (pending_.rows() == pos_) {
+    // A chunk's text is read at once and parsed a block at a time straight into the record
+    // (no parse of the whole chunk and copy of its blocks).
+    if (text_pos_ >= text_.size()) {
       if (chunk_ >= chunk_end_) return SourceStatus::kDone;
-      io::ReadOptions ro;
-      ro.hash_bits = hash_bits_;
-      pending_ = io::read_range(path_, plan_.begin(chunk_), plan_.end(chunk_), ro);
-      pos_ = 0;
+      io::read_text_range(path_, plan_.begin(chunk_), plan_.end(chunk_), text_);
+      text_pos_ = 0;
       ++chunk_;
+      if (text_.empty()) return SourceStatus::kMore;
     }
-    emit_rows(pending_, out);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    io::SparseRows& b = body->rows;
+    b.labels.reserve(block_rows_);
+    b.offsets.reserve(block_rows_ + 1);
+    b.indices.reserve(block_rows_ * 16);
+    b.values.reserve(block_rows_ * 16);
+    std::string err;
+    while (text_pos_ < text_.size() && b.rows() < block_rows_) {
+      std::size_t nl = text_.find('\n', text_pos_);
+      if (nl == std::string::npos) nl = text_.size();
+      if (!io::parse_libsvm_line(std::string_view(text_).substr(text_pos_, nl - text_pos_), hash_bits_, b, &err)) {
+        // The error with its line number: read_range of the chunk reports it.
+        io::ReadOptions ro;
+        ro.hash_bits = hash_bits_;
+        io::read_range(path_, plan_.begin(chunk_ - 1), plan_.end(chunk_ - 1), ro);
+        throw Error(path_ + ": " + err);
+      }
+      text_pos_ = nl + 1;
+    }
+    if (hash_bits_ > 0) b.dimension = std::uint64_t{1} << hash_bits_;
+    if (b.rows() > 0) {
+      OnlineMsg m;
+      m.body = std::move(body);
+      out.emit(std::move(m));
+    }
     return SourceStatus::kMore;
   }
 
  private:
-  void emit_rows(const io::SparseRows& r, SourceOutput<OnlineMsg>& out) {
-    const std::uint64_t end = std::min<std::uint64_t>(r.rows(), pos_ + block_rows_);
-    OnlineMsg m;
-    io::SparseRows& b = m.rows;
-    const std::uint64_t lo = r.offsets[pos_], hi = r.offsets[end];
-    b.labels.assign(r.labels.begin() + static_cast<std::ptrdiff_t>(pos_), r.labels.begin() + static_cast<std::ptrdiff_t>(end));
-    b.offsets.resize(end - pos_ + 1);
-    for (std::uint64_t k = pos_; k <= end; ++k) b.offsets[k - pos_] = r.offsets[k] - lo;
-    b.indices.assign(r.indices.begin() + static_cast<std::ptrdiff_t>(lo), r.indices.begin() + static_cast<std::ptrdiff_t>(hi));
-    b.values.assign(r.values.begin() + static_cast<std::ptrdiff_t>(lo), r.values.begin() + static_cast<std::ptrdiff_t>(hi));
-    b.dimension = r.dimension;
-    pos_ = end;
-    out.emit(std::move(m));
-  }
-
   SourceStatus produce_stdin(SourceOutput<OnlineMsg>& out) {
     if (part_ != 0 || eof_) return SourceStatus::kDone;
     pollfd pfd{0, POLLIN, 0};
@@ -264,9 +298,11 @@ class LibsvmStream final : public Source<OnlineMsg> {
       throw Error("<stdin>:" + std::to_string(line_) + ": " + err);
   }
   void flush_block(SourceOutput<OnlineMsg>& out) {
-    OnlineMsg m;
-    m.rows = std::move(block_);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    body->rows = std::move(block_);
     block_.clear();
+    OnlineMsg m;
+    m.body = std::move(body);
     out.emit(std::move(m));
   }
 
@@ -278,8 +314,8 @@ class LibsvmStream final : public Source<OnlineMsg> {
   std::size_t next_block_ = 0;
   io::ChunkPlan plan_;
   std::size_t chunk_ = 0, chunk_end_ = 0;
-  io::SparseRows pending_;
-  std::uint64_t pos_ = 0;
+  std::string text_;
+  std::size_t text_pos_ = 0;
   // stdin
   std::string buf_;
   io::SparseRows block_;
@@ -322,14 +358,16 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
   void process(std::span<const OnlineMsg> in, Output<OnlineMsg>& out) override {
     for (const OnlineMsg& m : in) {
       if (m.kind == MsgKind::kDelta) {
-        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta, mix_);
+        if (m.origin != part_ && m.base == base_) model_.apply_delta(m.delta(), mix_);
         continue;
       }
-      const io::SparseRows& r = m.rows;
+      const io::SparseRows& r = m.rows();
       for (std::uint64_t k = 0; k < r.rows(); ++k) {
         const std::size_t lo = r.offsets[k], hi = r.offsets[k + 1];
         SparseRowView row{r.labels[k], std::span<const std::uint32_t>(r.indices.data() + lo, hi - lo),
                           std::span<const double>(r.values.data() + lo, hi - lo)};
+        if (k + 1 < r.rows())
+          model_.prefetch({0, std::span<const std::uint32_t>(r.indices.data() + hi, r.offsets[k + 2] - hi), {}});
         const double p = model_.learn(row);
         pred_.push_back(static_cast<float>(p));
         pred_.push_back(r.labels[k] > 0 ? 1.0f : 0.0f);
@@ -346,11 +384,12 @@ class Trainer final : public OneInputOperator<OnlineMsg, OnlineMsg> {
     d.kind = kind;
     d.origin = part_;
     d.base = base_;
-    d.delta = model_.take_delta();
-    d.delta.examples = since_;
     // This replica keeps 1/P of its own delta, as every other replica adds 1/P of it.
-    if (mix_ != 1.0) model_.apply_delta(d.delta, mix_ - 1.0);
-    d.pred = std::move(pred_);
+    auto body = std::make_shared<detail::OnlinePayload>();
+    body->delta = model_.take_delta(mix_);
+    body->delta.examples = since_;
+    body->pred = std::move(pred_);
+    d.body = std::move(body);
     pred_.clear();
     since_ = 0;
     out.emit(std::move(d));
@@ -389,8 +428,8 @@ struct OnlineStreamJob::Impl {
   std::uint64_t known = 0;      // the newest store version looked at
   std::set<std::uint64_t> own;  // versions this job published
   std::uint64_t examples = 0, last_examples = 0;
-  std::vector<double> win_p, win_y;  // progressive predictions since the last version
-  std::vector<double> all_p, all_y;
+  // Progressive predictions (binned: see ScoreHistogram): since the last version, and all.
+  ScoreHistogram win, all;
   std::chrono::steady_clock::time_point last_publish = std::chrono::steady_clock::now();
   bool finished = false;
   bool root = false;
@@ -399,12 +438,10 @@ struct OnlineStreamJob::Impl {
   void on_delta(const OnlineMsg& m) {
     std::lock_guard<std::mutex> lock(mu);
     if (m.base != base) return;  // learned on a model a batch version replaced
-    merged.apply_delta(m.delta, mix);
-    examples += m.delta.examples;
-    for (std::size_t i = 0; i + 1 < m.pred.size(); i += 2) {
-      win_p.push_back(m.pred[i]), win_y.push_back(m.pred[i + 1]);
-      all_p.push_back(m.pred[i]), all_y.push_back(m.pred[i + 1]);
-    }
+    merged.apply_delta(m.delta(), mix);
+    examples += m.delta().examples;
+    const std::vector<float>& pred = m.pred();
+    for (std::size_t i = 0; i + 1 < pred.size(); i += 2) win.add(pred[i], pred[i + 1] > 0);
     const auto& o = s->o;
     const bool by_count = o.publish_every > 0 && examples - last_examples >= o.publish_every;
     const bool by_time = o.publish_ms > 0 && std::chrono::steady_clock::now() - last_publish >=
@@ -420,7 +457,8 @@ struct OnlineStreamJob::Impl {
         merged = learner_from(*f, o.learner);
         base = f->version;
         last_version = f->version;
-        win_p.clear(), win_y.clear();
+        all.add(win);
+        win.clear();
         last_examples = examples;
         return;
       }
@@ -429,7 +467,7 @@ struct OnlineStreamJob::Impl {
     f.parent_version = last_version;
     f.data_range = (o.input.empty() ? std::string("stream") : o.input) + ": examples " +
                    std::to_string(last_examples) + "-" + std::to_string(examples);
-    const double a = auc(win_p, win_y), l = log_loss(win_p, win_y);
+    const double a = win.auc(), l = win.log_loss();
     f.metrics = {{"examples", static_cast<double>(examples - last_examples)},
                  {"examples_total", static_cast<double>(examples)},
                  {"progressive_auc", a},
@@ -454,7 +492,8 @@ struct OnlineStreamJob::Impl {
     result.model = std::move(f);
     result.has_model = true;
     last_examples = examples;
-    win_p.clear(), win_y.clear();
+    all.add(win);
+    win.clear();
     last_publish = std::chrono::steady_clock::now();
   }
 };
@@ -467,8 +506,10 @@ const OnlineStreamResult& OnlineStreamJob::finish() {
     // The publisher (parallelism 1) runs on rank 0: only there is anything merged or published.
     if (j.root && (j.examples > j.last_examples || !j.result.has_model)) j.publish();
     j.result.examples = j.examples;
-    j.result.progressive_auc = auc(j.all_p, j.all_y);
-    j.result.progressive_log_loss = log_loss(j.all_p, j.all_y);
+    ScoreHistogram total = j.all;
+    total.add(j.win);  // (empty unless nothing was published at the end: not rank 0)
+    j.result.progressive_auc = total.auc();
+    j.result.progressive_log_loss = total.log_loss();
   }
   return j.result;
 }
@@ -499,6 +540,11 @@ OnlineStreamJob add_online_training(Environment& env, const OnlineStreamOptions&
 
   const int par = o.parallelism > 0 ? o.parallelism : env.default_parallelism();
   impl.mix = mix_of(par);
+  // Versions every N examples need the deltas at least that often: P replicas each send after
+  // N / P of their own.
+  if (o.publish_every > 0)
+    shared->o.merge_every = std::min<std::uint64_t>(
+        o.merge_every, std::max<std::uint64_t>(1, o.publish_every / static_cast<std::uint64_t>(par)));
   auto src = env.source("libsvm stream", LibsvmStream(o.input, o.learner.hash_bits, o.block_rows, blocks));
   src.parallelism(par);
   auto loop = gyre::iterate(o.input == "-" && !blocks ? src.rebalance() : src.forward(),

@@ -213,7 +213,12 @@ bool parse_libsvm_line(std::string_view line, int hash_bits, SparseRows& out, st
   if (p == e) return true;  // blank or comment
   const char* t = token_end(p, e);
   double label = 0;
-  if (!parse_double(p, t, label) || !std::isfinite(label)) {
+  const std::ptrdiff_t lt = t - p;  // fast path: +1, -1, 1, 0
+  if (lt == 1 && (*p == '1' || *p == '0')) {
+    label = *p == '1' ? 1.0 : 0.0;
+  } else if (lt == 2 && (*p == '+' || *p == '-') && p[1] == '1') {
+    label = *p == '+' ? 1.0 : -1.0;
+  } else if (!parse_double(p, t, label) || !std::isfinite(label)) {
     if (error) *error = "bad label " + quote(p, t) + " (expected a number, then idx:value pairs)";
     return false;
   }
@@ -234,7 +239,14 @@ bool parse_libsvm_line(std::string_view line, int hash_bits, SparseRows& out, st
     }
     if (colon - p == 3 && std::memcmp(p, "qid", 3) == 0) continue;  // SVMlight query id: not a feature
     std::uint64_t idx = 0;
-    const auto r = std::from_chars(p, colon, idx);
+    // Fast path: up to 10 plain digits (no overflow of 64 bits); anything else from_chars.
+    bool digits = colon > p && colon - p <= 10;
+    for (const char* q = p; digits && q < colon; ++q) {
+      const unsigned d = static_cast<unsigned>(*q) - '0';
+      if (d > 9) digits = false;
+      idx = idx * 10 + d;
+    }
+    const auto r = digits ? std::from_chars_result{colon, std::errc()} : std::from_chars(p, colon, idx);
     if (r.ec != std::errc() || r.ptr != colon) {
       undo();
       if (error) *error = "bad feature index " + quote(p, colon) + " (expected a positive integer)";
@@ -252,8 +264,8 @@ bool parse_libsvm_line(std::string_view line, int hash_bits, SparseRows& out, st
                  " (indices must be strictly ascending)";
       return false;
     }
-    double v = 0;
-    if (!parse_double(colon + 1, t, v) || !std::isfinite(v)) {
+    double v = 1.0;  // fast path: "idx:1", a binary feature
+    if (!(t - colon == 2 && colon[1] == '1') && (!parse_double(colon + 1, t, v) || !std::isfinite(v))) {
       undo();
       if (error) *error = "bad value " + quote(colon + 1, t) + " of feature " + std::to_string(idx);
       return false;
@@ -339,6 +351,11 @@ ChunkPlan plan_chunks(std::uint64_t file_bytes, std::uint64_t min_chunk, std::si
 ChunkPlan plan_file(const std::string& path) {
   File f(path);
   return plan_chunks(f.size());
+}
+
+std::uint64_t read_text_range(const std::string& path, std::uint64_t begin, std::uint64_t end, std::string& text) {
+  File f(path);
+  return read_lines(f, f.size(), begin, end, text);
 }
 
 SparseRows read_range(const std::string& path, std::uint64_t begin, std::uint64_t end, const ReadOptions& opts) {

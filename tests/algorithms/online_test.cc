@@ -117,6 +117,84 @@ TEST(OnlineLearner, AucOfKnownScores) {
   EXPECT_DOUBLE_EQ(gyre::algo::auc(tie, y2), 0.5);
 }
 
+// The streaming job's progressive AUC is binned (ScoreHistogram): within half the fraction of
+// pairs sharing a bin of the exact AUC of the same scores; its log loss is the exact one.
+TEST(OnlineLearner, BinnedAucIsWithinItsTieBoundOfTheExactOne) {
+  std::mt19937_64 g(5);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<double> s, y;
+  gyre::algo::ScoreHistogram h;
+  for (int i = 0; i < 20000; ++i) {
+    const double p = u(g);
+    const double label = u(g) < p ? 1.0 : -1.0;  // calibrated: AUC well above 0.5
+    const float f = static_cast<float>(p);
+    s.push_back(f), y.push_back(label);
+    h.add(f, label > 0);
+  }
+  const double exact = gyre::algo::auc(s, y);
+  EXPECT_GT(exact, 0.7);
+  EXPECT_NEAR(h.auc(), exact, h.tie_fraction() / 2 + 1e-12);
+  EXPECT_LT(h.tie_fraction(), 1e-3);
+  EXPECT_NEAR(h.log_loss(), gyre::algo::log_loss(s, y), 1e-9);
+  gyre::algo::ScoreHistogram a, b;
+  for (std::size_t i = 0; i < s.size(); ++i) (i % 2 ? a : b).add(static_cast<float>(s[i]), y[i] > 0);
+  a.add(b);
+  EXPECT_DOUBLE_EQ(a.auc(), h.auc());
+  EXPECT_EQ(a.count(), 20000u);
+}
+
+// take_delta returns the learner's own change only: what apply_delta added meanwhile stays in
+// the model and out of the delta; with keep, the model keeps keep x its own change.
+TEST(OnlineLearner, DeltaIsTheLearnersOwnChange) {
+  const SparseRows r = random_rows(7, 600, 40), f = random_rows(8, 300, 60);
+  auto row = [](const SparseRows& x, std::size_t k) {
+    const std::size_t lo = x.offsets[k], hi = x.offsets[k + 1];
+    return SparseRowView{x.labels[k], {x.indices.data() + lo, hi - lo}, {x.values.data() + lo, hi - lo}};
+  };
+  for (auto alg : {OnlineAlgorithm::kFtrl, OnlineAlgorithm::kAdaptive}) {
+    for (double keep : {1.0, 0.25}) {
+      OnlineOptions o;
+      o.algorithm = alg;
+      OnlineLogreg m(o), other(o);
+      for (std::size_t k = 0; k < 200; ++k) m.learn(row(r, k));
+      other.track_deltas(true);
+      for (std::size_t k = 0; k < f.rows(); ++k) other.learn(row(f, k));
+      const gyre::algo::ModelDelta foreign = other.take_delta();  // reaches coordinates m has not seen
+      m.track_deltas(true);
+      const auto s0 = m.state();
+      const std::size_t d0 = m.dimension();
+      for (std::size_t k = 200; k < 400; ++k) m.learn(row(r, k));
+      m.apply_delta(foreign, 0.5);
+      for (std::size_t k = 400; k < 600; ++k) m.learn(row(r, k));
+      const gyre::algo::ModelDelta own = m.take_delta(keep);
+      const auto s1 = m.state();
+      // Expected: s0 + keep x own + 0.5 x foreign, coordinate by coordinate (bias last).
+      const std::size_t len = s1[0].second.size(), dim = m.dimension();
+      std::vector<double> want_a(len, 0.0), want_b(len, 0.0);
+      auto at = [&](std::uint32_t j) { return j == 0xffffffffu ? len - 1 : std::size_t{j}; };
+      for (std::size_t j = 0; j < s0[0].second.size(); ++j) {
+        const std::size_t t = j + 1 == s0[0].second.size() ? len - 1 : j;
+        want_a[t] = s0[0].second[j], want_b[t] = s0[1].second[j];
+      }
+      if (alg == OnlineAlgorithm::kAdaptive)  // unseen coordinates start at the initial rate
+        for (std::size_t j = d0; j < dim; ++j) want_b[j] = o.initial_g2;
+      for (std::size_t k = 0; k < own.coord.size(); ++k) {
+        want_a[at(own.coord[k])] += keep * own.d0[k];
+        want_b[at(own.coord[k])] += keep * own.d1[k];
+      }
+      for (std::size_t k = 0; k < foreign.coord.size(); ++k) {
+        want_a[at(foreign.coord[k])] += 0.5 * foreign.d0[k];
+        want_b[at(foreign.coord[k])] += 0.5 * foreign.d1[k];
+      }
+      for (std::size_t j = 0; j < len; ++j) {
+        EXPECT_NEAR(s1[0].second[j], want_a[j], 1e-9) << to_string(alg) << " keep " << keep << " coordinate " << j;
+        EXPECT_NEAR(s1[1].second[j], want_b[j], 1e-9) << to_string(alg) << " keep " << keep << " coordinate " << j;
+      }
+      EXPECT_TRUE(m.take_delta().coord.empty());  // nothing learned since
+    }
+  }
+}
+
 TEST(OnlineLearner, FtrlStateRoundTripsThroughAModelFile) {
   const SparseRows r = random_rows(3, 2000, 50);
   for (auto alg : {OnlineAlgorithm::kFtrl, OnlineAlgorithm::kAdaptive}) {
@@ -234,7 +312,7 @@ TEST_P(OnlineStream, MatchesTheSerialLearner) {
 }
 
 // One pass over a9a, evaluated on a9a.t (VW 9.11: 0.9019; the target 0.9012), at 1, 2 and 4
-// partitions (data parallel: replicas mixed every 4096 examples each).
+// partitions (data parallel: replicas mixed every merge_every (16384) examples each).
 TEST_P(OnlineStream, A9aOnePassAuc) {
   const SparseRows test = gyre::io::read_file(kA9a + ".t", {});
   for (auto alg : {OnlineAlgorithm::kFtrl, OnlineAlgorithm::kAdaptive}) {

@@ -18,7 +18,7 @@
 //
 // Parallel design (add_online_training): DATA PARALLEL with a periodic merge of model deltas
 // through the streaming loop's feedback edge. Every partition learns on its share of the stream
-// with its own replica and, every `merge_every` examples (4096), sends the change of its state
+// with its own replica and, every `merge_every` examples (16384; it was 4096: see bench/README.md "online"), sends the change of its state
 // (FTRL: z and n; adaptive: w and G) since its last send, sparse (touched coordinates only),
 // broadcast over the feedback edge. The merge is PARAMETER MIXING: every replica adds 1/P of each
 // delta (its own included: it keeps 1/P of what it learned), so all replicas and the publisher
@@ -33,6 +33,7 @@
 // hundred KiB sent once; it was not built (reasoned, not measured: see bench/README.md).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -95,6 +96,11 @@ class OnlineLogreg {
   double learn(const SparseRowView& row);
   // P(y = +1) under the current weights.
   double predict(const SparseRowView& row) const;
+  // Hints that `row` is learned next (prefetches its coordinates' state: call it one row ahead).
+  void prefetch(const SparseRowView& row) const {
+    for (std::uint32_t i : row.index)
+      if (i < dimension_) __builtin_prefetch(&c_[i], 1);
+  }
 
   // Current weights, coordinates as above (dimension() values, + 1 for the bias if any).
   std::vector<double> weights() const;
@@ -111,9 +117,15 @@ class OnlineLogreg {
   void warm_start(std::size_t dimension, const std::vector<double>& weights,
                   const std::vector<std::pair<std::string, std::vector<double>>>& state, std::uint64_t examples);
 
-  // Delta tracking (data-parallel merge): changes since the last take_delta().
+  // Delta tracking (data-parallel merge): this learner's own changes since the last
+  // take_delta() (what apply_delta added meanwhile is not part of it). Tracking snapshots a
+  // coordinate's state the first time an example touches it in an interval (a slot per
+  // coordinate and a list of snapshots: no second array of the model's size), so the delta is
+  // the current state minus the snapshot.
   void track_deltas(bool on);
-  ModelDelta take_delta();
+  // The delta (coordinates in no particular order, each once), and the model keeps `keep` x its own
+  // delta (the merge keeps 1/P of it: see the top of this file), in the same pass.
+  ModelDelta take_delta(double keep = 1.0);
   // Adds scale x the delta (the merge: scale 1/P, see the top of this file).
   void apply_delta(const ModelDelta& d, double scale = 1.0);
 
@@ -126,7 +138,7 @@ class OnlineLogreg {
   void grow(std::size_t dimension);
   double weight(const Coord& c, std::size_t j) const;
   double margin(const SparseRowView& row) const;
-  void touch(std::uint32_t j, double da, double db);
+  void snapshot(std::uint32_t j);
 
   OnlineOptions o_;
   std::size_t dimension_ = 0;  // capacity (grows by half when unhashed)
@@ -137,17 +149,59 @@ class OnlineLogreg {
   // Scratch (no allocation per example).
   std::vector<std::uint32_t> j_;
   std::vector<double> x_, w_, sq_;
-  // Delta tracking.
+  // Delta tracking: bit j of bits_ says j has a snapshot (a bitmap: 2^B / 8 bytes, cache
+  // resident), then at snap_[slot_[j]] (slot_ is read only for a set bit).
+  struct Snapshot {
+    std::uint32_t j;
+    Coord old;
+  };
   bool track_ = false;
-  std::vector<Coord> delta_;
-  std::vector<std::uint8_t> touched_;
-  std::vector<std::uint32_t> touched_list_;
+  std::vector<std::uint64_t> bits_;
+  std::vector<std::uint32_t> slot_;
+  bool tracked(std::uint32_t j) const { return (bits_[j >> 6] >> (j & 63)) & 1u; }
+  std::vector<Snapshot> snap_;
 };
 
 // Area under the ROC curve of scores against labels (> 0 positive); ties count half.
 double auc(std::span<const double> score, std::span<const double> label);
 // Mean log loss of probabilities against labels (> 0 positive), probabilities clipped to 1e-15.
 double log_loss(std::span<const double> prob, std::span<const double> label);
+
+// Progressive AUC and log loss of a stream of probabilities in constant memory (the streaming
+// job's: no sort, no list of all predictions). BINNED: a probability p in [0, 1] falls in the bin
+// of its float's top bits (sign, exponent and 10 mantissa bits: bins 2^-10 of p wide, relative),
+// and the AUC is the exact tie-aware AUC of the binned scores: pairs in one bin count half. So
+// it differs from auc() of the same floats by at most half the fraction of (positive, negative)
+// pairs that share a bin (tie_fraction()/2: about 1e-3 of the pairs when predictions spread
+// over [0.01, 0.99]). The log loss is exact (a running sum).
+class ScoreHistogram {
+ public:
+  ScoreHistogram();
+  void add(float p, bool positive) {
+    const float q = p > 0.0f ? (p < 1.0f ? p : 1.0f) : 0.0f;
+    std::uint32_t b;
+    static_assert(sizeof(b) == sizeof(q));
+    __builtin_memcpy(&b, &q, sizeof b);
+    (positive ? pos_ : neg_)[b >> kShift] += 1;
+    const double d = static_cast<double>(q);
+    const double c = d < 1e-15 ? 1e-15 : (d > 1.0 - 1e-15 ? 1.0 - 1e-15 : d);
+    loss_ += positive ? -std::log(c) : -std::log(1.0 - c);
+    ++n_;
+  }
+  void add(const ScoreHistogram& o);
+  void clear();
+  std::uint64_t count() const { return n_; }
+  double auc() const;
+  double log_loss() const { return n_ == 0 ? 0.0 : loss_ / static_cast<double>(n_); }
+  // The fraction of (positive, negative) pairs that share a bin (the AUC's uncertainty x 2).
+  double tie_fraction() const;
+
+ private:
+  static constexpr int kShift = 13;  // float bits >> 13: 1.0f is bin 0x1fc00
+  std::vector<std::uint32_t> pos_, neg_;
+  double loss_ = 0;
+  std::uint64_t n_ = 0;
+};
 
 
 // ---------------------------------------------------------------- the streaming job
@@ -159,7 +213,9 @@ struct OnlineStreamOptions {
   std::string warm_start;  // a model file to continue from ("": none)
   std::uint64_t publish_every = 0;  // publish a version every N examples (0: at the end only)
   std::int64_t publish_ms = 0;      // and/or every T ms (0: off)
-  std::uint64_t merge_every = 4096;  // examples a partition learns between sending its deltas
+  std::uint64_t merge_every = 16384;  // examples a partition learns between sending its deltas
+  // (the cost of a merge grows with the coordinates touched in it, fewer per example the longer
+  // the interval on a heavy-tailed feature law; a9a's one-pass AUC at 2 and 4 partitions held)
   std::size_t block_rows = 1024;     // rows per record of the stream
   bool follow_store = true;  // continue from a newer batch version that appears in model_dir
   int parallelism = 0;       // 0: the environment's

@@ -94,6 +94,11 @@ ChunkPlan plan_file(const std::string& path);
 // file's start).
 SparseRows read_range(const std::string& path, std::uint64_t begin, std::uint64_t end, const ReadOptions& opts);
 
+// The text of those lines (into `text`); returns the file offset of its first byte. For a
+// reader that parses line by line (parse_libsvm_line); on a malformed line, read_range of the
+// same range throws the error with its line number.
+std::uint64_t read_text_range(const std::string& path, std::uint64_t begin, std::uint64_t end, std::string& text);
+
 // Chunks [first, last) of `plan`, each parsed on its own (in parallel on the calling process's
 // threads), in chunk order. The first malformed row in file order is the one reported.
 std::vector<SparseRows> read_chunks(const std::string& path, const ChunkPlan& plan, std::size_t first,

@@ -132,7 +132,10 @@ bool own_runner() {
 
 LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::size_t length, const std::string& name,
                 const std::function<void(Reducer&)>& driver) {
-  if (own_runner() || (ranks.size > 1 && ranks.cluster.ranks() != ranks.size)) {
+  // Every head partition holds slots x length values: past 2^24 (128 MB; hashed features of
+  // 2^18 and more with many chunks), the own runner (one partial per local chunk) instead.
+  const std::size_t slot_values = std::max<std::size_t>(d.plan.chunks, d.chunk_rows.size()) * std::max<std::size_t>(length, 1);
+  if (own_runner() || (ranks.size > 1 && ranks.cluster.ranks() != ranks.size) || slot_values > (std::size_t{1} << 24)) {
     ChunkReducer red(d, ranks, threads);
     driver(red);
     return LearnerRun{red.reductions, 0};

@@ -17,7 +17,8 @@
 // model / direction / centroids are a broadcast value: every rank holds the same copy (it is
 // computed from the same reduced vectors everywhere), and the passes read it directly.
 // (GYRE_ML_RUNNER=own runs the supersteps on a plain oneTBB + allgather runner instead: the same
-// sums, kept to compare against.)
+// sums, kept to compare against; so do vectors of more than 2^18 values over all chunks, e.g.
+// hashed feature spaces, whose dense per-chunk slots make the loop's supersteps slow.)
 //
 // Objectives (C = l2, y in {-1, +1} from label > 0, x with a trailing 1 when bias is on):
 //   logreg   0.5 w'w + C sum_i log(1 + exp(-y_i w'x_i))      (liblinear -s 0 -B 1)

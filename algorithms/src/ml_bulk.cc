@@ -8,10 +8,18 @@
 // straight-line code that calls reduce(); it runs on a thread of its own, one step at a time: it
 // posts a request and waits, the superstep computes it, and the loop's convergence test (run on
 // every rank after every superstep, with the aggregate) hands the sum back and waits until the
-// learner posts the next request (the loop goes on) or returns (the loop ends). So the learner's
-// logic runs between supersteps, and the loop and the learner never run at once: collectives the
-// learner makes itself (Ranks::allgather) fall between the job's start-up and its end, when the
-// job makes none on MPI_COMM_WORLD (its supersteps' allreduces use communicators of their own).
+// learner posts the next request (the loop goes on) or returns. So the learner's logic runs
+// between supersteps, and the loop and the learner never run at once: collectives the learner
+// makes itself (Ranks::allgather) fall between the job's start-up and its end, when the job makes
+// none on MPI_COMM_WORLD (its supersteps' allreduces use communicators of their own).
+//
+// The loop ends on every rank at once: a learner that returned or threw takes part in one more
+// superstep, whose sum carries two counts past the learner's values (learners finished, learners
+// failed). The loop ends when every rank's learner finished, or when any failed; a rank whose
+// learner was still waiting then fails too ("on another rank"), so no rank waits for a
+// superstep the others will not run. (A learner that fails on one rank only while the others
+// are inside a collective of its own, an allgather, still leaves them waiting there, as any
+// MPI program would.)
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -35,7 +43,7 @@ struct JobEnded {};
 // What the learner, the body's partitions and the convergence test share.
 struct Steps {
   const Dataset* data = nullptr;
-  std::size_t length = 0;  // values per slot
+  std::size_t length = 0;  // the learner's values per slot; the slot has two more (see above)
   int ranks = 1;
   std::mutex mu;
   std::condition_variable cv;
@@ -45,7 +53,10 @@ struct Steps {
   const Reducer::Fill* fill = nullptr;
   bool started = false;   // the first superstep began on this rank
   bool finished = false;  // the learner returned (or threw)
+  bool returned = false;  // ... normally
   bool ended = false;     // the job ended
+  bool other_failed = false;  // the loop ended because a learner failed on some rank
+  bool disagreed = false;     // ... because another rank's learner finished, not this one's
   std::vector<double> sum;
   std::exception_ptr error;
 };
@@ -99,7 +110,14 @@ class Partials final : public OneInputOperator<std::uint32_t, VectorEntry> {
         s_->cv.notify_all();
       }
       s_->cv.wait(lock, [&] { return s_->posted >= step_ || s_->finished || s_->ended; });
-      if (s_->posted < step_) return;
+      if (s_->posted < step_) {
+        // The learner finished (or failed): the rank says so once, in slot 0's two extra values.
+        if (s_->finished && index_ == 0) {
+          const VectorEntry flag{s_->length + (s_->error ? 1 : 0), 1.0};
+          out.emit(std::span<const VectorEntry>(&flag, 1));
+        }
+        return;
+      }
       n = s_->n;
       fill = s_->fill;
     }
@@ -107,7 +125,7 @@ class Partials final : public OneInputOperator<std::uint32_t, VectorEntry> {
     for (std::size_t i = index_; i < d.chunks.size(); i += count_) {
       buf_.assign(n, 0.0);
       (*fill)(i, buf_.data());
-      const std::uint64_t base = (d.first_chunk + i) * s_->length;
+      const std::uint64_t base = (d.first_chunk + i) * (s_->length + 2);
       entries_.clear();
       for (std::size_t j = 0; j < n; ++j)
         if (buf_[j] != 0) entries_.push_back(VectorEntry{base + j, buf_[j]});  // x + 0 is x
@@ -136,7 +154,8 @@ LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::s
   // 2^18 (2 MB; hashed feature spaces), the own runner (one partial per local chunk) instead.
   // (a9a hashed to 2^20 features in 9 chunks took 63 s on the loop against 4.5 s on the own
   // runner: the loop's dense per-slot vectors are the cost; sparse slots are not done yet.)
-  const std::size_t slot_values = std::max<std::size_t>(d.plan.chunks, d.chunk_rows.size()) * std::max<std::size_t>(length, 1);
+  const std::size_t slots = std::max<std::size_t>(d.plan.chunks, d.chunk_rows.size());
+  const std::size_t slot_values = slots * (std::max<std::size_t>(length, 1) + 2);
   if (own_runner() || (ranks.size > 1 && ranks.cluster.ranks() != ranks.size) || slot_values > (std::size_t{1} << 18)) {
     ChunkReducer red(d, ranks, threads);
     driver(red);
@@ -146,26 +165,39 @@ LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::s
   s->data = &d;
   s->length = std::max<std::size_t>(length, 1);
   s->ranks = ranks.size;
-  const int per_rank = arena_threads(threads);
+  // Every rank must build the same plan: the fewest threads any rank has.
+  int per_rank = arena_threads(threads);
+  if (ranks.size > 1)
+    for (const std::string& t : ranks.allgather(std::to_string(per_rank))) per_rank = std::min(per_rank, std::stoi(t));
   JobConfig cfg;
   cfg.slots = per_rank;
   cfg.parallelism = per_rank * ranks.size;
   Environment env = ranks.size > 1 ? Environment(cfg, ranks.cluster) : Environment(cfg);
-  const std::size_t slots = std::max<std::size_t>(d.plan.chunks, d.chunk_rows.size());
   std::vector<std::uint32_t> ticks(static_cast<std::size_t>(cfg.parallelism), 0);
   iterate(env.from_collection(ticks), std::numeric_limits<int>::max(),
           [&](Stream<std::uint32_t> tick, LoopContext& loop) {
             auto entries = tick.process("partials", Partials(s));
-            VectorAggregator sums = loop.sum_vector_slots("sums", s->length, std::max<std::size_t>(slots, 1), entries);
-            // After every superstep, on every rank: the sum to the learner; the loop goes on
-            // while it asks for another.
+            VectorAggregator sums =
+                loop.sum_vector_slots("sums", s->length + 2, std::max<std::size_t>(slots, 1), entries);
+            // After every superstep, on every rank (all see the same sum): the sum to the
+            // learner; the loop goes on while it asks for another, and for one superstep more
+            // once it finished, which tells the other ranks.
             loop.converge_when([s, sums] {
               std::unique_lock lock(s->mu);
               s->sum = sums.value();
+              const double finished = s->sum[s->length], failed = s->sum[s->length + 1];
+              if (failed > 0 || finished > 0) {
+                // Some learner finished or failed in the superstep just done: the loop ends
+                // everywhere. Learners still waiting for a sum fail (reduce sees `ended`).
+                if (failed > 0) s->other_failed = true;
+                else if (!s->finished) s->disagreed = true;
+                return true;
+              }
+              if (s->finished) return false;  // failed before its first request: say so next
               s->answered = s->posted;
               s->cv.notify_all();
               s->cv.wait(lock, [&] { return s->posted > s->answered || s->finished; });
-              return s->posted == s->answered;
+              return false;
             });
             return tick.map([](std::uint32_t t) { return t; });
           },
@@ -184,6 +216,8 @@ LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::s
         if (!s->started) throw JobEnded{};
       }
       driver(red);
+      std::lock_guard lock(s->mu);
+      s->returned = true;
     } catch (const JobEnded&) {
     } catch (...) {
       std::lock_guard lock(s->mu);
@@ -209,6 +243,9 @@ LearnerRun run_learner(const Dataset& d, const Ranks& ranks, int threads, std::s
   learner.join();
   if (s->error) std::rethrow_exception(s->error);
   if (job_error) std::rethrow_exception(job_error);
+  if (s->other_failed) throw Error(name + ": the learner failed on another rank");
+  if (s->disagreed) throw Error(name + ": the ranks' learners disagreed on when to stop");
+  if (!s->returned) throw Error(name + ": the loop ended before the learner did");
   return LearnerRun{red.reductions, supersteps};
 }
 

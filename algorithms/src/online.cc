@@ -362,8 +362,8 @@ void ScoreHistogram::add(const ScoreHistogram& o) {
 }
 
 void ScoreHistogram::clear() {
-  std::fill(pos_.begin(), pos_.end(), 0u);
-  std::fill(neg_.begin(), neg_.end(), 0u);
+  std::fill(pos_.begin(), pos_.end(), std::uint64_t{0});
+  std::fill(neg_.begin(), neg_.end(), std::uint64_t{0});
   loss_ = 0;
   n_ = 0;
 }
@@ -372,7 +372,7 @@ double ScoreHistogram::auc() const {
   // Bins ascend with p: each positive beats the negatives of the bins below and ties its own.
   double below = 0, sum = 0, pos = 0;
   for (std::size_t b = 0; b < pos_.size(); ++b) {
-    const double p = pos_[b], q = neg_[b];
+    const auto p = static_cast<double>(pos_[b]), q = static_cast<double>(neg_[b]);
     sum += p * (below + q / 2.0);
     below += q;
     pos += p;
@@ -384,9 +384,9 @@ double ScoreHistogram::auc() const {
 double ScoreHistogram::tie_fraction() const {
   double same = 0, pos = 0, neg = 0;
   for (std::size_t b = 0; b < pos_.size(); ++b) {
-    same += static_cast<double>(pos_[b]) * neg_[b];
-    pos += pos_[b];
-    neg += neg_[b];
+    same += static_cast<double>(pos_[b]) * static_cast<double>(neg_[b]);
+    pos += static_cast<double>(pos_[b]);
+    neg += static_cast<double>(neg_[b]);
   }
   return pos == 0 || neg == 0 ? 0.0 : same / (pos * neg);
 }

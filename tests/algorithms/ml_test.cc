@@ -33,6 +33,14 @@ ml::Ranks ranks() {
   return ml::Ranks{s.rank(), s.size(), [&s](const std::string& b) { return s.allgather_bytes(b); }, s.cluster()};
 }
 
+// GYRE_ML_RUNNER=own while it lives (unset again also when the training throws).
+struct OwnRunner {
+  OwnRunner() { ::setenv("GYRE_ML_RUNNER", "own", 1); }
+  ~OwnRunner() { ::unsetenv("GYRE_ML_RUNNER"); }
+  OwnRunner(const OwnRunner&) = delete;
+  OwnRunner& operator=(const OwnRunner&) = delete;
+};
+
 // Rank 0 writes `text` to a fresh path that every rank knows.
 std::string write_file(const std::string& stem, const std::string& text) {
   const std::string path = testenv::temp_path(stem);
@@ -342,12 +350,11 @@ void check_linear(bool logistic, bool zero_one) {
     else expect_same_bits(res.model.weights, first, "weights at another thread count");
     EXPECT_GT(res.vector_reductions, 3);
     // Every reduction a superstep of the bulk iteration; the loop ends after the last.
-    EXPECT_EQ(res.loop_supersteps, res.vector_reductions);
+    EXPECT_EQ(res.loop_supersteps, res.vector_reductions + 1);  // + the superstep that ends it
     // The learners' own runner (GYRE_ML_RUNNER=own) against the bulk iteration: the same sums.
     if (threads == 2) {
-      ::setenv("GYRE_ML_RUNNER", "own", 1);
+      const OwnRunner env;
       const ml::TrainResult own = logistic ? ml::train_logreg(d, o, ranks()) : ml::train_linreg(d, o, ranks());
-      ::unsetenv("GYRE_ML_RUNNER");
       expect_same_bits(own.model.weights, first, "weights on the own runner vs the bulk iteration");
       EXPECT_EQ(own.vector_reductions, res.vector_reductions);
       EXPECT_EQ(own.loop_supersteps, 0);
@@ -373,6 +380,27 @@ void check_linear(bool logistic, bool zero_one) {
   }
 }
 
+// A learner that throws on the last rank only (its on_iteration callback, after the second
+// iteration): every rank ends with an error, the last with its own, the others saying it failed
+// on another rank; none waits for a superstep the others do not run.
+TEST(MlTron, FailureOnOneRankEndsEveryRank) {
+  const std::string path = write_file("ml_fail.svm", random_libsvm(13, 400, 7, false, false));
+  const ml::Dataset d = ml::load(path, small_chunks(2), ranks());
+  ml::TrainOptions o;
+  o.threads = 2;
+  o.tolerance = 1e-12;
+  const int last = testenv::mpi() ? testenv::session().size() - 1 : 0;
+  o.on_iteration = [&](const ml::IterationInfo& it) {
+    if (it.iteration == 2 && testenv::rank() == last) throw gyre::Error("stop here");
+  };
+  const std::string err = testenv::error_of([&] { ml::train_logreg(d, o, ranks()); });
+  if (testenv::rank() == last) {
+    EXPECT_NE(err.find("stop here"), std::string::npos) << err;
+  } else {
+    EXPECT_NE(err.find("failed on another rank"), std::string::npos) << err;
+  }
+}
+
 TEST(MlTron, LogisticRegressionMatchesSerialReference) { check_linear(true, false); }
 TEST(MlTron, LogisticRegressionZeroOneLabels) { check_linear(true, true); }
 TEST(MlTron, LinearRegressionMatchesSerialReference) { check_linear(false, false); }
@@ -389,13 +417,12 @@ TEST(MlKMeans, LloydMatchesSerialReferenceAndRanks) {
     o.threads = threads;
     const ml::Dataset d = ml::load(path, small_chunks(threads), ranks());
     const ml::TrainResult res = ml::train_kmeans(d, o, ranks());
-    EXPECT_EQ(res.loop_supersteps, res.vector_reductions);
+    EXPECT_EQ(res.loop_supersteps, res.vector_reductions + 1);  // + the superstep that ends it
     if (first.empty()) first = res.model.weights;
     else expect_same_bits(res.model.weights, first, "centroids at another thread count");
     if (threads == 4) {
-      ::setenv("GYRE_ML_RUNNER", "own", 1);
+      const OwnRunner env;
       const ml::TrainResult own = ml::train_kmeans(d, o, ranks());
-      ::unsetenv("GYRE_ML_RUNNER");
       expect_same_bits(own.model.weights, first, "centroids on the own runner vs the bulk iteration");
       EXPECT_EQ(own.vector_reductions, res.vector_reductions);
     }

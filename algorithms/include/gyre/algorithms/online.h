@@ -18,19 +18,20 @@
 //
 // Parallel design (add_online_training): DATA PARALLEL with a periodic merge of model deltas
 // through the streaming loop's feedback edge. Every partition learns on its share of the stream
-// with its own replica and, every `merge_every` examples (16384; it was 4096: see bench/README.md "online"), sends the change of its state
+// with its own replica and, every `merge_every` examples (16384, at most publish_every / P; it
+// was 4096: see bench/README.md "online"), sends the change of its state
 // (FTRL: z and n; adaptive: w and G) since its last send, sparse (touched coordinates only),
 // broadcast over the feedback edge. The merge is PARAMETER MIXING: every replica adds 1/P of each
 // delta (its own included: it keeps 1/P of what it learned), so all replicas and the publisher
 // (which adds 1/P of every delta to the start model) hold base + the mean of the replicas' moves.
 // Adding the deltas whole (asynchronous sums) was measured first: the replicas run up to
-// 4096 x P examples apart, each corrects the same errors, and the sum overshoots: a warm restart
+// merge_every x P examples apart, each corrects the same errors, and the sum overshoots: a warm restart
 // from a good model at 4 partitions fell from AUC 0.9017 to 0.868 on a9a; mixed, 0.902 (bench/
 // README.md). The alternative, the model partitioned by feature across partitions, needs two
 // exchanges per example (partial margins to the example's owner, the gradient back to the
 // features' owners): at ~12 non-zeros an example, the round trips of a dataflow channel cost
-// far more than the update itself (about 100 ns), while a delta of 4096 examples is a few
-// hundred KiB sent once; it was not built (reasoned, not measured: see bench/README.md).
+// far more than the update itself (about 100 ns), while a delta of 16384 examples is a few
+// MiB at most, sent once; it was not built (reasoned, not measured: see bench/README.md).
 #pragma once
 
 #include <cmath>
@@ -198,7 +199,7 @@ class ScoreHistogram {
 
  private:
   static constexpr int kShift = 13;  // float bits >> 13: 1.0f is bin 0x1fc00
-  std::vector<std::uint32_t> pos_, neg_;
+  std::vector<std::uint64_t> pos_, neg_;  // 64-bit: a stream may run for days
   double loss_ = 0;
   std::uint64_t n_ = 0;
 };

@@ -609,7 +609,9 @@ class WindowOperator final : public KeyedOperator<K, T, WindowResult<K, typename
       windows_->erase(k, o);
     }
     spec_->trigger.reopen(m.trigger, mc);
-    if (wm < merged.second - 1) m.on_time_done = false;
+    // Behind the watermark already (a late record within the lateness merged it): any pane it
+    // gets from now on is LATE, whatever the windows it replaces had emitted.
+    m.on_time_done = wm >= merged.second - 1;
     windows_->put(k, merged, std::move(m));
     register_timers(k, merged);
     accumulate(k, merged, *windows_->get(k, merged), x, wm, out);
